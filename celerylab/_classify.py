@@ -1,0 +1,100 @@
+"""Which module a profiled function belongs to, and what kind of code it is.
+
+``kind`` is one of ``builtin`` (C functions, file ``~``), ``stdlib``, ``third-party`` (site-/dist-packages) or
+``app``.  Paths are judged against the worker's recorded ``sys_prefixes`` (from the sidecars) where there are
+any, so a profile taken on another machine is classified as it was there, and against this interpreter's
+otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import sysconfig
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+KINDS = ("builtin", "stdlib", "third-party", "app")
+
+_SITE = re.compile(r"[/\\](?:site|dist)-packages[/\\]")
+_PYLIB = re.compile(r"[/\\]lib(?:64)?[/\\]python\d+(?:\.\d+)*t?[/\\]")
+# "<built-in method time.sleep>", "<built-in method _sqlite3.connect>", "<method 'execute' of 'sqlite3.Cursor' objects>"
+_BUILTIN_MOD = re.compile(r"<built-in (?:method|function) (?P<mod>[\w.]+?)\.\w+>")
+_METHOD_OF = re.compile(r"<method '\w+' of '(?P<cls>[\w.]+)' objects>")
+
+
+def default_prefixes() -> list[str]:
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    for key in ("stdlib", "platstdlib"):
+        p = sysconfig.get_paths().get(key)
+        if p:
+            paths.add(p)
+    return sorted(paths)
+
+
+def _module_from_path(path: str, roots: Iterable[str]) -> str:
+    p = path.replace("\\", "/")
+    m = _SITE.search(p)
+    if m:
+        rel = p[m.end() :]
+    else:
+        m = _PYLIB.search(p)
+        if m:
+            rel = p[m.end() :]
+        else:
+            rel = ""
+            for root in roots:
+                r = root.rstrip("/") + "/"
+                if p.startswith(r) and len(r) > 1:
+                    rel = p[len(r) :]
+                    break
+            if not rel:
+                rel = p.rsplit("/", 1)[-1]
+    if rel.endswith(".py"):
+        rel = rel[:-3]
+    parts = [x for x in rel.split("/") if x]
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _builtin_module(name: str) -> str:
+    m = _BUILTIN_MOD.match(name)
+    if m:
+        mod = m.group("mod")
+        return mod.lstrip("_") if mod.startswith("_") and mod[1:] in {"sqlite3", "json", "pickle", "socket"} else mod
+    m = _METHOD_OF.match(name)
+    if m:
+        cls = m.group("cls")
+        return cls.rsplit(".", 1)[0] if "." in cls else "builtins"
+    return "builtins"
+
+
+def classify(files: pd.Series, names: pd.Series, prefixes: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """``(module, kind)`` arrays for functions given by ``files``/``names``."""
+    prefixes = sorted({p for p in prefixes if p} or default_prefixes(), key=len, reverse=True)
+    roots = sorted({p for p in sys.path if p}, key=len, reverse=True)
+    modules = []
+    kinds = []
+    for f, n in zip(files.tolist(), names.tolist()):
+        if f == "~":
+            modules.append(_builtin_module(n))
+            kinds.append("builtin")
+            continue
+        p = f.replace("\\", "/")
+        if _SITE.search(p):
+            kind = "third-party"
+        elif _PYLIB.search(p) and any(p.startswith(x.rstrip("/") + "/") for x in prefixes):
+            kind = "stdlib"
+        elif p.startswith("<frozen "):
+            kind = "stdlib"
+            modules.append(p[len("<frozen ") : -1])
+            kinds.append(kind)
+            continue
+        else:
+            kind = "app"
+        modules.append(_module_from_path(p, roots))
+        kinds.append(kind)
+    return np.array(modules, dtype=object), np.array(kinds, dtype=object)
