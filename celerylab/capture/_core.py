@@ -1,0 +1,464 @@
+"""``install()``: signal receivers that profile sampled tasks and write ``.prof`` + sidecar pairs."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import logging
+import os
+import platform
+import random
+import re
+import reprlib
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import celery
+from celery import signals
+
+from . import _memory, _profile, _sql, _writer
+
+logger = logging.getLogger("celerylab.capture")
+
+SCHEMA = "celerylab.task/1"
+MEMORY_MODES = ("off", "rss", "tracemalloc")
+MAX_MESSAGE = 1000
+MAX_REPR = 200
+_SECRET = re.compile(r"pass(word|wd)?|token|secret|key|auth|credential|cookie|session", re.IGNORECASE)
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:@+-]")
+
+_active: list[Capture] = []
+
+
+@dataclass
+class _Task:
+    """What a profiled task carries between prerun and postrun."""
+
+    task_id: str
+    task_name: str
+    task: Any
+    wall0: float
+    perf0: float
+    cpu0: float
+    rss0: int | None
+    args: Any = None
+    kwargs: Any = None
+    profiler: Any = None
+    sql: _sql.SqlRecorder | None = None
+    traced: bool = False
+    exception: dict[str, str] | None = None
+
+
+@dataclass
+class Counts:
+    """Per-process counters (each pool process has its own)."""
+
+    profiled: int = 0
+    written: int = 0
+    sampled_out: int = 0
+    skipped_busy: int = 0
+    errors: int = 0
+    deleted: int = 0
+    by_error: dict[str, int] = field(default_factory=dict)
+
+
+class Capture:
+    """A live installation; :meth:`uninstall` disconnects every receiver.  Create it with :func:`install`."""
+
+    def __init__(self, app: Any, directory: str | os.PathLike[str], *, sample_rate: float = 1.0,
+                 tasks: str | list[str] | tuple[str, ...] | None = None, run: str | None = None,
+                 memory: str | bool | None = "rss", sql: bool = True, max_files: int | None = None,
+                 max_bytes: int | None = None, record_args: bool = False, top: int = 20,
+                 pool: str | None = None) -> None:  # fmt: skip
+        if not 0.0 <= float(sample_rate) <= 1.0:
+            raise ValueError(f"sample_rate must be between 0 and 1, not {sample_rate!r}")
+        if memory is True:
+            memory = "rss"
+        if memory in (None, False, ""):
+            memory = "off"
+        if memory not in MEMORY_MODES:
+            raise ValueError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
+        for name, cap in (("max_files", max_files), ("max_bytes", max_bytes)):
+            if cap is not None and int(cap) < 1:
+                raise ValueError(f"{name} must be a positive integer, not {cap!r}")
+        if isinstance(tasks, str):
+            tasks = [t for t in (p.strip() for p in tasks.split(",")) if t]
+        self.app = app
+        self.directory = os.path.abspath(os.fspath(directory))
+        self.sample_rate = float(sample_rate)
+        self.tasks: tuple[str, ...] | None = tuple(tasks) if tasks else None
+        self.run = run if run is not None else (os.environ.get("CELERYLAB_RUN") or None)
+        self.memory = str(memory)
+        self.sql = bool(sql)
+        self.record_args = bool(record_args)
+        self.top = int(top)
+        self.pool = pool
+        self.counts = Counts()
+        self.retention = _writer.Retention(self.directory, max_files, max_bytes)
+        self._retention_lock = threading.Lock()
+        self._match: dict[str, bool] = {}
+        self._local = threading.local()
+        self._logged: set[str] = set()
+        self._uid = f"celerylab.capture.{id(self):x}"
+        self._installed = False
+        self._static = {
+            "python": platform.python_version(),
+            "celery": celery.__version__,
+            "sys_prefixes": sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}),
+        }
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+    def _install(self) -> None:
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            _writer.remove_stale_tmp(self.directory)
+        except OSError as e:
+            self._fail("directory", e)
+        for sig, fn, name in self._receivers():
+            sig.connect(fn, weak=False, dispatch_uid=f"{self._uid}.{name}")
+        self._installed = True
+
+    def _receivers(self) -> list[tuple[Any, Any, str]]:
+        return [
+            (signals.task_prerun, self._on_prerun, "prerun"),
+            (signals.task_postrun, self._on_postrun, "postrun"),
+            (signals.task_failure, self._on_failure, "failure"),
+            (signals.task_retry, self._on_retry, "retry"),
+            (signals.task_revoked, self._on_revoked, "revoked"),
+            (signals.worker_init, self._on_worker_init, "worker_init"),
+            (signals.worker_process_shutdown, self._on_shutdown, "process_shutdown"),
+            (signals.worker_shutdown, self._on_shutdown, "worker_shutdown"),
+        ]
+
+    def uninstall(self) -> None:
+        """Disconnect all receivers; a task being profiled in this thread is discarded."""
+        for sig, _fn, name in self._receivers():
+            sig.disconnect(dispatch_uid=f"{self._uid}.{name}")
+        self._discard()
+        self._installed = False
+        if self in _active:
+            _active.remove(self)
+
+    @property
+    def installed(self) -> bool:
+        """Whether the receivers are connected."""
+        return self._installed
+
+    def __repr__(self) -> str:
+        return f"<celerylab Capture {self.directory!r} sample_rate={self.sample_rate} tasks={self.tasks}>"
+
+    # ----------------------------------------------------------------------------------------------- errors
+    def _fail(self, what: str, exc: BaseException) -> None:
+        """Count the error; log it once per kind (what + exception type) per process."""
+        key = f"{what}:{type(exc).__name__}"
+        self.counts.errors += 1
+        self.counts.by_error[key] = self.counts.by_error.get(key, 0) + 1
+        if key not in self._logged:
+            self._logged.add(key)
+            with contextlib.suppress(Exception):
+                logger.warning("celerylab capture: %s failed (%s: %s); the task is not affected, further %s errors "
+                               "are counted silently", what, type(exc).__name__, exc, key)  # fmt: skip
+
+    def _log_once(self, key: str, msg: str, *args: Any) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.warning(msg, *args)
+
+    # -------------------------------------------------------------------------------------------- receivers
+    def _wanted(self, name: str) -> bool:
+        ok = self._match.get(name)
+        if ok is None:
+            ok = self._match[name] = self.tasks is None or any(fnmatch.fnmatchcase(name, p) for p in self.tasks)
+        return ok
+
+    def _on_prerun(self, sender: Any = None, task_id: Any = None, task: Any = None, args: Any = None,
+                   kwargs: Any = None, **_: Any) -> None:  # fmt: skip
+        try:
+            if task is None or (self.app is not None and getattr(task, "app", None) is not self.app):
+                return
+            if not self._wanted(task.name):
+                return
+            if self.sample_rate < 1.0 and random.random() >= self.sample_rate:
+                self.counts.sampled_out += 1
+                return
+            self._begin(task, str(task_id), args, kwargs)
+        except Exception as e:
+            self._discard()
+            self._fail("prerun", e)
+
+    def _begin(self, task: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        if getattr(self._local, "active", None) is not None:  # a postrun never came (should not happen)
+            self._discard()
+        if _profile.profiler_busy():
+            self._skip_busy()
+            return
+        cpu = time.thread_time if self._pool() == "threads" else time.process_time
+        t = _Task(task_id, task.name, task, time.time(), time.perf_counter(), cpu(),
+                  _memory.rss() if self.memory != "off" else None)  # fmt: skip
+        if self.record_args:
+            t.args, t.kwargs = args, kwargs
+        self._local.active = t
+        if self.sql:
+            _sql.ensure_hooks()
+            t.sql = _sql.state.rec = _sql.SqlRecorder()
+        if self.memory == "tracemalloc":
+            t.traced = _memory.trace_start(t)
+        t.profiler = _profile.start()  # last: our own set-up is not in the profile
+        if t.profiler is None:
+            self._discard()
+            self._skip_busy()
+
+    def _skip_busy(self) -> None:
+        self.counts.skipped_busy += 1
+        self._log_once("busy", "celerylab capture: another profiler is active in this %s (Python %s allows %s); "
+                       "tasks that meet it are skipped and counted",
+                       "thread" if sys.version_info < (3, 12) else "process", platform.python_version(),
+                       "one per thread" if sys.version_info < (3, 12) else "one per process")  # fmt: skip
+
+    def _discard(self) -> None:
+        """Drop the task being profiled in this thread, if any: profiler off, recorders detached."""
+        t: _Task | None = getattr(self._local, "active", None)
+        self._local.active = None
+        if t is None:
+            return
+        if t.profiler is not None:
+            _profile.stop(t.profiler)
+        if t.sql is not None and _sql.state.rec is t.sql:
+            _sql.state.rec = None
+        if t.traced:
+            _memory.trace_abort(t)
+
+    def _on_failure(self, sender: Any = None, task_id: Any = None, exception: Any = None, **_: Any) -> None:
+        t = getattr(self._local, "active", None)
+        if t is not None and t.task_id == str(task_id) and exception is not None:
+            t.exception = _exception(exception)
+
+    def _on_retry(self, sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
+        t = getattr(self._local, "active", None)
+        if t is not None and request is not None and t.task_id == str(getattr(request, "id", None)):
+            inner = getattr(reason, "exc", None)  # celery.exceptions.Retry wraps the reason for the retry
+            t.exception = _exception(inner if isinstance(inner, BaseException) else reason)
+
+    def _on_revoked(self, sender: Any = None, request: Any = None, **_: Any) -> None:
+        t = getattr(self._local, "active", None)
+        if t is not None and request is not None and t.task_id == str(getattr(request, "id", None)):
+            self._discard()
+
+    def _on_worker_init(self, sender: Any = None, **_: Any) -> None:
+        if self.pool is None and sender is not None:
+            self.pool = _pool_name(getattr(sender, "pool_cls", None))
+
+    def _on_shutdown(self, **_: Any) -> None:
+        c = self.counts
+        if c.profiled or c.skipped_busy or c.errors:
+            logger.info("celerylab capture: pid %s profiled %d tasks, wrote %d, sampled out %d, skipped %d "
+                        "(profiler busy), %d errors %s, deleted %d old profiles", os.getpid(), c.profiled,
+                        c.written, c.sampled_out, c.skipped_busy, c.errors, c.by_error or "", c.deleted)  # fmt: skip
+
+    def _on_postrun(self, sender: Any = None, task_id: Any = None, task: Any = None, retval: Any = None,
+                    state: Any = None, **_: Any) -> None:  # fmt: skip
+        t: _Task | None = getattr(self._local, "active", None)
+        if t is None:
+            return
+        prof = t.profiler
+        try:
+            if prof is not None:
+                _profile.stop(prof)
+            perf1 = time.perf_counter()
+            cpu1 = (time.thread_time if self._pool() == "threads" else time.process_time)()
+            wall1 = time.time()
+            self._local.active = None
+            if t.sql is not None and _sql.state.rec is t.sql:
+                _sql.state.rec = None
+                _sql.ensure_hooks()  # a library first imported by this task is hooked from the next one on
+            if t.task_id != str(task_id):
+                if t.traced:
+                    _memory.trace_abort(t)
+                return
+            memory: dict[str, Any] | None = None
+            if self.memory != "off":
+                memory = {"rss_before": t.rss0, "rss_after": _memory.rss(), "peak_traced": None, "top": []}
+                if t.traced:
+                    t.traced = False
+                    memory.update(_memory.trace_stop(t, top=min(self.top, 10)))
+            if not state:  # a BaseException is unwinding the task: SIGTERM of a hard time limit, a cold shutdown
+                state = "INTERRUPTED"
+                exc = sys.exc_info()[1]
+                if exc is not None and t.exception is None:
+                    t.exception = _exception(exc)
+            self.counts.profiled += 1
+            meta = self._sidecar(t, state, wall1, perf1 - t.perf0, cpu1 - t.cpu0, memory)
+            self._write(t, meta, prof)
+        except Exception as e:
+            self._fail("writing the profile", e)
+        finally:
+            if prof is not None:
+                _profile.stop(prof)
+            if t.traced:
+                _memory.trace_abort(t)
+            if getattr(self._local, "active", None) is t:
+                self._local.active = None
+
+    # -------------------------------------------------------------------------------------------- writing
+    def _pool(self) -> str | None:
+        if self.pool is None:
+            conf = getattr(self.app, "conf", None)
+            self.pool = _pool_name(getattr(conf, "worker_pool", None)) if conf is not None else None
+        return self.pool
+
+    def _sidecar(self, t: _Task, state: Any, wall1: float, wall_s: float, cpu_s: float,
+                 memory: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+        req = getattr(t.task, "request", None)
+        delivery = getattr(req, "delivery_info", None) or {}
+        meta: dict[str, Any] = {
+            "schema": SCHEMA,
+            "task_id": t.task_id,
+            "task_name": t.task_name,
+            "state": str(state) if state else "UNKNOWN",
+            "started_at": datetime.fromtimestamp(t.wall0, UTC).isoformat(),
+            "finished_at": datetime.fromtimestamp(wall1, UTC).isoformat(),
+            "wall_s": round(wall_s, 9),
+            "cpu_s": round(cpu_s, 9),
+            "hostname": getattr(req, "hostname", None),
+            "pid": os.getpid(),
+            "pool": self._pool(),
+            "queue": delivery.get("routing_key"),
+            "retries": int(getattr(req, "retries", 0) or 0),
+            "run": self.run,
+            "sample_rate": self.sample_rate,
+            **self._static,
+        }
+        if t.exception is not None:
+            meta["exception"] = t.exception
+        if memory is not None:
+            meta["memory"] = memory
+        if t.sql is not None:
+            meta["sql"] = t.sql.to_dict(top=self.top)
+        if self.record_args:
+            meta["args"] = {"args": [_safe_repr(a) for a in (t.args or ())],
+                            "kwargs": {str(k): _redacted(k, v) for k, v in (t.kwargs or {}).items()}}  # fmt: skip
+        return meta
+
+    def _write(self, t: _Task, meta: dict[str, Any], prof: Any) -> None:
+        stem = f"{_UNSAFE.sub('_', t.task_name)}.{_UNSAFE.sub('_', t.task_id)}"
+        if meta["retries"]:
+            stem += f".retry{meta['retries']}"
+        data = _profile.dump(prof)
+        side = json.dumps(meta, ensure_ascii=False, default=str).encode("utf-8")
+        try:
+            n = self._write_pair(stem, side, data)
+        except FileNotFoundError:  # the directory vanished: make it again, once
+            os.makedirs(self.directory, exist_ok=True)
+            n = self._write_pair(stem, side, data)
+        self.counts.written += 1
+        if self.retention.enabled:
+            with self._retention_lock:  # threads pool: one scan at a time
+                before = self.retention.deleted
+                self.retention.added(n)
+                self.counts.deleted += self.retention.deleted - before
+
+    def _write_pair(self, stem: str, side: bytes, data: bytes) -> int:
+        n = _writer.write_atomic(self.directory, stem + _writer.SIDECAR_SUFFIX, side, "sidecar")
+        try:
+            n += _writer.write_atomic(self.directory, stem + _writer.PROFILE_SUFFIX, data, "profile")
+        except BaseException:
+            with contextlib.suppress(OSError):  # no orphan sidecar
+                os.unlink(os.path.join(self.directory, stem + _writer.SIDECAR_SUFFIX))
+            raise
+        return n
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+def _pool_name(pool_cls: Any) -> str | None:
+    """celery's alias (``prefork``, ``threads``, ``solo``, ...) of a pool class or ``module:Class`` string."""
+    if pool_cls is None:
+        return None
+    target = pool_cls if isinstance(pool_cls, str) else f"{pool_cls.__module__}:{pool_cls.__qualname__}"
+    try:
+        from celery.concurrency import ALIASES
+    except ImportError:  # pragma: no cover
+        ALIASES = {}
+    if target in ALIASES:
+        return target
+    for alias, path in ALIASES.items():
+        if path == target:
+            return alias
+    return target.split(":")[0].rsplit(".", 1)[-1] or None
+
+
+def _exception(exc: Any) -> dict[str, str]:
+    if isinstance(exc, BaseException):
+        cls = type(exc)
+        name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+        message = str(exc)
+    else:
+        name, message = type(exc).__name__, str(exc)
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + "…"
+    return {"type": name, "message": message}
+
+
+_repr = reprlib.Repr()
+_repr.maxstring = MAX_REPR
+_repr.maxother = MAX_REPR
+_repr.maxlevel = 3
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    """``value`` with the values of secret-looking dict keys replaced, a few levels deep."""
+    if depth > 3:
+        return value
+    if isinstance(value, dict):
+        return {k: ("<redacted>" if isinstance(k, str) and _SECRET.search(k) else _scrub(v, depth + 1))
+                for k, v in value.items()}  # fmt: skip
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(v, depth + 1) for v in value) if not hasattr(value, "_fields") else value
+    return value
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        text = _repr.repr(_scrub(value))
+    except Exception as e:
+        text = f"<unrepresentable {type(value).__name__}: {type(e).__name__}>"
+    return text if len(text) <= MAX_REPR else text[:MAX_REPR] + "…"
+
+
+def _redacted(key: Any, value: Any) -> str:
+    return "<redacted>" if isinstance(key, str) and _SECRET.search(key) else _safe_repr(value)
+
+
+def install(app: Any, directory: str | os.PathLike[str], *, sample_rate: float = 1.0,
+            tasks: str | list[str] | tuple[str, ...] | None = None, run: str | None = None,
+            memory: str | bool | None = "rss", sql: bool = True, max_files: int | None = None,
+            max_bytes: int | None = None, record_args: bool = False, top: int = 20,
+            pool: str | None = None) -> Capture:  # fmt: skip
+    """Profile tasks of ``app`` in this process (and in pool processes forked from it).
+
+    ``app=None`` profiles tasks of every app (what ``celerylab worker`` does).  ``tasks``: glob patterns on task
+    names (a list, or one comma-separated string); ``sample_rate``: the fraction of matching tasks profiled;
+    ``run``: a label (default ``$CELERYLAB_RUN``); ``memory``: ``"off"``, ``"rss"`` (RSS before/after) or
+    ``"tracemalloc"`` (+ traced peak and top allocation sites); ``sql``: record statements; ``max_files`` /
+    ``max_bytes``: retention caps (oldest profiles go first); ``record_args``: record redacted, truncated reprs of
+    the task arguments.  Installing again for the same app replaces the earlier installation.  Returns the handle;
+    call ``uninstall()`` on it to stop.
+    """
+    cap = Capture(app, directory, sample_rate=sample_rate, tasks=tasks, run=run, memory=memory, sql=sql,
+                  max_files=max_files, max_bytes=max_bytes, record_args=record_args, top=top, pool=pool)  # fmt: skip
+    for old in list(_active):
+        if old.app is app or old.app is None or app is None:
+            logger.info("celerylab capture: replacing %r with %r", old, cap)
+            old.uninstall()
+    cap._install()
+    _active.append(cap)
+    return cap
+
+
+def active() -> list[Capture]:
+    """The installations live in this process."""
+    return list(_active)
