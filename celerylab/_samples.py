@@ -1,0 +1,22 @@
+"""Where the shipped sample profiles live."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def sample_profiles() -> Path:
+    """The folder of sample profiles (``baseline`` and ``candidate`` runs of the demo app).
+
+    Looks in ``$CELERYLAB_SAMPLES``, then the repository's ``sample_profiles/`` (source checkout), then the copy
+    installed with the package.
+    """
+    env = os.environ.get("CELERYLAB_SAMPLES")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve().parent
+    candidates += [here.parent / "sample_profiles", here / "sample_profiles"]
+    for c in candidates:
+        if c.is_dir():
+            return c
+    raise FileNotFoundError("celerylab sample profiles not found; looked in: " + ", ".join(str(c) for c in candidates))

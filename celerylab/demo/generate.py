@@ -1,0 +1,506 @@
+"""``celerylab generate-samples OUT``: produce the ``baseline`` and ``candidate`` sample runs with real workers.
+
+What it does, in order:
+
+1. seeds one database per run (PostgreSQL at 127.0.0.1:5432 when it answers, else SQLite) with the same rows;
+2. starts one real ``celery worker`` per run (prefork, ``-c 2``, Redis broker) under celerylab capture, each with
+   its own queue, run label and ``CELERYLAB_DEMO_VARIANT``;
+3. sends the same seeded task mix (:mod:`celerylab.demo.plan`) to both runs, one message at a time, alternating
+   between the runs, so both see the same machine load and differ only where a plant is switched on;
+4. waits for every profile file (capture writes it after the result is stored, so results alone are not enough),
+   stops the workers, gzips the ``.prof`` files, and writes ``manifest.json`` with the per-run numbers and what was
+   planted — after checking that the planted functions resolve and that the planted N+1 and leak show up.
+
+The new set is built in a staging folder inside ``OUT`` and swapped in at the end: a failed run leaves the old set.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from celery.states import READY_STATES
+
+from . import manifest as mf
+from .plan import Call, build_plan
+
+RUNS = mf.RUNS
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+Log = Callable[[str], None]
+
+
+class GenerationError(RuntimeError):
+    """The sample set could not be produced (a worker died, a timeout, a planted effect did not show)."""
+
+
+@dataclass
+class Worker:
+    """One running ``celery worker`` subprocess for one run label."""
+
+    run: str
+    hostname: str
+    queue: str
+    directory: Path
+    database: str
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+    pids: tuple[int, ...] = ()
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-n:])
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise GenerationError(
+                f"the {self.run} worker exited with code {self.proc.returncode}; last log lines "
+                f"({self.log_path}):\n{self.log_tail()}"
+            )
+
+
+# ---------------------------------------------------------------------------------------------------- databases
+def run_database_url(base: str, run: str) -> str:
+    """The database of one run: ``<name>_<run>`` on PostgreSQL, ``<stem>_<run>.sqlite`` for SQLite."""
+    from sqlalchemy import make_url
+
+    u = make_url(base)
+    if u.get_backend_name() == "sqlite":
+        db = Path(u.database or "celerylab_demo.sqlite")
+        return str(u.set(database=str(db.with_name(f"{db.stem}_{run}{db.suffix or '.sqlite'}"))))
+    return u.set(database=f"{u.database or 'celerylab_demo'}_{run}").render_as_string(hide_password=False)
+
+
+# ------------------------------------------------------------------------------------------------------ workers
+def worker_command(directory: Path, run: str, hostname: str, queue: str, concurrency: int) -> list[str]:
+    """A prefork ``celery worker`` of the demo app with capture switched on by the flags the app registers
+    (``celerylab.capture.register``): every task profiled, SQL statements and tracemalloc recorded."""
+    return [
+        sys.executable, "-m", "celery", "-A", "celerylab.demo.app", "worker", "-P", "prefork", "-c", str(concurrency),
+        "-n", hostname, "-Q", queue, "-l", "INFO", "--without-mingle", "--without-gossip",
+        "--celerylab-dir", str(directory), "--celerylab-run", run, "--celerylab-sample", "1",
+        "--celerylab-memory", "tracemalloc", "--celerylab-sql", "1",
+    ]  # fmt: skip
+
+
+def _start_worker(run: str, root: Path, database: str, broker: str, concurrency: int, token: str) -> Worker:
+    directory = root / f"raw-{run}"
+    directory.mkdir(parents=True)
+    hostname = f"{run}-{token}@{socket.gethostname()}"
+    queue = f"celerylab-demo-{run}-{token}"
+    # Capture settings come from the flags only: CELERYLAB_* variables of the caller must not change the set.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERYLAB_")}
+    env.update(
+        CELERYLAB_DEMO_VARIANT=run,
+        CELERYLAB_DEMO_DATABASE=database,
+        CELERYLAB_DEMO_BROKER=broker,
+        CELERYLAB_DEMO_BACKEND=broker,
+        CELERYLAB_DEMO_QUEUE=queue,
+        PYTHONUNBUFFERED="1",
+    )
+    log_path = root / f"worker-{run}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            worker_command(directory, run, hostname, queue, concurrency),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    return Worker(run, hostname, queue, directory, database, log_path, proc)
+
+
+def _wait_ready(client: Any, workers: list[Worker], concurrency: int, timeout: float) -> None:
+    """Poll the workers over the broker until each answers with all its pool processes up."""
+    deadline = time.monotonic() + timeout
+    pending = {w.hostname: w for w in workers}
+    while pending:
+        for w in pending.values():
+            w.check_alive()
+        stats = client.control.inspect(destination=list(pending), timeout=0.5).stats() or {}
+        for host, st in stats.items():
+            procs = tuple(sorted((st.get("pool") or {}).get("processes") or ()))
+            if host in pending and len(procs) >= concurrency:
+                pending.pop(host).pids = procs
+        if pending and time.monotonic() > deadline:
+            w = next(iter(pending.values()))
+            raise GenerationError(f"worker {w.hostname} not ready after {timeout:.0f} s; log:\n{w.log_tail()}")
+
+
+def _stop_worker(w: Worker, timeout: float = 60.0) -> None:
+    """Warm shutdown (SIGTERM), then SIGKILL of the process group if it does not exit in time."""
+    if w.proc.poll() is not None:
+        return
+    w.proc.send_signal(signal.SIGTERM)
+    try:
+        w.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(w.proc.pid, signal.SIGKILL)
+        w.proc.wait(10)
+
+
+def _forget_queues(broker: str, queues: list[str]) -> None:
+    """Remove the per-generation queues and their kombu bindings from Redis (each generation uses new names)."""
+    if not queues or not broker.startswith(("redis://", "rediss://")):
+        return
+    import redis
+
+    r = redis.Redis.from_url(broker)
+    try:
+        r.delete(*queues, *(f"_kombu.binding.{q}" for q in queues))
+    finally:
+        r.close()
+
+
+# ------------------------------------------------------------------------------------------------------ sending
+def _send_all(client: Any, plan: list[Call], workers: list[Worker], chunk: int, timeout: float, log: Log) -> None:
+    """Send the plan to every worker, ``chunk`` calls at a time and one run at a time, alternating which run goes
+    first.  Only one run is busy at any moment (no run slows the other down), slow drifts of the machine's load
+    fall on both runs alike, and with ``chunk=1`` no task shares the machine with a planted task of its own run
+    either, so tasks whose code is unchanged come out the same.  (Group children and retries still overlap.)"""
+    for k, start in enumerate(range(0, len(plan), chunk)):
+        for w in workers if k % 2 == 0 else workers[::-1]:
+            ids = {client.send_task(c.task, args=c.args, kwargs=c.kwargs, queue=w.queue).id
+                   for c in plan[start : start + chunk]}  # fmt: skip
+            _wait_done(client, ids, workers, timeout)
+        log(f"  sent {min(start + chunk, len(plan))}/{len(plan)} messages to each run")
+
+
+def _wait_done(client: Any, ids: set[str], workers: list[Worker], timeout: float) -> None:
+    """Poll the result backend until every task in ``ids`` and every group child they report is finished.
+
+    Only ids are kept: polling the backend directly leaves no AsyncResult to be finalised after the client."""
+    backend = client.backend
+    deadline = time.monotonic() + timeout
+    pending = set(ids)
+    while pending:
+        for tid in list(pending):
+            meta = backend.get_task_meta(tid)
+            if meta["status"] in READY_STATES:
+                pending.discard(tid)
+                result = meta.get("result")
+                if isinstance(result, dict) and isinstance(result.get("children"), list):  # demo.batch.fan_out
+                    pending.update(str(c) for c in result["children"])
+        if not pending:
+            return
+        for w in workers:
+            w.check_alive()
+        if time.monotonic() > deadline:
+            raise GenerationError(f"{len(pending)} task(s) not finished after {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def _profile_pairs(directory: Path) -> list[Path]:
+    """Finished profiles (``.prof`` with their sidecar) anywhere under ``directory``."""
+    return [p for p in directory.rglob("*.prof") if p.with_suffix(".json").exists()]
+
+
+def _wait_files(w: Worker, expected: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (n := len(_profile_pairs(w.directory))) < expected:
+        w.check_alive()
+        if time.monotonic() > deadline:
+            raise GenerationError(f"{w.run}: {n} of {expected} profiles written after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+# ------------------------------------------------------------------------------------------------ post-processing
+def _collect(raw: Path, dest: Path) -> None:
+    """Move profiles and sidecars into ``dest`` (flat), gzipping each ``.prof`` reproducibly (mtime 0)."""
+    dest.mkdir(parents=True)
+    for prof in sorted(_profile_pairs(raw)):
+        side = prof.with_suffix(".json")
+        with (
+            open(prof, "rb") as src,
+            open(dest / (prof.name + ".gz"), "wb") as out,
+            gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=out, mtime=0) as gz,
+        ):
+            shutil.copyfileobj(src, gz)
+        shutil.move(side, dest / side.name)
+        prof.unlink()
+
+
+def _sidecars(directory: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.json"))]
+
+
+def _rss_delta(sc: dict[str, Any]) -> int | None:
+    mem = sc.get("memory") or {}
+    if isinstance(mem.get("rss_before"), int) and isinstance(mem.get("rss_after"), int):
+        return int(mem["rss_after"] - mem["rss_before"])
+    return None
+
+
+def summarize_run(directory: Path, run: str) -> dict[str, Any]:
+    """The manifest's ``runs.<run>`` entry, from the sidecars in ``directory``."""
+    scs = _sidecars(directory)
+    states = Counter(str(sc.get("state")) for sc in scs)
+    by_pid: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for sc in sorted(scs, key=lambda s: str(s.get("started_at"))):
+        by_pid[int(sc["pid"])].append(sc)
+    rss_growth = {}
+    for pid, items in by_pid.items():
+        rss = [(s.get("memory") or {}) for s in items]
+        first, last = rss[0].get("rss_before"), rss[-1].get("rss_after")
+        if isinstance(first, int) and isinstance(last, int):
+            rss_growth[str(pid)] = last - first
+    return {
+        "directory": run,
+        "variant": run,
+        "hostname": sorted({str(sc.get("hostname")) for sc in scs}),
+        "profiles": len(scs),
+        "tasks": dict(sorted(Counter(str(sc.get("task_name")) for sc in scs).items())),
+        "states": dict(sorted(states.items())),
+        "failures": states.get("FAILURE", 0),
+        "retries": states.get("RETRY", 0),
+        "pids": sorted(by_pid),
+        "profiles_per_pid": {str(pid): len(v) for pid, v in sorted(by_pid.items())},
+        "rss_growth_per_pid": rss_growth,
+        "with_sql": sum(1 for sc in scs if (sc.get("sql") or {}).get("count")),
+        "with_memory": sum(1 for sc in scs if sc.get("memory")),
+        "bytes": sum(p.stat().st_size for p in directory.iterdir() if p.is_file()),
+        "started_at": min((str(sc.get("started_at")) for sc in scs), default=None),
+        "finished_at": max((str(sc.get("finished_at")) for sc in scs), default=None),
+    }
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def observe(root: Path) -> list[dict[str, Any]]:
+    """What each planted change looks like in the data at ``root`` (``root/baseline``, ``root/candidate``).
+
+    Task-level numbers come from the sidecars; function-level numbers from ``cl.load`` and ``ps.resolve`` (so a
+    planted ``function`` that does not resolve uniquely is an error here, not a surprise in a test)."""
+    import celerylab as cl
+
+    ps = cl.load(str(root), cache=False, progress=False)
+    if len(ps.errors):
+        raise GenerationError(f"{len(ps.errors)} generated file(s) do not load:\n{ps.errors.head().to_string()}")
+    scs = {run: _sidecars(root / run) for run in RUNS}
+    observed = []
+    for item in mf.PLANTED:
+        fid = ps.resolve(item["function"])
+        entry: dict[str, Any] = {"id": item["id"], "function_label": str(ps.functions["label"].iloc[fid])}
+        for run in RUNS:
+            mine = [s for s in scs[run] if s.get("task_name") == item["task"] and s.get("state") == "SUCCESS"]
+            sub = ps.where(run=run, task_name=item["task"], state="SUCCESS")
+            st = sub.stats
+            cum = st.loc[st["func_id"] == fid].groupby("profile_id")["cumtime"].sum()
+            entry[run] = {
+                "profiles": len(mine),
+                "median_wall_s": _median([float(s["wall_s"]) for s in mine]),
+                "median_sql_count": _median([float((s.get("sql") or {}).get("count") or 0) for s in mine]),
+                "median_rss_delta": _median([d for s in mine if (d := _rss_delta(s)) is not None]),
+                "function_mean_cumtime_s": float(cum.sum() / len(sub)) if len(sub) else None,
+            }
+        b, c = entry["baseline"], entry["candidate"]
+        if b["median_wall_s"] and c["median_wall_s"]:
+            entry["wall_ratio"] = round(c["median_wall_s"] / b["median_wall_s"], 3)
+        if b["function_mean_cumtime_s"] and c["function_mean_cumtime_s"]:
+            entry["function_cumtime_ratio"] = round(c["function_mean_cumtime_s"] / b["function_mean_cumtime_s"], 3)
+        observed.append(entry)
+    return observed
+
+
+def observe_unchanged(root: Path) -> dict[str, dict[str, Any]]:
+    """Median wall time per unchanged task in each run (SUCCESS only) and their ratio: what "same" looks like."""
+    scs = {run: _sidecars(root / run) for run in RUNS}
+    out: dict[str, dict[str, Any]] = {}
+    for task in mf.UNCHANGED_TASKS:
+        med = {
+            run: _median(
+                [float(s["wall_s"]) for s in scs[run] if s.get("task_name") == task and s.get("state") == "SUCCESS"]
+            )
+            for run in RUNS
+        }
+        b, c = med["baseline"], med["candidate"]
+        out[task] = {"baseline_median_wall_s": b, "candidate_median_wall_s": c,
+                     "ratio": round(c / b, 3) if b and c else None}  # fmt: skip
+    return out
+
+
+def check_planted(observed: list[dict[str, Any]]) -> list[str]:
+    """The planted effects that did not show in the data (empty when all did).
+
+    Checked: direction of the planted function's mean cumulative time; for the N+1 more SQL statements per task;
+    for the leak RSS growth per candidate task and none in the baseline beyond noise."""
+    problems = []
+    for item, obs in zip(mf.PLANTED, observed):
+        ratio = obs.get("function_cumtime_ratio")
+        direction = item["expect"]["direction"]
+        if direction == "slower" and not (ratio and ratio > 1.5):
+            problems.append(f"{item['id']}: {item['function']} is not clearly slower in the candidate (ratio {ratio})")
+        if direction == "faster" and not (ratio and ratio < 1 / 1.5):
+            problems.append(f"{item['id']}: {item['function']} is not clearly faster in the candidate (ratio {ratio})")
+        if item["category"] == "db":
+            b, c = obs["baseline"]["median_sql_count"], obs["candidate"]["median_sql_count"]
+            if not (b and c and c >= 3 * b):
+                problems.append(f"{item['id']}: SQL statements per task baseline {b}, candidate {c}: no N+1 shows")
+        if item["kind"] == "leak":
+            b, c = obs["baseline"]["median_rss_delta"], obs["candidate"]["median_rss_delta"]
+            if not (c is not None and c >= 256 * 1024 and (b is None or c > 4 * max(b, 0))):
+                problems.append(f"{item['id']}: RSS growth per task baseline {b}, candidate {c}: no leak shows")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------- the driver
+def _versions() -> dict[str, str]:
+    import celery
+    import sqlalchemy
+
+    import celerylab
+
+    return {"celerylab": celerylab.__version__, "celery": celery.__version__, "sqlalchemy": sqlalchemy.__version__,
+            "python": platform.python_version()}  # fmt: skip
+
+
+def generate(
+    out: str | os.PathLike[str],
+    *,
+    per_run: int = 340,
+    seed: int = 7,
+    database: str | None = None,
+    broker: str = DEFAULT_BROKER,
+    concurrency: int = 2,
+    chunk: int = 1,
+    timeout: float = 180.0,
+    log: Log = print,
+) -> dict[str, Any]:
+    """Produce ``OUT/baseline``, ``OUT/candidate`` and ``OUT/manifest.json``; returns the manifest.
+
+    ``per_run`` is the exact number of profiled task executions per run (retries and group children included);
+    ``chunk`` messages are in flight per run at a time; ``timeout`` bounds each wait (worker start, one chunk,
+    the last files)."""
+    from celery import Celery
+
+    from . import db, settings
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = build_plan(per_run, seed)
+    base_db = database or settings.default_database_url()
+    token = uuid.uuid4().hex[:8]
+    staging = Path(tempfile.mkdtemp(prefix=".generating-", dir=out))
+    workers: list[Worker] = []
+    client = Celery("celerylab-demo-generator", broker=broker, backend=broker)
+    client.conf.update(broker_connection_retry_on_startup=True, result_expires=3600)
+    urls = {run: run_database_url(base_db, run) for run in RUNS}
+    t0 = time.monotonic()
+    try:
+        for run in RUNS:
+            rows = db.seed(urls[run], seed=seed)
+            log(f"seeded {urls[run].split('@')[-1]}: {rows}")
+        for run in RUNS:
+            workers.append(_start_worker(run, staging, urls[run], broker, concurrency, token))
+        _wait_ready(client, workers, concurrency, timeout)
+        for w in workers:
+            log(f"worker {w.hostname} ready, pool processes {list(w.pids)}")
+        log(f"sending {len(plan)} messages ({per_run} profiled executions) to each run")
+        _send_all(client, plan, workers, chunk, timeout, log)
+        for w in workers:
+            _wait_files(w, per_run, timeout)
+    finally:
+        for w in workers:
+            _stop_worker(w)
+        client.close()
+        _forget_queues(broker, [w.queue for w in workers])
+        for url in urls.values():
+            try:
+                db.drop_database(url)
+            except Exception as e:  # the set is what matters; a leftover database is only reported
+                log(f"could not drop {url}: {e}")
+    try:
+        for w in workers:
+            _collect(w.directory, staging / w.run)
+            if (n := len(list((staging / w.run).glob("*.json")))) != per_run:
+                raise GenerationError(f"{w.run}: expected {per_run} profiles, found {n}")
+        observed = observe(staging)
+        problems = check_planted(observed)
+        if problems:
+            raise GenerationError("planted changes do not show in the generated data:\n  " + "\n  ".join(problems))
+        from sqlalchemy import make_url
+
+        manifest = {
+            "schema": mf.SCHEMA,
+            "generated_by": "celerylab generate-samples",
+            "command": f"celerylab generate-samples {out} --per-run {per_run} --seed {seed}",
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": _versions(),
+            "seed": seed,
+            "per_run": per_run,
+            "messages_per_run": len(plan),
+            "database": make_url(base_db).get_backend_name(),
+            "broker": broker.split("://")[0],
+            "worker": {
+                "pool": "prefork",
+                "concurrency": concurrency,
+                "capture": {"sample_rate": 1.0, "memory": "tracemalloc", "sql": True},
+            },
+            "files": {"profile": "<task_name>.<task_id>*.prof.gz", "sidecar": "<same stem>.json"},
+            "runs": {run: summarize_run(staging / run, run) for run in RUNS},
+            "planted": [dict(p) for p in mf.PLANTED],
+            "unchanged_tasks": list(mf.UNCHANGED_TASKS),
+            "tasks": list(mf.TASKS),
+            "observed": observed,
+            "observed_unchanged": observe_unchanged(staging),
+        }
+        problems = mf.validate_manifest(manifest)
+        if problems:
+            raise GenerationError("generated manifest is invalid: " + "; ".join(problems))
+        (staging / mf.MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        for name in (*RUNS, mf.MANIFEST_NAME):
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            (staging / name).rename(target)
+        log(f"wrote {out} in {time.monotonic() - t0:.0f} s")
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@click.command("generate-samples")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--per-run", type=click.IntRange(min=1), default=340, show_default=True,
+              help="Profiled task executions per run (retries and group children included).")  # fmt: skip
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the task mix and the database rows.")
+@click.option("--database", metavar="URL", default=None,
+              help="SQLAlchemy URL; each run uses <name>_<run>.  [default: PostgreSQL celerylab_demo on "
+                   "127.0.0.1:5432 when reachable, else SQLite]")  # fmt: skip
+@click.option("--broker", metavar="URL", default=DEFAULT_BROKER, show_default=True, help="Redis broker and backend.")
+@click.option("--timeout", type=float, default=180.0, show_default=True, help="Seconds allowed for each wait.")
+def generate_samples(out: str, per_run: int, seed: int, database: str | None, broker: str, timeout: float) -> None:
+    """Regenerate the sample profiles into OUT (baseline/, candidate/, manifest.json) with real workers.
+
+    Needs Redis (and PostgreSQL, else SQLite is used).  Example: celerylab generate-samples sample_profiles
+    """
+    try:
+        generate(out, per_run=per_run, seed=seed, database=database, broker=broker, timeout=timeout,
+                 log=lambda m: click.echo(m, err=True))  # fmt: skip
+    except (GenerationError, ValueError) as e:
+        raise click.ClickException(str(e)) from e

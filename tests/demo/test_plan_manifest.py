@@ -1,0 +1,93 @@
+"""The task mix and the manifest schema (no services needed)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+
+import pytest
+
+from celerylab.demo import manifest as mf
+from celerylab.demo.plan import MIN_EXECUTIONS, build_plan
+
+
+@pytest.mark.parametrize("n", [MIN_EXECUTIONS, 20, 137, 400])
+def test_plan_causes_exactly_the_requested_executions(n):
+    plan = build_plan(n, seed=3)
+    assert sum(c.executions for c in plan) == n
+    # every task, a retry and failures of two kinds, even in the smallest plan
+    tasks = {c.task for c in plan} | {"demo.batch.score_item"}
+    assert tasks == set(mf.TASKS)
+    assert sum(c.retries for c in plan) >= 1
+    failing = Counter(c.task for c in plan if c.outcome == "failure")
+    assert failing["demo.partners.fetch_rates"] >= 1 and failing["demo.orders.process"] >= 1
+
+
+def test_plan_is_deterministic_per_seed():
+    assert build_plan(200, seed=11) == build_plan(200, seed=11)
+    assert build_plan(200, seed=11) != build_plan(200, seed=12)
+
+
+def test_plan_rejects_sizes_that_cannot_hold_every_case():
+    with pytest.raises(ValueError, match="at least"):
+        build_plan(MIN_EXECUTIONS - 1)
+
+
+def test_planted_items_and_unchanged_tasks_are_consistent():
+    ids = [p["id"] for p in mf.PLANTED]
+    assert len(ids) == len(set(ids))
+    assert {p["kind"] for p in mf.PLANTED} == {"regression", "improvement", "leak"}
+    planted_tasks = {p["task"] for p in mf.PLANTED}
+    assert planted_tasks.isdisjoint(mf.UNCHANGED_TASKS)
+    assert planted_tasks | set(mf.UNCHANGED_TASKS) == set(mf.TASKS)
+
+
+def _minimal_manifest() -> dict:
+    run = {"directory": "baseline", "profiles": 2, "tasks": {"demo.orders.process": 2}, "states": {"SUCCESS": 2},
+           "failures": 0, "retries": 0, "pids": [1, 2], "bytes": 10}  # fmt: skip
+    return {
+        "schema": mf.SCHEMA,
+        "runs": {"baseline": run, "candidate": dict(run, directory="candidate")},
+        "planted": [dict(p) for p in mf.PLANTED],
+        "unchanged_tasks": list(mf.UNCHANGED_TASKS),
+    }
+
+
+def test_validate_accepts_a_well_formed_manifest():
+    assert mf.validate_manifest(_minimal_manifest()) == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda m: m.update(schema="celerylab.samples/0"), "schema"),
+        (lambda m: m["runs"].pop("candidate"), "runs must be"),
+        (lambda m: m["runs"]["baseline"].update(profiles=3), "do not add up"),
+        (lambda m: m["runs"]["candidate"].update(pids="1,2"), "runs.candidate.pids"),
+        (lambda m: m["planted"][0].update(kind="bug"), "planted[0].kind"),
+        (lambda m: m["planted"][1].update(category="io"), "planted[1].category"),
+        (lambda m: m["planted"][2].update(function=""), "planted[2].function"),
+        (lambda m: m["planted"].append(dict(m["planted"][0])), "not unique"),
+        (lambda m: m["unchanged_tasks"].append("demo.reports.build"), "must not name planted"),
+    ],
+)
+def test_validate_names_each_problem(mutate, message):
+    m = copy.deepcopy(_minimal_manifest())
+    mutate(m)
+    problems = mf.validate_manifest(m)
+    assert any(message in p for p in problems), problems
+
+
+def test_read_manifest_reports_the_file_and_its_problems(tmp_path):
+    p = tmp_path / "manifest.json"
+    bad = _minimal_manifest()
+    bad["schema"] = "nope"
+    p.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=r"manifest\.json: invalid manifest:\n  schema"):
+        mf.read_manifest(p)
+    p.write_text("{")
+    with pytest.raises(ValueError, match="cannot read"):
+        mf.read_manifest(tmp_path)
+    p.write_text(json.dumps(_minimal_manifest()))
+    assert mf.read_manifest(tmp_path)["schema"] == mf.SCHEMA
