@@ -1,0 +1,162 @@
+"""Per-invocation distributions: dense (key × invocation) blocks, quantiles and a Mann–Whitney U test.
+
+The denominator of every per-invocation number is the set of invocations (profiles) of the selection or group:
+a function absent from a profile contributes 0 for that profile.  A dense block holds, for a range of keys, one
+row per key and one column per invocation (zeros where the key is absent), so sorting a row gives the full
+distribution, zeros included.  Blocks are sized to stay under ``MAX_BLOCK`` cells, so memory is bounded whatever
+the number of functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from scipy import special
+
+MAX_BLOCK = 4_000_000  # cells (float64) per dense block: 32 MB
+
+
+def pstats_row_order(pid: np.ndarray, first_pid: int | None) -> np.ndarray:
+    """Row positions of rows sorted by profile id, in the order ``pstats.Stats(*paths)`` adds them: the rows of
+    the first profile, then the rest reversed."""
+    n = len(pid)
+    if not n:
+        return np.empty(0, dtype=np.int64)
+    idx = np.arange(n, dtype=np.int64)
+    if first_pid is None or pid[0] != first_pid:
+        return np.concatenate([idx[:0], idx[::-1]])
+    k = int(np.searchsorted(pid, first_pid, side="right"))
+    return np.concatenate([idx[:k], idx[k:][::-1]])
+
+
+def pstats_ordered(pid: np.ndarray, first_pid: int | None, *arrays: np.ndarray) -> list[np.ndarray]:
+    """``arrays`` (aligned with ``pid``, sorted by profile id) re-ordered as :func:`pstats_row_order` says, with
+    plain slice copies instead of a gather."""
+    n = len(pid)
+    k = int(np.searchsorted(pid, first_pid, side="right")) if n and first_pid is not None and pid[0] == first_pid else 0
+    if k == 0:
+        return [a[::-1] for a in arrays]
+    return [np.concatenate([a[:k], a[k:][::-1]]) for a in arrays]
+
+
+def block_size(n_slots: int) -> int:
+    """Keys per dense block for ``n_slots`` invocations."""
+    return max(1, MAX_BLOCK // max(n_slots, 1))
+
+
+def dense_blocks(
+    slot: np.ndarray, key: np.ndarray, values: np.ndarray, n_slots: int, keys: np.ndarray, per: int | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """For the wanted ``keys`` (sorted unique ints), yield ``(block_keys, matrix)`` where ``matrix[i, j]`` is the
+    sum of ``values`` of rows with ``key == block_keys[i]`` and ``slot == j`` (0 where there is none); ``per``
+    keys per block (default :func:`block_size`)."""
+    if not len(keys):
+        return
+    per = per or block_size(n_slots)
+    if len(keys) <= per and len(key) and keys[0] == 0 and keys[-1] == len(keys) - 1 and key.max() < len(keys):
+        # the wanted keys are exactly 0..K-1: no position lookup, no mask
+        flat = key.astype(np.int64) * n_slots + slot
+        yield keys, np.bincount(flat, weights=values, minlength=len(keys) * n_slots).reshape(len(keys), n_slots)
+        return
+    kmax = int(max(keys.max(), key.max() if len(key) else 0)) + 1
+    pos = np.full(kmax, -1, dtype=np.int64)
+    pos[keys] = np.arange(len(keys))
+    rowpos = pos[key]
+    for start in range(0, len(keys), per):
+        stop = min(start + per, len(keys))
+        m = (rowpos >= start) & (rowpos < stop)
+        nb = stop - start
+        flat = (rowpos[m] - start) * n_slots + slot[m]
+        mat = np.bincount(flat, weights=values[m], minlength=nb * n_slots).reshape(nb, n_slots)
+        yield keys[start:stop], mat
+
+
+def quantiles_sorted(mat: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """Quantiles (numpy's default linear interpolation) of each row of a row-sorted matrix."""
+    n = mat.shape[1]
+    out = []
+    for q in qs:
+        if n == 0:
+            out.append(np.full(mat.shape[0], np.nan))
+            continue
+        h = (n - 1) * q
+        lo = int(np.floor(h))
+        hi = min(lo + 1, n - 1)
+        t = h - lo
+        a, b = mat[:, lo], mat[:, hi]
+        d = b - a
+        # numpy's _lerp, bit for bit: a + d*t, or b - d*(1-t) from t >= 0.5 on
+        out.append(b - d * (1 - t) if t >= 0.5 else a + d * t)
+    return out
+
+
+def mannwhitney_parts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of two row-sorted matrices: ``(u_b, var)`` — the Mann–Whitney U of ``b`` and its variance under the
+    null hypothesis, with the tie correction."""
+    k, na = a.shape
+    nb = b.shape[1]
+    u_b = np.empty(k)
+    tie = np.empty(k)
+    n = na + nb
+    for i in range(k):
+        ai, bi = a[i], b[i]
+        lo = np.searchsorted(ai, bi, "left")
+        hi = np.searchsorted(ai, bi, "right")
+        u_b[i] = lo.sum() + 0.5 * (hi - lo).sum()
+        c = np.concatenate([ai, bi])
+        c.sort()
+        edges = np.flatnonzero(np.diff(c)) + 1
+        runs = np.diff(np.concatenate([[0], edges, [n]])).astype(np.float64)
+        tie[i] = (runs**3 - runs).sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = na * nb / 12.0 * ((n + 1) - tie / (n * (n - 1))) if n > 1 else np.zeros(k)
+    return u_b, var
+
+
+def mannwhitney_sorted(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided Mann–Whitney U test per row of two row-sorted matrices (rows = keys, columns = invocations).
+
+    Returns ``(u_b, p)``: U of ``b`` (``u_b > n_a * n_b / 2`` means ``b`` tends to be larger) and the p-value of
+    the normal approximation with tie correction and continuity correction — exactly what
+    ``scipy.stats.mannwhitneyu(a, b, method="asymptotic")`` computes, row by row.  Rows whose values are all
+    equal get ``p = 1``.
+    """
+    na, nb = a.shape[1], b.shape[1]
+    u_b, var = mannwhitney_parts(a, b)
+    mu = na * nb / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        big = np.maximum(u_b, na * nb - u_b)
+        z = (big - mu - 0.5) / np.sqrt(var)
+        p = np.minimum(2.0 * special.ndtr(-z), 1.0)
+    p = np.where(np.isfinite(p), p, 1.0)
+    return u_b, p
+
+
+def van_elteren(dev: np.ndarray, var: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified Mann–Whitney (van Elteren) test: ``dev``/``var`` are (strata × keys) of ``U_b - n_a n_b / 2``
+    and its null variance, ``n`` the invocations of each stratum (both sides); strata are weighted
+    ``1 / (n + 1)``.  Returns ``(t, p)``: the weighted statistic (its sign is the direction) and the two-sided
+    normal p-value (1 where the variance is 0)."""
+    w = (1.0 / (n + 1.0))[:, None]
+    t = (w * dev).sum(axis=0)
+    v = (w * w * var).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.minimum(2.0 * special.ndtr(-np.abs(t) / np.sqrt(v)), 1.0)
+    return t, np.where(np.isfinite(p) & (v > 0), p, 1.0)
+
+
+def bh_adjust(p: np.ndarray, m: int | None = None) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values of ``p`` in a family of ``m >= len(p)`` hypotheses (the others are
+    taken as p = 1, which can only make the adjustment more conservative)."""
+    p = np.asarray(p, dtype=float)
+    k = len(p)
+    if not k:
+        return p.copy()
+    m = max(int(m or k), k)
+    order = np.argsort(p, kind="stable")
+    ranked = p[order] * m / np.arange(1, k + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(k)
+    out[order] = np.minimum(ranked, 1.0)
+    return out

@@ -1,0 +1,504 @@
+"""``cl.diff``: what changed between two sets of task invocations, per function and per invocation.
+
+How it decides (details and the column list in ``docs/analysis.md``):
+
+* Each side's numbers are **per invocation**: for every function (or other key) the distribution of its time over
+  the side's invocations (profiles) — of the same group when ``group_by`` is given — with 0 for invocations in
+  which it did not run.  ``mean_a``/``mean_b`` are therefore ``total / invocations``.
+* The metric is exclusive time (``tottime``) by default, so a slow leaf does not make its callers look guilty;
+  inclusive means (``cum_mean_a/b``) are alongside.
+* ``status`` is ``new``/``gone`` when the key ran on one side only.  Otherwise ``slower``/``faster`` only when all
+  hold: the change is practically relevant (``|ratio − 1| ≥ min_change`` and ``|delta| ≥ min_share`` of the
+  group's mean task time and ``≥ min_delta`` seconds), the two-sided Mann–Whitney U test of the per-invocation
+  values rejects "same distribution" after Benjamini–Hochberg correction over every key compared
+  (``p_adjusted ≤ alpha``), and the test's direction agrees with the sign of ``delta``; else ``same``.
+  Only practically relevant keys are tested (``p_value`` is NaN for the others): the correction still counts
+  every compared key, which keeps it conservative.
+* Rows are sorted by ``|contribution|``: the key's change of the mean time per invocation of the whole workload
+  (``delta`` weighted by the group's share of invocations), so the rows sum to the change of the mean task time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ._dist import (
+    bh_adjust,
+    block_size,
+    dense_blocks,
+    mannwhitney_parts,
+    mannwhitney_sorted,
+    pstats_ordered,
+    quantiles_sorted,
+    van_elteren,
+)
+
+if TYPE_CHECKING:
+    from ..profileset import ProfileSet
+
+FUNCTION_KEYS = ("label", "name", "module", "file", "kind", "category")
+METRICS = ("tottime", "cumtime")
+STATUSES = ("slower", "faster", "new", "gone", "same")
+_ADDRESS = r" at 0x[0-9a-fA-F]+"
+
+DIFF_COLUMNS = [
+    "label", "status", "mean_a", "mean_b", "delta", "ratio", "contribution", "p_value", "p_adjusted",
+    "median_a", "median_b", "p95_a", "p95_b", "cum_mean_a", "cum_mean_b", "cum_delta", "calls_a", "calls_b",
+    "n_a", "n_b", "present_a", "present_b", "total_a", "total_b",
+]  # fmt: skip
+
+
+@dataclass
+class _Side:
+    ps: ProfileSet
+    profiles: pd.DataFrame  # the side's profiles, in the ProfileSet's order
+    rows: np.ndarray | None  # boolean mask over ps.stats rows (None: every row)
+
+    def column(self, name: str) -> np.ndarray:
+        arr = self.ps.stats[name].to_numpy()
+        return arr if self.rows is None else arr[self.rows]
+
+
+def _side(ps: ProfileSet, ids: np.ndarray | None) -> _Side:
+    if ids is None:
+        return _Side(ps, ps.profiles, None)
+    size = int(max(ps.profiles["profile_id"].max(), ps.stats["profile_id"].max() if len(ps.stats) else 0)) + 1
+    keep = np.zeros(size, dtype=bool)
+    keep[ids] = True
+    prof = ps.profiles.loc[keep[ps.profiles["profile_id"].to_numpy()]]
+    return _Side(ps, prof, keep[ps.stats["profile_id"].to_numpy()])
+
+
+def _split(ps: ProfileSet, column: str, values: tuple[Any, Any] | None) -> tuple[_Side, _Side, Any, Any]:
+    p = ps.profiles
+    if column not in p.columns:
+        raise KeyError(f"diff(split_by={column!r}): no such column in profiles; columns are {list(p.columns)}")
+    col = p[column].astype(object)
+    if values is None:
+        present = [v for v in pd.unique(col.dropna())]
+        if len(present) != 2:
+            raise ValueError(
+                f"diff(split_by={column!r}) needs exactly two values of {column!r} or values=(a, b); "
+                f"found {len(present)}: {present[:10]}"
+            )
+        values = (present[0], present[1])
+    va, vb = values
+    ids_a = p.loc[(col == va).to_numpy(), "profile_id"].to_numpy()
+    ids_b = p.loc[(col == vb).to_numpy(), "profile_id"].to_numpy()
+    for v, ids in ((va, ids_a), (vb, ids_b)):
+        if not len(ids):
+            raise ValueError(f"diff(split_by={column!r}): no profile has {column} == {v!r}")
+    return _side(ps, ids_a), _side(ps, ids_b), va, vb
+
+
+def _func_keys(ps: ProfileSet, by: str) -> pd.Series:
+    """One key string per func_id (index func_id)."""
+    f = ps.functions
+    if by == "category":
+        from .categories import function_categories
+
+        vals = function_categories(ps).astype(str).to_numpy()
+    else:
+        text = f[by].astype(str)
+        if by in ("label", "name"):
+            # "<built-in method __new__ of type object at 0x7f…>": the address differs per process, the function not
+            text = text.str.replace(_ADDRESS, "", regex=True)
+        vals = text.to_numpy()
+    return pd.Series(vals, index=f["func_id"].to_numpy())
+
+
+def diff(
+    a: ProfileSet,
+    b: ProfileSet | None = None,
+    *,
+    by: str = "label",
+    split_by: str | None = None,
+    values: tuple[Any, Any] | None = None,
+    group_by: str | list[str] | None = None,
+    stratify: str | None = "task_name",
+    metric: str = "tottime",
+    alpha: float = 0.05,
+    min_change: float = 0.10,
+    min_share: float = 0.005,
+    min_delta: float = 0.0,
+) -> pd.DataFrame:
+    """Compare two sets of task invocations per function, per invocation, with statistics.
+
+    ``cl.diff(a, b)`` compares two ProfileSets (A = before, B = after).  ``cl.diff(ps, split_by="run",
+    values=("baseline", "candidate"))`` compares two values of a profiles column of one set (``values`` may be
+    left out when the column has exactly two values; A is then the first one met).
+
+    ``by``: what a row is — ``label`` (a function, default), ``name``, ``module``, ``file``, ``kind``,
+    ``category`` (functions summed per key), or a **profiles column** such as ``task_name``: then one row per value
+    compares the invocations' total profiled time (``metric="wall_s"`` compares wall time instead).
+    ``group_by``: profile columns (usually ``task_name``): rows per (group, key), with the group's invocations as
+    the denominator — the right thing when the task mix differs between the sides.
+
+    Columns (group columns first; ``DIFF_COLUMNS``): ``label`` (the key), ``status`` (slower / faster / new / gone
+    / same), per invocation ``mean_a, mean_b``, ``delta`` (= mean_b − mean_a), ``ratio`` (= mean_b / mean_a),
+    ``contribution`` (delta × the group's share of all invocations; sums to the change of the mean time per
+    invocation), ``p_value`` (Mann–Whitney U, two-sided; NaN when not tested), ``p_adjusted`` (Benjamini–Hochberg),
+    ``median_a/b, p95_a/b`` (per invocation), ``cum_mean_a/b, cum_delta`` (inclusive time per invocation),
+    ``calls_a/b`` (calls per invocation), ``n_a/b`` (invocations = the denominator), ``present_a/b``
+    (invocations in which the key ran), ``total_a/b`` (summed seconds).  Sorted by ``|contribution|``.
+    """
+    if metric not in METRICS and not (metric == "wall_s" and by not in FUNCTION_KEYS):
+        raise ValueError(f"diff(metric={metric!r}): metric must be one of {', '.join(METRICS)} (or wall_s with "
+                         "by=<profiles column>)")  # fmt: skip
+    if b is None:
+        if split_by is None:
+            raise TypeError("diff(a, b): give two ProfileSets, or one ProfileSet and split_by=<profiles column>")
+        side_a, side_b, _, _ = _split(a, split_by, values)
+    else:
+        if split_by is not None:
+            raise TypeError("diff(a, b, split_by=...): split_by splits one ProfileSet; give b=None")
+        side_a, side_b = _side(a, None), _side(b, None)
+    gcols = [] if group_by is None else ([group_by] if isinstance(group_by, str) else list(group_by))
+    profile_mode = by not in FUNCTION_KEYS
+    if profile_mode:
+        for s in (side_a, side_b):
+            if by not in s.profiles.columns:
+                raise ValueError(
+                    f"diff(by={by!r}): by must be one of {', '.join(FUNCTION_KEYS)} or a profiles column; "
+                    f"columns are {list(s.profiles.columns)}"
+                )
+        gcols = [c for c in gcols if c != by] + [by]
+    for s in (side_a, side_b):
+        for c in gcols:
+            if c not in s.profiles.columns:
+                raise KeyError(f"diff(group_by={c!r}): no such column in profiles")
+    # strata: only for one-row-per-function diffs, when both sides have the column and it splits them at all
+    strat = None
+    usable = stratify is not None and not gcols and not profile_mode
+    if usable and all(stratify in s.profiles.columns for s in (side_a, side_b)):
+        vals = pd.concat([side_a.profiles[stratify], side_b.profiles[stratify]]).astype(object)
+        if vals.nunique(dropna=False) > 1:
+            strat = stratify
+    th = _Thresholds(min_change, min_share, min_delta)
+    return _diff(side_a, side_b, by=by, gcols=gcols, profile_mode=profile_mode, metric=metric, stratify=strat,
+                 alpha=alpha, th=th)  # fmt: skip
+
+
+def _side_rows(side: _Side, fkey: np.ndarray | None, metric: str, profile_mode: bool) -> dict[str, np.ndarray]:
+    """Flat arrays per stats row (or per profile in profile mode): pid, key, value, cum, calls."""
+    if profile_mode:
+        p = side.profiles
+        tot = p["total_tt"].to_numpy(dtype=np.float64)
+        val = p["wall_s"].to_numpy(dtype=np.float64) if metric == "wall_s" else tot
+        pid = p["profile_id"].to_numpy().astype(np.int64)
+        o = np.argsort(pid, kind="stable")
+        return {"pid": pid[o], "key": np.zeros(len(p), dtype=np.int64), "value": val[o], "cum": tot[o],
+                "calls": np.ones(len(p)), "tt": tot[o]}  # fmt: skip
+    assert fkey is not None
+    value = side.column(metric)
+    return {
+        "pid": side.column("profile_id"),
+        "key": fkey[side.column("func_id")],
+        "value": value,
+        "cum": value if metric == "cumtime" else side.column("cumtime"),
+        "calls": side.column("ncalls"),
+        "tt": value if metric == "tottime" else side.column("tottime"),
+    }
+
+
+@dataclass
+class _Prepared:
+    key_names: np.ndarray
+    group_vals: list[tuple[Any, ...]]
+    sides: list[tuple[dict[str, Any], np.ndarray, np.ndarray]]  # per side: rows (grouped), counts, first pids
+    unique_per_profile: bool
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_vals)
+
+    @property
+    def n_all(self) -> int:
+        return int(self.sides[0][1].sum() + self.sides[1][1].sum())
+
+
+def _prepare(side_a: _Side, side_b: _Side, *, by: str, gcols: list[str], profile_mode: bool,
+             metric: str) -> _Prepared:  # fmt: skip
+    """Key codes shared by both sides, group codes over both sides, and per side the row arrays in group order."""
+    # keys: func_ids differ between separately loaded sets, so match by key text
+    if profile_mode:
+        key_names = np.array(["(total)"], dtype=object)
+        fkey_a = fkey_b = None
+    else:
+        ka, kb = _func_keys(side_a.ps, by), _func_keys(side_b.ps, by)
+        codes, uniq = pd.factorize(np.concatenate([ka.to_numpy(), kb.to_numpy()]), sort=False)
+        fkey_a = np.zeros(int(ka.index.max()) + 1 if len(ka) else 1, dtype=np.int64)
+        fkey_a[ka.index.to_numpy()] = codes[: len(ka)]
+        fkey_b = np.zeros(int(kb.index.max()) + 1 if len(kb) else 1, dtype=np.int64)
+        fkey_b[kb.index.to_numpy()] = codes[len(ka) :]
+        key_names = np.asarray(uniq, dtype=object)
+    pa, pb = side_a.profiles, side_b.profiles
+    group_vals: list[tuple[Any, ...]]
+    if gcols:
+        both = pd.concat([pa[gcols].astype(object), pb[gcols].astype(object)], ignore_index=True)
+        both = both.where(both.notna(), None)
+        if len(gcols) == 1:
+            gcode, guniq = pd.factorize(both[gcols[0]], sort=False, use_na_sentinel=False)
+            group_vals = [(v,) for v in guniq]
+        else:
+            gcode, guniq = pd.factorize(pd.MultiIndex.from_frame(both), sort=False)
+            group_vals = [tuple(v) for v in guniq]
+    else:
+        gcode = np.zeros(len(pa) + len(pb), dtype=np.int64)
+        group_vals = [()]
+    n_groups = max(len(group_vals), 1)
+    sides = []
+    for side, g, fkey in ((side_a, gcode[: len(pa)], fkey_a), (side_b, gcode[len(pa) :], fkey_b)):
+        pid = side.profiles["profile_id"].to_numpy().astype(np.int64)
+        st_pid = side.ps.stats["profile_id"].to_numpy()
+        size = int(max(pid.max() if len(pid) else 0, st_pid.max() if len(st_pid) else 0)) + 1
+        pid_group = np.full(size, -1, dtype=np.int64)
+        pid_group[pid] = g
+        # slot: position of the profile among its group's profiles on this side
+        order = np.argsort(g, kind="stable")
+        counts = np.bincount(g, minlength=n_groups)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        slot_of_pos = np.empty(len(g), dtype=np.int64)
+        slot_of_pos[order] = np.arange(len(g)) - starts[g[order]]
+        pid_slot = np.zeros(size, dtype=np.int64)
+        pid_slot[pid] = slot_of_pos
+        first_of_group = np.full(n_groups, -1, dtype=np.int64)  # first profile (in the set's order) per group
+        firsts = order[starts[counts > 0]]
+        first_of_group[g[firsts]] = pid[firsts]
+        rows: dict[str, Any] = _side_rows(side, fkey, metric, profile_mode)
+        rows["slot"] = pid_slot[rows["pid"]]
+        if n_groups > 1:
+            # rows grouped once (a stable radix sort of small ints keeps profile order inside a group), so each
+            # group is a contiguous slice instead of a mask over every row
+            rg = pid_group[rows["pid"]]
+            o = np.argsort(rg.astype(np.uint16) if n_groups < 2**16 else rg, kind="stable")
+            rows = {k: v[o] for k, v in rows.items()}
+            bounds = np.concatenate([[0], np.cumsum(np.bincount(rg, minlength=n_groups))])
+        else:
+            bounds = np.array([0, len(rows["pid"])])
+        rows["_bounds"] = bounds
+        sides.append((rows, counts, first_of_group))
+    return _Prepared(key_names, group_vals, sides, by == "label" or profile_mode)
+
+
+def _group_rows(prep: _Prepared, gi: int) -> list[tuple[dict[str, np.ndarray], int, int | None]]:
+    sel = []
+    for rows, counts, first in prep.sides:
+        lo, hi = rows["_bounds"][gi], rows["_bounds"][gi + 1]
+        sub = {k: v[lo:hi] for k, v in rows.items() if k != "_bounds"}  # views, no copies
+        sel.append((sub, int(counts[gi]), int(first[gi]) if first[gi] >= 0 else None))
+    return sel
+
+
+class _Thresholds:
+    def __init__(self, min_change: float, min_share: float, min_delta: float) -> None:
+        self.min_change, self.min_share, self.min_delta = min_change, min_share, min_delta
+
+    def relevant(self, res: dict[str, np.ndarray], task_time: float) -> np.ndarray:
+        """Practically relevant changes: only these are tested."""
+        with np.errstate(invalid="ignore"):
+            return (
+                (res["present_a"] > 0)
+                & (res["present_b"] > 0)
+                & (np.abs(res["ratio"] - 1) >= self.min_change)
+                & (np.abs(res["delta"]) >= max(self.min_share * task_time, self.min_delta))
+            )
+
+
+def _means(res: dict[str, np.ndarray]) -> None:
+    ma = np.nan_to_num(res["mean_a"])
+    mb = np.nan_to_num(res["mean_b"])
+    res["delta"] = mb - ma
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res["ratio"] = np.where(ma != 0, mb / np.where(ma != 0, ma, 1), np.where(mb != 0, np.inf, np.nan))
+    res["cum_delta"] = np.nan_to_num(res["cum_mean_b"]) - np.nan_to_num(res["cum_mean_a"])
+
+
+def _group_numbers(prep: _Prepared, gi: int, *, distributions: bool, thresholds: _Thresholds | None
+                   ) -> dict[str, np.ndarray] | None:  # fmt: skip
+    """Per-key numbers of one group (both sides), arrays aligned on ``key``.  ``distributions``: medians, p95 and
+    (with ``thresholds``) the Mann–Whitney test of the relevant keys; else means and counts only."""
+    n_keys = len(prep.key_names)
+    sel = _group_rows(prep, gi)
+    rows_per_key = [np.bincount(sub["key"], minlength=n_keys) for sub, _n, _f in sel]
+    keys = np.flatnonzero((rows_per_key[0] > 0) | (rows_per_key[1] > 0))
+    if not len(keys):
+        return None
+    res: dict[str, np.ndarray] = {"key": keys}
+    task_time = 0.0
+    for si, (sub, n, first_pid) in enumerate(sel):
+        sfx = "ab"[si]
+        # totals in the order pstats.Stats(*paths) adds the files: equal to pstats' sums bit for bit
+        k_o, v_o = pstats_ordered(sub["pid"], first_pid, sub["key"], sub["value"])
+        res[f"total_{sfx}"] = np.bincount(k_o, weights=v_o, minlength=n_keys)[keys]
+        cum = np.bincount(sub["key"], weights=sub["cum"], minlength=n_keys)[keys]
+        calls = np.bincount(sub["key"], weights=sub["calls"], minlength=n_keys)[keys]
+        res[f"n_{sfx}"] = np.full(len(keys), n)
+        res[f"tt_{sfx}"] = np.full(len(keys), float(sub["tt"].sum()) / n if n else np.nan)
+        if n:
+            task_time = max(task_time, float(sub["tt"].sum()) / n)
+        nan = np.full(len(keys), np.nan)
+        res[f"mean_{sfx}"] = res[f"total_{sfx}"] / n if n else nan
+        res[f"cum_mean_{sfx}"] = cum / n if n else nan.copy()
+        res[f"calls_{sfx}"] = calls / n if n else nan.copy()
+        res[f"present_{sfx}"] = rows_per_key[si][keys]  # exact when one row per (profile, key); else fixed below
+        res[f"median_{sfx}"] = nan.copy()
+        res[f"p95_{sfx}"] = nan.copy()
+    _means(res)
+    res["p_value"] = np.full(len(keys), np.nan)
+    res["direction"] = np.zeros(len(keys))
+    if not distributions:
+        return res
+    n_a, n_b = sel[0][1], sel[1][1]
+    relevant = thresholds.relevant(res, task_time) if thresholds is not None else np.zeros(len(keys), dtype=bool)
+    # distributions: dense (key x invocation) blocks of both sides over the same key ranges
+    per = block_size(max(n_a, n_b))
+    for start in range(0, len(keys), per):
+        bk = keys[start : start + per]
+        mats: list[np.ndarray | None] = []
+        for si, (sub, n, _first) in enumerate(sel):
+            if not n:
+                mats.append(None)
+                continue
+            sfx = "ab"[si]
+            ((_k, mat),) = dense_blocks(sub["slot"], sub["key"], sub["value"], n, bk, per=len(bk))
+            if not prep.unique_per_profile:
+                ((_k, cnt),) = dense_blocks(sub["slot"], sub["key"], np.ones(len(sub["key"])), n, bk, per=len(bk))
+                res[f"present_{sfx}"][start : start + len(bk)] = (cnt > 0).sum(axis=1)
+            mat.sort(axis=1)
+            q50, q95 = quantiles_sorted(mat, (0.5, 0.95))
+            res[f"median_{sfx}"][start : start + len(bk)] = q50
+            res[f"p95_{sfx}"][start : start + len(bk)] = q95
+            mats.append(mat)
+        w = np.flatnonzero(relevant[start : start + len(bk)])
+        if len(w) and mats[0] is not None and mats[1] is not None:
+            u_b, p = mannwhitney_sorted(mats[0][w], mats[1][w])
+            res["p_value"][start + w] = p
+            res["direction"][start + w] = np.sign(u_b - n_a * n_b / 2.0)
+    return res
+
+
+def _stratum_test(prep: _Prepared, gi: int, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``(U_b - n_a n_b / 2, var)`` for ``keys`` (sorted key codes) within stratum ``gi``."""
+    sel = _group_rows(prep, gi)
+    n_a, n_b = sel[0][1], sel[1][1]
+    dev = np.zeros(len(keys))
+    var = np.zeros(len(keys))
+    if not n_a or not n_b:
+        return dev, var, n_a, n_b
+    per = block_size(max(n_a, n_b))
+    for start in range(0, len(keys), per):
+        bk = keys[start : start + per]
+        mats = []
+        for sub, n, _first in sel:
+            ((_k, mat),) = dense_blocks(sub["slot"], sub["key"], sub["value"], n, bk, per=len(bk))
+            mat.sort(axis=1)
+            mats.append(mat)
+        u_b, v = mannwhitney_parts(mats[0], mats[1])
+        dev[start : start + len(bk)] = u_b - n_a * n_b / 2.0
+        var[start : start + len(bk)] = v
+    return dev, var, n_a, n_b
+
+
+def _stratified(pooled: _Prepared, strat: _Prepared, th: _Thresholds) -> dict[str, np.ndarray] | None:
+    """Pooled distributions (medians, p95, presence, totals) with means standardised over the strata (every
+    stratum weighted by its share of all invocations on both sides, so a changed task mix does not read as a
+    change) and the van Elteren test within strata."""
+    res = _group_numbers(pooled, 0, distributions=True, thresholds=None)
+    if res is None:
+        return None
+    n_keys = len(pooled.key_names)
+    keys = res["key"]
+    acc = {c: np.zeros(n_keys) for c in ("mean_a", "mean_b", "cum_mean_a", "cum_mean_b", "calls_a", "calls_b")}
+    task_time = [0.0, 0.0]
+    n_all = strat.n_all
+    for gi in range(strat.n_groups):
+        g = _group_numbers(strat, gi, distributions=False, thresholds=None)
+        if g is None:
+            continue
+        w = (g["n_a"][0] + g["n_b"][0]) / n_all
+        for c in acc:
+            acc[c][g["key"]] += w * np.nan_to_num(g[c])
+        task_time[0] += w * np.nan_to_num(g["tt_a"][0])
+        task_time[1] += w * np.nan_to_num(g["tt_b"][0])
+    for c, v in acc.items():
+        res[c] = v[keys]
+    _means(res)
+    relevant = th.relevant(res, max(task_time))
+    test_keys = keys[relevant]
+    if len(test_keys):
+        devs, variances, ns = [], [], []
+        for gi in range(strat.n_groups):
+            dev, var, n_a, n_b = _stratum_test(strat, gi, test_keys)
+            if n_a and n_b:
+                devs.append(dev)
+                variances.append(var)
+                ns.append(n_a + n_b)
+        if devs:
+            t, p = van_elteren(np.array(devs), np.array(variances), np.array(ns, dtype=float))
+            res["p_value"][relevant] = p
+            res["direction"][relevant] = np.sign(t)
+    return res
+
+
+def _diff(side_a: _Side, side_b: _Side, *, by: str, gcols: list[str], profile_mode: bool, metric: str,
+          stratify: str | None, alpha: float, th: _Thresholds) -> pd.DataFrame:  # fmt: skip
+    cols = gcols + DIFF_COLUMNS
+    parts: list[dict[str, np.ndarray]] = []
+    if stratify is not None:
+        pooled = _prepare(side_a, side_b, by=by, gcols=[], profile_mode=profile_mode, metric=metric)
+        strat = _prepare(side_a, side_b, by=by, gcols=[stratify], profile_mode=profile_mode, metric=metric)
+        res = _stratified(pooled, strat, th)
+        if res is not None:
+            res["_group"] = np.zeros(len(res["key"]), dtype=np.int64)
+            res["contribution"] = res["delta"]
+            parts.append(res)
+        prep = pooled
+    else:
+        prep = _prepare(side_a, side_b, by=by, gcols=gcols, profile_mode=profile_mode, metric=metric)
+        n_all = prep.n_all
+        for gi in range(prep.n_groups):
+            res = _group_numbers(prep, gi, distributions=True, thresholds=th)
+            if res is None:
+                continue
+            res["_group"] = np.full(len(res["key"]), gi)
+            n_a, n_b = prep.sides[0][1][gi], prep.sides[1][1][gi]
+            res["contribution"] = res["delta"] * ((n_a + n_b) / n_all if gcols else 1.0)
+            parts.append(res)
+    if not parts:
+        return pd.DataFrame({c: [] for c in cols})
+    r = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    # ---- multiple-comparison correction over every compared key, then status
+    compared = (r["present_a"] > 0) & (r["present_b"] > 0)
+    tested = np.isfinite(r["p_value"])
+    p_adj = np.full(len(r["key"]), np.nan)
+    p_adj[tested] = bh_adjust(r["p_value"][tested], m=int(compared.sum()))
+    status = np.full(len(r["key"]), "same", dtype=object)
+    sig = tested & (p_adj <= alpha)
+    status[sig & (r["delta"] > 0) & (r["direction"] > 0)] = "slower"
+    status[sig & (r["delta"] < 0) & (r["direction"] < 0)] = "faster"
+    status[(r["present_a"] == 0) & (r["present_b"] > 0)] = "new"
+    status[(r["present_b"] == 0) & (r["present_a"] > 0)] = "gone"
+
+    out: dict[str, Any] = {}
+    gidx = r["_group"]
+    gv = prep.group_vals
+    for j, c in enumerate(gcols):
+        out[c] = np.array([gv[i][j] for i in range(len(gv))], dtype=object)[gidx]
+    if profile_mode:
+        out["label"] = np.array([str(gv[i][-1]) for i in range(len(gv))], dtype=object)[gidx]
+    else:
+        out["label"] = prep.key_names[r["key"]]
+    out["status"] = pd.Categorical(status, categories=list(STATUSES))
+    out["p_adjusted"] = p_adj
+    for c in DIFF_COLUMNS:
+        if c not in out:
+            out[c] = r[c]
+    df = pd.DataFrame(out, columns=cols)
+    o = np.lexsort((np.arange(len(df)), -np.abs(df["contribution"].to_numpy())))
+    return df.iloc[o].reset_index(drop=True)

@@ -1,0 +1,209 @@
+"""cl.diff against known truth: a planted slow leaf, unchanged functions, new/gone functions, and scipy."""
+
+from __future__ import annotations
+
+import pstats
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import celerylab as cl
+from celerylab.analysis import diff
+from celerylab.analysis.diff import DIFF_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def ps(runs):
+    folder, _ = runs
+    return cl.load(str(folder), cache=False)
+
+
+def _vector(paths, name, col=2):
+    out = []
+    for p in paths:
+        hit = [v for k, v in pstats.Stats(p).stats.items() if k[2] == name]
+        out.append(hit[0][col] if hit else 0.0)
+    return np.array(out)
+
+
+def _report_paths(ps, run):
+    return ps.where(run=run, task_name="app.report").profiles["path"].tolist()
+
+
+def test_public_entry_point_and_columns(ps):
+    d = cl.diff(ps.where(run="a"), ps.where(run="b"))
+    assert list(d.columns) == DIFF_COLUMNS
+    assert set(d["status"].astype(str)) <= {"slower", "faster", "new", "gone", "same"}
+    # ranked by contribution to the change of the mean task time
+    assert (np.diff(np.abs(d["contribution"].to_numpy())) <= 0).all()
+    assert d["contribution"].sum() == pytest.approx(
+        ps.where(run="b").profiles["total_tt"].mean() - ps.where(run="a").profiles["total_tt"].mean()
+    )
+
+
+def test_planted_leaf_is_slower_and_only_it(ps):
+    d = diff(ps, split_by="run", values=("a", "b"), group_by="task_name")
+    rep = d.loc[d.task_name == "app.report"].set_index(
+        d.loc[d.task_name == "app.report", "label"].str.rsplit("(").str[-1]
+    )
+    assert d["label"].iloc[0].endswith("(leaf)") and d["status"].iloc[0] == "slower"
+    assert rep.loc["leaf)", "delta"] == pytest.approx(0.200, rel=1e-9)  # +200 ticks of 1 ms per invocation
+    # exclusive time: the caller of the slow leaf is not guilty, though its inclusive time grew by the same amount
+    assert rep.loc["fetch)", "status"] == "same"
+    assert rep.loc["fetch)", "cum_delta"] == pytest.approx(0.200, rel=1e-6)
+    assert rep.loc["render)", "status"] == "same"
+    assert rep.loc["only_in_a)", "status"] == "gone" and rep.loc["only_in_b)", "status"] == "new"
+    assert rep.loc["only_in_b)", "mean_a"] == 0 and np.isinf(rep.loc["only_in_b)", "ratio"])
+    # the unchanged task: nothing but same
+    assert set(d.loc[d.task_name == "app.mail", "status"].astype(str)) == {"same"}
+
+
+def test_numbers_equal_per_file_truth_and_scipy(ps):
+    d = diff(ps, split_by="run", values=("a", "b"), group_by="task_name")
+    row = d.loc[(d.task_name == "app.report") & d.label.str.endswith("(sometimes)")].iloc[0]
+    va, vb = _vector(_report_paths(ps, "a"), "sometimes"), _vector(_report_paths(ps, "b"), "sometimes")
+    assert (row["n_a"], row["n_b"]) == (len(va), len(vb))
+    assert (row["present_a"], row["present_b"]) == ((va > 0).sum(), (vb > 0).sum())
+    assert row["mean_a"] == pytest.approx(va.mean(), rel=1e-12) and row["mean_b"] == pytest.approx(vb.mean(), rel=1e-12)
+    assert row["median_a"] == np.quantile(va, 0.5) and row["p95_b"] == np.quantile(vb, 0.95)
+    assert (
+        row["total_a"]
+        == pstats.Stats(*_report_paths(ps, "a")).stats[
+            next(k for k in pstats.Stats(*_report_paths(ps, "a")).stats if k[2] == "sometimes")
+        ][2]
+    )
+    # p-value: scipy's asymptotic Mann-Whitney U over the zero-filled per-invocation vectors
+    leaf = d.loc[(d.task_name == "app.report") & d.label.str.endswith("(leaf)")].iloc[0]
+    la, lb = _vector(_report_paths(ps, "a"), "leaf"), _vector(_report_paths(ps, "b"), "leaf")
+    ref = stats.mannwhitneyu(la, lb, method="asymptotic")
+    assert leaf["p_value"] == pytest.approx(ref.pvalue, rel=1e-12)
+    tested = d.loc[d.p_value.notna()]
+    compared = int(((d.present_a > 0) & (d.present_b > 0)).sum())
+    assert len(tested) < compared  # untested keys still count in the correction
+    padded = np.concatenate([tested["p_value"].to_numpy(), np.ones(compared - len(tested))])
+    assert tested["p_adjusted"].to_numpy() == pytest.approx(stats.false_discovery_control(padded)[: len(tested)])
+
+
+def test_status_needs_evidence_not_just_a_ratio(tmp_path):
+    """Two invocations per side: a 3x change that no test with n=2 can support stays `same`."""
+    from .conftest import make_runs
+
+    make_runs(tmp_path, n_per_task=2, tasks=("app.report",))
+    ps = cl.load(str(tmp_path), cache=False)
+    d = diff(ps, split_by="run", values=("a", "b"))
+    leaf = d.loc[d.label.str.endswith("(leaf)")].iloc[0]
+    assert leaf["ratio"] > 2.5 and leaf["p_adjusted"] > 0.05 and leaf["status"] == "same"
+    # thresholds are parameters: a huge min_change makes even the 12-invocation leaf `same`
+    d2 = diff(ps, split_by="run", values=("a", "b"), min_change=5.0)
+    assert set(d2["status"].astype(str)) <= {"same", "new", "gone"}
+
+
+def test_diff_by_task_and_category_and_two_separate_sets(ps, runs):
+    _, paths = runs
+    a = cl.load(paths["a"], cache=False)
+    b = cl.load(paths["b"], cache=False)
+    two = cl.diff(a, b, group_by="task_name")
+    one = diff(ps, split_by="run", values=("a", "b"), group_by="task_name")
+    key = ["task_name", "label"]
+    m = two.merge(one, on=key, suffixes=("", "_one"))
+    assert len(m) == len(two) == len(one)  # func_ids differ between the sets: matched by label
+    assert (m["status"].astype(str) == m["status_one"].astype(str)).all()
+    assert np.allclose(m["mean_b"], m["mean_b_one"], rtol=1e-12)
+    t = cl.diff(a, b, by="task_name")
+    assert set(t["label"]) == {"app.report", "app.mail"}
+    tr = t.set_index("label")
+    assert tr.loc["app.report", "status"] == "slower" and tr.loc["app.mail", "status"] == "same"
+    assert tr.loc["app.report", "mean_a"] == pytest.approx(
+        a.where(task_name="app.report").profiles["total_tt"].mean(), rel=1e-12
+    )
+    c = cl.diff(a, b, by="category").set_index("label")
+    assert c["delta"].sum() == pytest.approx(b.profiles["total_tt"].mean() - a.profiles["total_tt"].mean())
+    via_method = ps.diff(split_by="run", values=("a", "b"), group_by="task_name")
+    assert via_method.equals(one)
+
+
+def test_bad_arguments(ps):
+    with pytest.raises(TypeError, match="split_by"):
+        diff(ps)
+    with pytest.raises(ValueError, match="exactly two values"):
+        diff(ps, split_by="state")  # every profile is SUCCESS: one value
+    with pytest.raises(KeyError, match="no such column"):
+        diff(ps, split_by="nope")
+    with pytest.raises(ValueError, match="no profile has"):
+        diff(ps, split_by="run", values=("a", "zzz"))
+    with pytest.raises(ValueError, match="metric"):
+        diff(ps, split_by="run", metric="ncalls")
+
+
+def shared_step(clock, ticks: int) -> None:
+    clock.now += ticks
+
+
+def task_x(clock, side: str, i: int) -> None:
+    shared_step(clock, 10 + i % 5 + (3 if side == "b" and i % 2 else 0))
+
+
+def task_y(clock, side: str, i: int) -> None:
+    shared_step(clock, 40 + i % 7 - (2 if side == "b" and i % 3 == 0 else 0))
+
+
+def _mix_set(folder, counts_a, counts_b, workloads=None, same_code=True):
+    """Runs a/b with the given invocations per task; with ``same_code`` both sides run the side-'a' workloads."""
+    import uuid
+
+    from celerylab.testing import FakeClock, profile_fake_clock, sidecar, write_profile
+
+    from .conftest import WORKLOADS
+
+    workloads = workloads or WORKLOADS
+    k = 0
+    for side, counts in (("a", counts_a), ("b", counts_b)):
+        for task, n in counts.items():
+            for i in range(n):
+                clock = FakeClock()
+                stats = profile_fake_clock(workloads[task], clock, "a" if same_code else side, i, clock=clock)
+                tid = str(uuid.UUID(int=50_000 + k))
+                write_profile(str(folder), stats, task_name=task, task_id=tid, meta=sidecar(task, tid, run=side))
+                k += 1
+    return cl.load(str(folder), cache=False)
+
+
+def test_a_changed_task_mix_is_not_a_change(tmp_path):
+    """Same code on both sides, but B runs mostly the cheap task: pooled per-invocation means drop for the
+    expensive task's functions (a false 'faster'); the default, stratified by task, says `same` and its
+    standardised means equal on both sides."""
+    ps = _mix_set(tmp_path, {"app.report": 20, "app.mail": 20}, {"app.report": 6, "app.mail": 34})
+    pooled = diff(ps, split_by="run", values=("a", "b"), stratify=None)
+    assert "faster" in set(pooled["status"].astype(str))
+    strat = diff(ps, split_by="run", values=("a", "b"))
+    same_code = strat.loc[~strat.label.str.contains("only_in_|sometimes")]
+    assert set(same_code["status"].astype(str)) == {"same"}
+    leaf = strat.loc[strat.label.str.endswith("(leaf)")].iloc[0]
+    # standardised: per-task means weighted by the task's share of all 80 invocations (26/80 for app.report)
+    va = _vector(ps.where(run="a", task_name="app.report").profiles["path"], "leaf")
+    vb = _vector(ps.where(run="b", task_name="app.report").profiles["path"], "leaf")
+    assert leaf["mean_a"] == pytest.approx(va.mean() * 26 / 80, rel=1e-12)
+    assert leaf["mean_b"] == pytest.approx(vb.mean() * 26 / 80, rel=1e-12)
+    assert (leaf["n_a"], leaf["n_b"], leaf["present_a"], leaf["present_b"]) == (40, 40, 20, 6)
+
+
+def test_stratified_test_is_van_elteren(tmp_path):
+    """The p-value of the default diff equals a direct van Elteren computation from scipy's per-task U (a function
+    that changes differently in two tasks)."""
+    from scipy import special
+
+    ps = _mix_set(tmp_path, {"x": 10, "y": 12}, {"x": 14, "y": 9}, {"x": task_x, "y": task_y}, same_code=False)
+    d = diff(ps, split_by="run", values=("a", "b"), min_change=0, min_share=0)  # test every function
+    row = d.loc[d.label.str.endswith("(shared_step)")].iloc[0]
+    t = v = 0.0
+    for task in ("x", "y"):
+        xa = _vector(ps.where(run="a", task_name=task).profiles["path"], "shared_step")
+        xb = _vector(ps.where(run="b", task_name=task).profiles["path"], "shared_step")
+        u_b = stats.mannwhitneyu(xb, xa, method="asymptotic").statistic
+        n = len(xa) + len(xb)
+        _, counts = np.unique(np.concatenate([xa, xb]), return_counts=True)
+        var = len(xa) * len(xb) / 12 * ((n + 1) - (counts**3 - counts).sum() / (n * (n - 1)))
+        t += (u_b - len(xa) * len(xb) / 2) / (n + 1)
+        v += var / (n + 1) ** 2
+    assert t != 0 and row["p_value"] == pytest.approx(min(1.0, 2 * special.ndtr(-abs(t) / np.sqrt(v))), rel=1e-9)

@@ -1,0 +1,99 @@
+"""The shipped sample profiles: the planted changes of ``manifest.json`` come out on top, unchanged tasks `same`."""
+
+from __future__ import annotations
+
+import pytest
+
+import celerylab as cl
+from celerylab import analysis as an
+
+DIRECTION = {"regression": "slower", "improvement": "faster"}
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from celerylab.demo.manifest import read_manifest
+
+    root = cl.sample_profiles()
+    if not (root / "manifest.json").exists():
+        pytest.skip(f"no sample manifest in {root}")
+    m = read_manifest(root)
+    ps = cl.load(str(root), cache=False, progress=False)
+    return m, ps.where(run="baseline"), ps.where(run="candidate")
+
+
+def _timed(m):
+    return [p for p in m["planted"] if p["kind"] in DIRECTION]
+
+
+def test_task_level_diff_ranks_the_planted_tasks_first_and_the_rest_same(sample):
+    m, a, b = sample
+    d = cl.diff(a, b, by="task_name")
+    planted = {p["task"]: DIRECTION[p["kind"]] for p in _timed(m)}
+    assert set(d["label"].head(len(planted))) == set(planted)  # the biggest contributions to the change
+    st = d.set_index("label")["status"].astype(str)
+    for task, direction in planted.items():
+        assert st[task] == direction, task
+    for task in m["unchanged_tasks"]:
+        assert st[task] == "same", task
+
+
+def test_planted_functions_change_in_the_expected_direction(sample):
+    m, a, b = sample
+    d = cl.diff(a, b, group_by="task_name", metric="cumtime")
+    for p in _timed(m):
+        rows = d.loc[(d.task_name == p["task"]) & d.label.str.endswith(f"({p['function']})")]
+        assert len(rows) == 1, p["function"]
+        assert rows["status"].astype(str).iloc[0] == DIRECTION[p["kind"]], p["function"]
+        # among the biggest inclusive changes of its task (only its callers' chain can be bigger)
+        task_rows = d.loc[d.task_name == p["task"]].reset_index(drop=True)
+        rank = task_rows.index[task_rows.label == rows["label"].iloc[0]][0]
+        assert rank < 15, (p["function"], rank)
+
+
+def test_function_diff_blames_only_planted_tasks(sample):
+    m, a, b = sample
+    planted_tasks = {p["task"] for p in m["planted"]}
+    for metric in ("tottime", "cumtime"):
+        d = cl.diff(a, b, group_by="task_name", metric=metric)
+        changed = d.loc[d.status.astype(str).isin(["slower", "faster"])]
+        assert set(changed["task_name"]) <= planted_tasks, metric
+        assert not set(changed["task_name"]) & set(m["unchanged_tasks"])
+    # default cl.diff (one row per function, stratified by task): its biggest significant change is one that the
+    # per-task diff attributes to a planted task
+    grouped = cl.diff(a, b, group_by="task_name")
+    blamed = set(grouped.loc[grouped.status.astype(str).isin(["slower", "faster"]), "label"])
+    top = cl.diff(a, b)
+    first = top.loc[top.status.astype(str).isin(["slower", "faster"])].iloc[0]
+    assert first["label"] in blamed
+
+
+def test_db_suspects_point_at_the_n_plus_one(sample):
+    m, a, b = sample
+    item = next(p for p in m["planted"] if p["category"] == "db")
+    sus = an.n_plus_one(b)
+    hit = sus.loc[sus.task_name == item["task"]]
+    assert len(hit) and hit["caller"].str.contains(f"({item['function']})", regex=False).all()
+    assert hit["affected_share"].iloc[0] > 0.5
+    assert item["task"] not in set(an.n_plus_one(a)["task_name"])
+    ta = an.db_time(a).set_index("task_name")
+    tb = an.db_time(b).set_index("task_name")
+    assert tb.loc[item["task"], "db_time_mean"] > 2 * ta.loc[item["task"], "db_time_mean"]
+    assert tb.loc[item["task"], "sql_count_mean"] > 3 * ta.loc[item["task"], "sql_count_mean"]
+
+
+def test_memory_suspects_point_at_the_leak(sample):
+    m, a, b = sample
+    item = next(p for p in m["planted"] if p["kind"] == "leak")
+    wb = an.memory_hotspots(b)
+    assert wb["leak_suspect"].all() and (wb["suspect_tasks"] == item["task"]).all()
+    assert not an.memory_hotspots(a)["leak_suspect"].any()  # baseline grows a little, but no task carries it
+    ls = an.leak_suspects(b)
+    assert ls["task_name"].iloc[0] == item["task"] and bool(ls["suspect"].iloc[0])
+    assert ls["suspect"].sum() == 1
+    sites = an.allocation_sites(b.where(task_name=item["task"]))
+    top_site = sites.iloc[0]
+    assert top_site["file"].endswith(item["module"].split("/")[-1])
+    fid = b.resolve(item["function"])
+    f = b.functions.iloc[fid]
+    assert str(f["file"]).endswith(item["module"].split("/")[-1]) and top_site["line"] > int(f["line"])
