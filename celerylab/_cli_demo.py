@@ -1,0 +1,123 @@
+"""``celerylab demo`` and ``celerylab summary``: load profiles and print what a user wants to see first.
+
+``demo`` is the README's main job: on the shipped samples it prints the summary, the tasks, the top functions,
+then compares the runs (significant per-invocation changes), N+1 query suspects and leaking worker processes,
+and with ``-o`` writes the self-contained HTML report.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import click
+
+_WIDTH = 72
+
+
+def _left_cut(text: Any) -> Any:
+    """Function labels keep their end (file:line(name)); the front of a long path is what can go."""
+    return text if not isinstance(text, str) or len(text) <= _WIDTH else "…" + text[-(_WIDTH - 1) :]
+
+
+def _table(df: Any, cols: list[str], n: int) -> str:
+    cols = [c for c in cols if c in df.columns]
+    out = df[cols].head(n).copy()
+    for c in ("label", "caller"):
+        if c in out.columns:
+            out[c] = out[c].map(_left_cut)
+    return out.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=_WIDTH)
+
+
+def _load(src: str, jobs: int | None, cache: bool) -> tuple[Any, float]:
+    import celerylab as cl
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # bad files: one summary line on stderr, never an exception
+        ps = cl.load(src, jobs=jobs, cache=cache, progress=None)
+    return ps, time.perf_counter() - t0
+
+
+def _print_summary(ps: Any, src: str, seconds: float, n: int) -> None:
+    import pandas as pd
+
+    click.echo(repr(ps))
+    click.echo(f"  loaded in {seconds:.2f} s from {src}")
+    with pd.option_context("display.width", 200):
+        tasks = ps.task_summary()
+        if len(tasks):
+            click.echo("\nTasks")
+            click.echo(_table(tasks, list(tasks.columns), 15))
+        top = ps.top(n)
+        if len(top):
+            click.echo(f"\nTop {n} functions by own time (tottime), summed over {len(ps):,} profiles (pstats-exact)")
+            click.echo(_table(top, ["label", "ncalls", "tottime", "cumtime", "share", "kind"], n))
+        if len(ps.errors):
+            click.echo(f"\n{len(ps.errors)} file(s) could not be loaded:")
+            click.echo(ps.errors.head(20).to_string(index=False))
+
+
+def _print_comparison(ps: Any, n: int) -> None:
+    import celerylab as cl
+    from celerylab import analysis
+
+    runs = [r for r in ps.profiles["run"].dropna().astype(str).unique()]
+    if len(runs) != 2:
+        return
+    a, b = ("baseline", "candidate") if set(runs) == {"baseline", "candidate"} else tuple(sorted(runs))
+    per_task = cl.diff(ps, split_by="run", values=(a, b), by="task_name")
+    click.echo(f"\nTasks, {a} -> {b}: time per invocation (Mann-Whitney U, Benjamini-Hochberg adjusted)")
+    click.echo(_table(per_task, ["label", "status", "mean_a", "mean_b", "ratio", "p_adjusted", "n_a", "n_b"], 20))
+    d = cl.diff(ps, split_by="run", values=(a, b), group_by="task_name")
+    changed = d[d["status"].isin(["slower", "faster", "new", "gone"])]
+    click.echo(f"\nFunctions that changed significantly ({len(changed)}), by contribution to the change of task time")
+    if len(changed):
+        click.echo(_table(changed, ["task_name", "label", "status", "mean_a", "mean_b", "ratio", "p_adjusted"], n))
+    else:
+        click.echo("  none")
+    side_b = ps.where(run=b)
+    n1 = analysis.n_plus_one(side_b)
+    if len(n1):
+        click.echo(f"\nN+1 query suspects in {b}")
+        click.echo(_table(n1, ["task_name", "sql", "caller", "mean_per_invocation", "affected_share"], 5))
+    leaks = analysis.leak_suspects(side_b)
+    leaks = leaks[leaks["suspect"].astype(bool)] if "suspect" in leaks.columns else leaks
+    if len(leaks):
+        click.echo(f"\nLeak suspects in {b}: tasks that come with the RSS growth of worker processes")
+        click.echo(_table(leaks, ["task_name", "workers", "profiles", "rss_growth_mean", "grew_share", "suspect"], 5))
+
+
+@click.command()
+@click.argument("src", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write the HTML report here.")
+@click.option("-j", "--jobs", type=int, default=None, help="Parser processes (default: CPU count).")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the Parquet cache.")
+@click.option("-n", "top_n", type=int, default=12, show_default=True, help="Rows per ranking.")
+def demo(src: str | None, output: str | None, jobs: int | None, no_cache: bool, top_n: int) -> None:
+    """Analyse the shipped sample profiles (or SRC): summary, top functions, run comparison, DB and memory
+    suspects; with -o, the HTML report too."""
+    import celerylab as cl
+
+    src = src or str(cl.sample_profiles())
+    ps, seconds = _load(src, jobs, not no_cache)
+    _print_summary(ps, src, seconds, top_n)
+    if len(ps):
+        _print_comparison(ps, top_n)
+    if output:
+        path = ps.report(output)
+        click.echo(f"\nreport written: {path}")
+    else:
+        click.echo("\nTip: `celerylab demo -o report.html` writes all of this as one self-contained HTML report.")
+
+
+@click.command()
+@click.argument("src")
+@click.option("-j", "--jobs", type=int, default=None, help="Parser processes (default: CPU count).")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the Parquet cache.")
+@click.option("-n", "top_n", type=int, default=15, show_default=True)
+def summary(src: str, jobs: int | None, no_cache: bool, top_n: int) -> None:
+    """Load SRC (directory, glob or file) and print a summary: tasks and top functions."""
+    ps, seconds = _load(src, jobs, not no_cache)
+    _print_summary(ps, src, seconds, top_n)

@@ -1,0 +1,121 @@
+"""DB and memory hotspot figures."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from .functions import plotly_text
+
+
+def _clip(text: object, width: int) -> str:
+    s = " ".join(str(text).split())
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def _unique(labels: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for t in labels:
+        seen[t] = seen.get(t, 0) + 1
+        out.append(t if seen[t] == 1 else f"{t} ({seen[t]})")
+    return out
+
+
+def sql_statements(df: pd.DataFrame, *, text: str = "sql", value: str = "time_s", width: int = 70) -> go.Figure:
+    """Horizontal bars of ``value`` (default summed query time) per normalized SQL statement, largest on top.
+
+    Tick labels are the statements clipped to ``width`` characters; the hover shows the full statement."""
+    for c in (text, value):
+        if c not in df.columns:
+            raise KeyError(f"sql_statements: no column {c!r}; columns are {list(df.columns)}")
+    d = df.reset_index(drop=True)
+    ticks = _unique([plotly_text(_clip(s, width)) for s in d[text]])
+    extra = [c for c in ("count", "n_profiles", "per_task") if c in d.columns]
+    custom = [[plotly_text(" ".join(str(s).split()))] + [d[c].iloc[i] for c in extra] for i, s in enumerate(d[text])]
+    hover = "<br>".join(
+        ["%{customdata[0]}", f"{value}: %{{x:.4~g}}"]
+        + [f"{c}: %{{customdata[{k + 1}]:.4~g}}" for k, c in enumerate(extra)]
+    )
+    fig = go.Figure(
+        go.Bar(
+            x=d[value].to_numpy(),
+            y=ticks,
+            orientation="h",
+            customdata=custom,
+            hovertemplate=hover + "<extra></extra>",
+            marker={"color": "#d62728"},
+        )
+    )
+    fig.update_layout(
+        xaxis_title="query time (s), summed" if value == "time_s" else value,
+        yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
+        height=max(240, 28 * len(d) + 110),
+        margin={"l": 10, "r": 20, "t": 20, "b": 40},
+    )
+    return fig
+
+
+def memory_growth(
+    profiles: pd.DataFrame, *, by: str = "task_name", before: str = "memory_rss_before", after: str = "memory_rss_after"
+) -> go.Figure:
+    """RSS growth per task run (``after - before``, in MiB): one box per ``by`` value, every profile a point.
+
+    A task whose box sits above zero on every run keeps memory: a leak suspect."""
+    for c in (by, before, after):
+        if c not in profiles.columns:
+            raise KeyError(f"memory_growth: no column {c!r} in profiles (no memory data captured?)")
+    p = profiles.loc[profiles[before].notna() & profiles[after].notna()]
+    growth = (p[after].astype(float) - p[before].astype(float)) / 2**20
+    key = p[by].astype(object).where(p[by].notna(), "(unknown)").astype(str)
+    fig = go.Figure()
+    for name, g in growth.groupby(key, sort=True):
+        fig.add_trace(
+            go.Box(
+                y=g.to_numpy(),
+                name=plotly_text(name),
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                marker={"size": 4},
+                hovertemplate="%{y:.3~f} MiB<extra></extra>",
+            )
+        )
+    fig.add_hline(y=0, line={"color": "#888", "dash": "dot"})
+    fig.update_layout(
+        yaxis_title="RSS growth per task (MiB)",
+        showlegend=False,
+        height=360,
+        xaxis={"type": "category", "automargin": True},
+        margin={"l": 10, "r": 10, "t": 20, "b": 40},
+    )
+    return fig
+
+
+def allocation_sites(df: pd.DataFrame, *, value: str = "size", site: str | None = None) -> go.Figure:
+    """Horizontal bars of allocated bytes (``value``) per source line; ``site`` names a text column, else
+    ``file:line`` is built from ``file`` and ``line``."""
+    if value not in df.columns:
+        raise KeyError(f"allocation_sites: no column {value!r}; columns are {list(df.columns)}")
+    d = df.reset_index(drop=True)
+    if site is not None:
+        names = d[site].astype(str).tolist()
+    else:
+        names = [f"{f}:{ln}" for f, ln in zip(d["file"].astype(str), d["line"])]
+    ticks = _unique([plotly_text(_clip(n, 80)) for n in names])
+    fig = go.Figure(
+        go.Bar(
+            x=d[value].to_numpy() / 2**20,
+            y=ticks,
+            orientation="h",
+            marker={"color": "#9467bd"},
+            hovertemplate="%{y}<br>%{x:.3~f} MiB<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        xaxis_title="allocated (MiB), summed over profiles",
+        yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
+        height=max(220, 28 * len(d) + 110),
+        margin={"l": 10, "r": 20, "t": 20, "b": 40},
+    )
+    return fig

@@ -1,0 +1,112 @@
+"""Task-level figures over ``ProfileSet.profiles`` / ``ProfileSet.task_summary()``."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from .functions import plotly_text
+
+
+def _duration_column(profiles: pd.DataFrame, value: str | None) -> str:
+    if value is not None:
+        if value not in profiles.columns:
+            raise KeyError(f"no column {value!r} in profiles; columns are {list(profiles.columns)}")
+        return value
+    if "wall_s" in profiles.columns and profiles["wall_s"].notna().any():
+        return "wall_s"
+    return "total_tt"
+
+
+def _groups(profiles: pd.DataFrame, by: str) -> list[tuple[str, pd.DataFrame]]:
+    if by not in profiles.columns:
+        raise KeyError(f"no column {by!r} in profiles; columns are {list(profiles.columns)}")
+    key = profiles[by].astype(object).where(profiles[by].notna(), "(unknown)").astype(str)
+    return [(str(k), g) for k, g in profiles.groupby(key, sort=True)]
+
+
+def task_durations(
+    profiles: pd.DataFrame, *, by: str = "task_name", value: str | None = None, color: str | None = None
+) -> go.Figure:
+    """Time distribution: one box per ``by`` value (default task name) of ``value`` (default ``wall_s``, else the
+    profile's ``total_tt``), every profile shown as a point.  ``color`` (e.g. ``"run"``) splits each box."""
+    col = _duration_column(profiles, value)
+    fig = go.Figure()
+    if color is None:
+        for name, g in _groups(profiles, by):
+            fig.add_trace(
+                go.Box(
+                    y=g[col].to_numpy(),
+                    name=plotly_text(name),
+                    boxpoints="all",
+                    jitter=0.4,
+                    pointpos=0,
+                    marker={"size": 4},
+                    hovertemplate="%{y:.4~g} s<extra></extra>",
+                )
+            )
+    else:
+        for cname, cg in _groups(profiles, color):
+            x = cg[by].astype(object).where(cg[by].notna(), "(unknown)").astype(str).map(plotly_text)
+            fig.add_trace(
+                go.Box(
+                    x=x.to_numpy(),
+                    y=cg[col].to_numpy(),
+                    name=plotly_text(cname),
+                    boxpoints="all",
+                    jitter=0.4,
+                    pointpos=0,
+                    marker={"size": 4},
+                )
+            )
+        fig.update_layout(boxmode="group")
+    fig.update_layout(
+        yaxis_title=f"{col} (s)",
+        xaxis={"type": "category", "automargin": True},
+        showlegend=color is not None,
+        margin={"l": 10, "r": 10, "t": 30, "b": 40},
+        height=380,
+    )
+    return fig
+
+
+def task_totals(task_summary: pd.DataFrame, *, value: str = "total_s") -> go.Figure:
+    """Bars of ``value`` (default summed wall time) per task, from :meth:`ProfileSet.task_summary`."""
+    if value not in task_summary.columns:
+        raise KeyError(f"task_totals(value={value!r}): no such column; columns are {list(task_summary.columns)}")
+    df = task_summary.sort_values(value, ascending=False, kind="stable")
+    custom = df[[c for c in ("profiles", "wall_p50_s", "wall_p95_s") if c in df.columns]].to_numpy()
+    fig = go.Figure(
+        go.Bar(
+            x=df[value].to_numpy(),
+            y=[plotly_text(t) for t in df["task_name"].astype(str)],
+            orientation="h",
+            customdata=custom,
+            hovertemplate="%{y}: %{x:.4~g} s<br>profiles %{customdata[0]}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        xaxis_title="wall time (s), summed" if value == "total_s" else value,
+        yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
+        height=max(220, 30 * len(df) + 100),
+        margin={"l": 10, "r": 20, "t": 20, "b": 40},
+    )
+    return fig
+
+
+def task_timeline(profiles: pd.DataFrame, *, by: str = "task_name", value: str | None = None) -> go.Figure:
+    """Scatter of each profile's duration against its start time, one trace per ``by`` value."""
+    col = _duration_column(profiles, value)
+    if "started_at" not in profiles.columns:
+        raise KeyError("task_timeline needs a 'started_at' column in profiles")
+    fig = go.Figure()
+    for name, g in _groups(profiles, by):
+        g = g.sort_values("started_at")
+        fig.add_trace(go.Scatter(x=g["started_at"], y=g[col].to_numpy(), mode="markers", name=plotly_text(name)))
+    fig.update_layout(
+        yaxis_title=f"{col} (s)",
+        xaxis_title="started at (UTC)",
+        height=360,
+        margin={"l": 10, "r": 10, "t": 20, "b": 40},
+    )
+    return fig
