@@ -1,0 +1,146 @@
+"""Shared pieces of the widget controllers: the visible error area, guarded handlers, HTML escaping and
+in-place figure updates."""
+
+from __future__ import annotations
+
+import functools
+import html
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import ipywidgets as w
+import pandas as pd
+import plotly.graph_objects as go
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def esc(value: object) -> str:
+    """``value`` as HTML text: every function/task name that reaches an ``ipywidgets.HTML`` goes through here."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+class ErrorArea:
+    """A visible place for exceptions raised inside widget callbacks.
+
+    ipywidgets sends a callback's exception to the browser console, where nobody sees it.  Every handler of the
+    explorer is wrapped by :func:`guarded`, which reports the exception here instead: a red banner with the message
+    and the traceback in an ``Output`` below the tabs, so it shows in the notebook.
+    """
+
+    def __init__(self) -> None:
+        self.banner = w.HTML(value="", layout=w.Layout(display="none"))
+        self.output = w.Output(layout=w.Layout(max_height="240px", overflow="auto"))
+        self.clear_button = w.Button(description="dismiss", layout=w.Layout(width="90px", display="none"))
+        self.clear_button.on_click(lambda _b: self.clear())
+        self.errors: list[BaseException] = []
+        self.widget = w.VBox([w.HBox([self.banner, self.clear_button]), self.output])
+
+    def report(self, exc: BaseException, where: str = "") -> None:
+        """Show ``exc`` (message + traceback) in the notebook and remember it in :attr:`errors`."""
+        self.errors.append(exc)
+        msg = f"{type(exc).__name__}: {exc}"
+        place = f" in {esc(where)}" if where else ""
+        self.banner.value = (
+            f"<div class='celerylab-error' style='color:#a40000;background:#fde8e8;padding:4px 8px;"
+            f"border-left:4px solid #a40000;white-space:pre-wrap'><b>error{place}</b>: {esc(msg)}</div>"
+        )
+        self.banner.layout.display = ""
+        self.clear_button.layout.display = ""
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.output.outputs = ()
+        self.output.append_stderr(tb)
+
+    def clear(self) -> None:
+        """Hide the banner and the traceback (the :attr:`errors` list is kept)."""
+        self.banner.value = ""
+        self.banner.layout.display = "none"
+        self.clear_button.layout.display = "none"
+        self.output.outputs = ()
+
+    @property
+    def message(self) -> str:
+        """The message of the last reported error, or ``""``."""
+        return f"{type(self.errors[-1]).__name__}: {self.errors[-1]}" if self.errors else ""
+
+
+def guarded(method: F) -> F:
+    """Decorate a controller method so that an exception is shown in ``self.errors`` (an :class:`ErrorArea`)
+    instead of vanishing into the browser log.  The method then returns ``None``."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as e:
+            area: ErrorArea | None = getattr(self, "errors", None)
+            if area is None:
+                raise
+            area.report(e, f"{type(self).__name__}.{method.__name__}")
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+#: plotly.js config of every explorer figure: no logo, no "share / edit in Chart Studio" (a network service)
+FIGURE_CONFIG = {"displaylogo": False, "showLink": False, "showSendToCloud": False, "showEditInChartStudio": False,
+                 "modeBarButtonsToRemove": ["sendDataToCloud", "editInChartStudio"]}  # fmt: skip
+
+
+def new_figure_widget(height: int = 360) -> go.FigureWidget:
+    """An empty FigureWidget (plotly.js comes from the installed plotly package: works offline)."""
+    fig = go.FigureWidget()
+    fig._config = FIGURE_CONFIG
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 30})
+    return fig
+
+
+def show_figure(target: go.FigureWidget, fig: go.Figure, on_click: Callable[..., Any] | None = None) -> None:
+    """Replace the traces and layout of ``target`` with those of ``fig`` (one widget, updated in place, so the
+    notebook output keeps its place), and attach ``on_click`` to every new trace."""
+    with target.batch_update():
+        target.data = ()
+        target.layout = fig.layout
+        target.add_traces(list(fig.data))
+    if on_click is not None:
+        for tr in target.data:
+            tr.on_click(on_click)
+
+
+def message_figure(text: str, height: int = 200) -> go.Figure:
+    """An empty figure that says ``text`` (no data for this selection, a missing column…)."""
+    fig = go.Figure()
+    fig.add_annotation(text=text.replace("<", "&lt;").replace(">", "&gt;"), showarrow=False, x=0.5, y=0.5,
+                       xref="paper", yref="paper", font={"size": 14, "color": "#666"})  # fmt: skip
+    fig.update_layout(height=height, xaxis={"visible": False}, yaxis={"visible": False},
+                      margin={"l": 10, "r": 10, "t": 10, "b": 10})  # fmt: skip
+    return fig
+
+
+def fmt_value(v: Any) -> str:
+    """A compact text for one table cell."""
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if v != v:
+            return ""
+        return f"{v:.4g}"
+    return str(v)
+
+
+def html_table(df: pd.DataFrame, columns: Sequence[str] | None = None, *, max_rows: int = 50,
+               css_class: str = "celerylab-table", highlight: Iterable[bool] | None = None) -> str:  # fmt: skip
+    """``df`` as an escaped HTML table (names like ``<script>`` are shown, never interpreted)."""
+    cols = [c for c in (columns or list(df.columns)) if c in df.columns]
+    d = df.head(max_rows)
+    hl = list(highlight)[: len(d)] if highlight is not None else [False] * len(d)
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{esc(c)}</th>" for c in cols)
+    rows = []
+    for i, r in enumerate(d[cols].itertuples(index=False)):
+        style = " style='background:#fff3cd'" if i < len(hl) and hl[i] else ""
+        cells = "".join(f"<td style='padding:1px 8px'>{esc(fmt_value(v))}</td>" for v in r)
+        rows.append(f"<tr{style}>{cells}</tr>")
+    more = f"<div style='color:#666'>… {len(df) - max_rows} more rows</div>" if len(df) > max_rows else ""
+    return (f"<table class='{esc(css_class)}' style='border-collapse:collapse;font-size:12px'><thead><tr>{head}"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}")  # fmt: skip

@@ -1,0 +1,45 @@
+"""The frames the tabs draw, all from :mod:`celerylab.analysis` (the widgets compute nothing of their own)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from .. import analysis as an
+
+if TYPE_CHECKING:
+    from ..profileset import ProfileSet
+
+MIB = 2**20
+
+
+def diff_frame(a: ProfileSet, b: ProfileSet) -> pd.DataFrame:
+    """``cl.diff(a, b)``: per-invocation means, delta, ratio, p-values and status, ranked by contribution."""
+    return an.diff(a, b)
+
+
+def calltree_frame(ps: ProfileSet, *, root: int | None = None, max_depth: int = 8) -> pd.DataFrame:
+    """Nodes ``id, parent, func_id, label, value, …`` of the call tree rebuilt from caller edges (an approximation)."""
+    return an.call_tree(ps, root=root, max_depth=max_depth)
+
+
+def sql_frame(ps: ProfileSet) -> pd.DataFrame:
+    """One row per normalised statement with ``n_plus_one`` flags (:func:`celerylab.analysis.db_hotspots`)."""
+    return an.db_hotspots(ps)
+
+
+def memory_frame(ps: ProfileSet) -> pd.DataFrame:
+    """One row per worker process with ``leak_suspect`` (:func:`celerylab.analysis.memory_hotspots`), plus the
+    byte columns in MiB for display (``*_mib``)."""
+    m = an.memory_hotspots(ps)
+    for c in ("rss_first", "rss_last", "growth", "growth_per_task", "late_growth"):
+        if c in m.columns:
+            m[f"{c}_mib"] = m[c].astype(float) / MIB
+    return m
+
+
+def allocations_frame(ps: ProfileSet) -> pd.DataFrame:
+    """Allocation sites still held at task end, summed over the selection, largest first."""
+    a = an.allocation_sites(ps)
+    return a.sort_values("size", ascending=False, kind="stable").reset_index(drop=True) if len(a) else a

@@ -1,0 +1,147 @@
+"""Call graph tab (gprof2dot → DOT → SVG with Graphviz ``dot``) and Call tree tab (icicle / sunburst)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from ..charts.calltree import APPROXIMATION_NOTE, calltree
+from ._base import esc, guarded, message_figure, new_figure_widget, show_figure
+from ._data import calltree_frame
+from ._tab import TabController
+
+if TYPE_CHECKING:
+    from ._explorer import Explorer
+
+
+class CallgraphTab(TabController):
+    """The merged call graph of the filtered selection, pruned by ``node_thres`` / ``edge_thres`` (percent of the
+    total time), optionally rooted at the drilldown function.  :attr:`svg` is the SVG shown (``""`` when none);
+    where ``dot`` is missing the tab says how to install it."""
+
+    title = "Call graph"
+
+    def __init__(self, app: Explorer) -> None:
+        super().__init__(app)
+        self.svg = ""
+        self.node_thres = w.BoundedFloatText(
+            value=0.5,
+            min=0.0,
+            max=100.0,
+            step=0.5,
+            description="node %",
+            layout=w.Layout(width="150px"),
+            style={"description_width": "50px"},
+        )
+        self.edge_thres = w.BoundedFloatText(
+            value=0.1,
+            min=0.0,
+            max=100.0,
+            step=0.1,
+            description="edge %",
+            layout=w.Layout(width="150px"),
+            style={"description_width": "50px"},
+        )
+        self.rooted = w.Checkbox(
+            value=False, description="only below the drilldown function", indent=False, layout=w.Layout(width="260px")
+        )
+        self.render_button = w.Button(description="render", button_style="primary", layout=w.Layout(width="90px"))
+        self.render_button.on_click(self.on_render)
+        for c in (self.node_thres, self.edge_thres, self.rooted):
+            c.observe(self.on_control, names="value")
+        self.status = w.HTML()
+        self.graph = w.HTML(layout=w.Layout(overflow="auto", max_height="900px", border="1px solid #ddd"))
+        self.widget = w.VBox(
+            [w.HBox([self.node_thres, self.edge_thres, self.rooted, self.render_button]), self.status, self.graph]
+        )
+
+    def refresh(self) -> None:
+        from ..callgraph import CallgraphError, CallgraphOptions, callgraph_svg
+
+        if not len(self.ps):
+            self.svg = ""
+            self.graph.value = ""
+            self.status.value = "<i>no profiles match the filters</i>"
+            return
+        root = None
+        if self.rooted.value and self.app.drilldown.focus is not None:
+            root = str(self.ps.functions["name"].iloc[self.app.drilldown.focus])
+        opts = CallgraphOptions(
+            node_thres=float(self.node_thres.value), edge_thres=float(self.edge_thres.value), root=root
+        )
+        t0 = time.perf_counter()
+        try:
+            svg = callgraph_svg(self.ps, opts)
+        except CallgraphError as e:
+            self.svg = ""
+            self.graph.value = ""
+            self.status.value = f"<div class='celerylab-callgraph-error' style='color:#a40000'>{esc(e)}</div>"
+            return
+        self.svg = svg
+        start = svg.find("<svg")
+        self.graph.value = svg[start:] if start >= 0 else svg
+        n = svg.count('class="node"')
+        self.status.value = (
+            f"<span class='celerylab-callgraph-status'>{n} functions, {len(self.ps):,} profiles, node ≥ "
+            f"{opts.node_thres:g}%, edge ≥ {opts.edge_thres:g}%"
+            + (f", below {esc(root)}" if root else "")
+            + f" · {time.perf_counter() - t0:.2f} s</span>"
+        )
+
+    @guarded
+    def on_render(self, _button: Any = None) -> None:
+        """Render the graph now."""
+        self.stale = False
+        self.refresh()
+
+    @guarded
+    def on_control(self, change: dict[str, Any]) -> None:
+        """Thresholds or rooting changed: render again."""
+        self.stale = False
+        self.refresh()
+
+
+class CalltreeTab(TabController):
+    """Icicle or sunburst of the call tree of the filtered selection (rooted at the drilldown function when that
+    box is ticked), rebuilt from caller edges: an approximation, and the figure says so.  :attr:`current` is the
+    node frame ``id, parent, func_id, label, value``."""
+
+    title = "Call tree"
+
+    def __init__(self, app: Explorer) -> None:
+        super().__init__(app)
+        self.kind = w.ToggleButtons(options=["icicle", "sunburst"], value="icicle", style={"button_width": "80px"})
+        self.rooted = w.Checkbox(
+            value=True, description="rooted at the drilldown function", indent=False, layout=w.Layout(width="260px")
+        )
+        self.depth = w.BoundedIntText(
+            value=6,
+            min=1,
+            max=30,
+            description="depth",
+            layout=w.Layout(width="120px"),
+            style={"description_width": "40px"},
+        )
+        for c in (self.kind, self.rooted, self.depth):
+            c.observe(self.on_control, names="value")
+        self.note = w.HTML(f"<i>{esc(APPROXIMATION_NOTE)}</i>")
+        self.fig = new_figure_widget(480)
+        self.widget = w.VBox([w.HBox([self.kind, self.rooted, self.depth]), self.note, self.fig])
+
+    def refresh(self) -> None:
+        root = self.app.drilldown.focus if self.rooted.value else None
+        tree = calltree_frame(self.ps, root=root, max_depth=int(self.depth.value))
+        self.current = tree
+        if not len(tree):
+            show_figure(self.fig, message_figure("no call tree for this selection"))
+            return
+        title = None if root is None else f"below {self.ps.functions['label'].iloc[root]}"
+        show_figure(self.fig, calltree(tree, kind=self.kind.value, title=title))
+
+    @guarded
+    def on_control(self, change: dict[str, Any]) -> None:
+        """Kind, rooting or depth changed: redraw."""
+        self.stale = False
+        self.refresh()

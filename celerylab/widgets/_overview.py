@@ -1,0 +1,52 @@
+"""Overview tab: tasks, counts, and time distributions per task and run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import ipywidgets as w
+
+from ..charts.overview import task_durations, task_totals
+from ._base import esc, html_table, message_figure, new_figure_widget, show_figure
+from ._tab import TabController
+
+if TYPE_CHECKING:
+    from ._explorer import Explorer
+
+SUMMARY_COLUMNS = ["task_name", "profiles", "failed", "wall_mean_s", "wall_p50_s", "wall_p95_s", "total_s"]
+
+
+class OverviewTab(TabController):
+    """Summary counts, a task table, summed time per task and the duration distribution per task and run.
+    :attr:`current` is :meth:`ProfileSet.task_summary` of the selection."""
+
+    title = "Overview"
+
+    def __init__(self, app: Explorer) -> None:
+        super().__init__(app)
+        self.summary = w.HTML()
+        self.table = w.HTML()
+        self.totals_fig = new_figure_widget(260)
+        self.durations_fig = new_figure_widget(380)
+        self.widget = w.VBox([self.summary, self.table, self.durations_fig, self.totals_fig])
+
+    def refresh(self) -> None:
+        ps = self.ps
+        s = ps.summary()
+        runs = ", ".join(s["runs"]) or "—"
+        self.summary.value = (
+            f"<div class='celerylab-summary'><b>{s['profiles']:,}</b> profiles · <b>{s['tasks']}</b> tasks · "
+            f"<b>{s['workers']}</b> worker processes · <b>{s['functions']:,}</b> functions · runs: {esc(runs)}"
+            + (f" · <span style='color:#a40000'>{s['errors']} load errors</span>" if s["errors"] else "")
+            + "</div>"
+        )
+        ts = ps.task_summary()
+        self.current = ts
+        self.table.value = html_table(ts, SUMMARY_COLUMNS, max_rows=30)
+        if not len(ps):
+            show_figure(self.durations_fig, message_figure("no profiles match the filters"))
+            show_figure(self.totals_fig, message_figure(""))
+            return
+        color = "run" if "run" in ps.profiles.columns and ps.profiles["run"].nunique() > 1 else None
+        show_figure(self.durations_fig, task_durations(ps.profiles, by="task_name", color=color))
+        show_figure(self.totals_fig, task_totals(ts))

@@ -1,0 +1,249 @@
+"""The explorer in a real browser: JupyterLab on 127.0.0.1, Debian chromium driven by Playwright, a real kernel.
+
+One smoke test walks what a user does: open an example notebook on ``sample_profiles/``, run it, change the task
+filter, click a function bar (plotly → anywidget → the kernel's ``on_click``) into the drilldown, switch to Diff,
+and assert on the text the page shows.  Screenshots go to ``test-artifacts/widgets/``.  No fixed sleeps: every
+wait polls a readiness signal (``/api/status``, the kernel status, a selector, a text).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import celerylab as cl
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "widgets"
+CHROMIUM = os.environ.get("CELERYLAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+TIMEOUT_MS = 120_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _notebook(path: Path) -> None:
+    """The example notebook: load the shipped samples, open the explorer."""
+    cells = [
+        "import celerylab as cl\nps = cl.load(cl.sample_profiles(), cache=False)\nps",
+        "app = ps.explore()\napp",
+    ]
+    nb = {
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [], "source": src}
+            for i, src in enumerate(cells)
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Iterator[str]:
+    """A JupyterLab server on 127.0.0.1 with a scratch HOME; yields its base URL once ``/api/status`` answers."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"Debian chromium not found at {CHROMIUM}: apt-get install chromium (scripts/dev test does)")
+    pytest.importorskip("playwright.sync_api", reason="pip install playwright (in the dev extra)")
+    pytest.importorskip("jupyterlab", reason="pip install jupyterlab (in the dev extra)")
+    pytest.importorskip("anywidget", reason="plotly FigureWidget needs anywidget: pip install anywidget")
+    scratch = tmp_path_factory.mktemp("lab")
+    home, work = scratch / "home", scratch / "work"
+    home.mkdir()
+    work.mkdir()
+    _notebook(work / "explore.ipynb")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "IPYTHONDIR": str(home / ".ipython"),
+        "CELERYLAB_CACHE_DIR": str(home / "cache"),
+        "CELERYLAB_SAMPLES": str(cl.sample_profiles()),
+        "PYTHONWARNINGS": "ignore::DeprecationWarning",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={work}",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--allow-root",
+    ]
+    log = open(scratch / "server.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"jupyter lab exited {proc.returncode}: {(scratch / 'server.log').read_text()[-3000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{base}/api/status", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("jupyter lab did not answer /api/status within 90 s")
+            time.sleep(0.2)  # polling interval, not a wait for readiness
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(scratch / "server.log", ARTIFACTS / "jupyter-server.log")
+
+
+def shoot(page, explorer, name: str) -> None:
+    """The page as the user sees it, and the whole explorer (taller than the window) as a second picture."""
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    explorer.screenshot(path=str(ARTIFACTS / f"{name}-explorer.png"))
+
+
+def test_explorer_in_jupyterlab(lab: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ps = cl.load(cl.sample_profiles(), cache=False)
+    counts = ps.profiles["task_name"].astype(str).value_counts()
+    task = str(counts.index[0])
+    sub = ps.where(task_name=task)
+    top = sub.top(n=None)
+    top_name = str(top["name"].iloc[0])
+    runs = sorted(ps.profiles["run"].dropna().astype(str).unique())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    outside: list[str] = []
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.set_default_timeout(TIMEOUT_MS)
+
+            def route(r):  # no internet here, and the explorer must not need it (no CDN)
+                url = r.request.url
+                if url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+                    r.continue_()
+                else:
+                    outside.append(url)
+                    r.abort()
+
+            page.route("**/*", route)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+
+            # GIVEN the example notebook, opened and run in JupyterLab
+            page.goto(f"{lab}/lab/tree/explore.ipynb")
+            page.wait_for_function(
+                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget && "
+                "window.jupyterapp.shell.currentWidget.sessionContext",
+                timeout=TIMEOUT_MS,
+            )
+            page.evaluate(
+                "async () => { const w = window.jupyterapp.shell.currentWidget;"
+                " await w.context.ready; await w.sessionContext.ready; }"
+            )
+            page.wait_for_function(
+                "() => { const k = window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel;"
+                " return k && k.status === 'idle'; }"
+            )
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            explorer = page.locator(".celerylab-explorer")
+            expect(explorer).to_be_visible()
+            no_news = page.get_by_role("button", name="No", exact=True)
+            if no_news.count():  # JupyterLab's "get notified about news?" toast would cover the plots
+                no_news.first.click()
+            expect(page.locator(".celerylab-summary")).to_contain_text(f"{len(ps):,}")
+            expect(explorer.locator(".js-plotly-plot .main-svg").first).to_be_visible()
+            shoot(page, explorer, "1-overview")
+
+            # WHEN the task filter is changed
+            explorer.locator(".widget-dropdown select").first.select_option(task)
+            # THEN the count and the overview follow
+            expect(explorer.locator(".celerylab-count")).to_contain_text(f"{len(sub):,} of {len(ps):,} profiles")
+            expect(explorer.locator(".celerylab-summary")).to_contain_text(f"{len(sub):,}")
+            shoot(page, explorer, "2-task-filter")
+
+            # WHEN the Functions tab is opened and the top bar is clicked
+            explorer.locator(".lm-TabBar-tab", has_text="Functions").click()
+            panel = explorer.locator(".widget-tab-contents > .widget-box:not(.lm-mod-hidden)")
+            functions_plot = panel.locator(".js-plotly-plot").first
+            bar = functions_plot.locator(".bars .point path").first
+            expect(bar).to_be_visible()
+            expect(panel.locator("table.celerylab-table")).to_contain_text(top_name)
+            box = bar.bounding_box()
+            assert box is not None
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            # THEN the drilldown shows that function (the click went through plotly → anywidget → the kernel)
+            focus = explorer.locator(".celerylab-focus")
+            expect(focus).to_be_visible()
+            expect(focus).to_contain_text(top_name)
+            expect(focus).to_contain_text(f"of {len(sub):,} profiles")
+            expect(explorer.locator(".lm-TabBar-tab.lm-mod-current")).to_have_text("Drilldown")
+            shoot(page, explorer, "3-drilldown")
+
+            # WHEN the Diff tab is opened
+            explorer.locator(".lm-TabBar-tab", has_text="Diff").click()
+            summary = explorer.locator(".celerylab-diff-summary")
+            # THEN it compares the two runs of the filtered task, with a ranked chart
+            expect(summary).to_be_visible()
+            if len(runs) >= 2:
+                expect(summary).to_contain_text(f"A = run {runs[0]}")
+                expect(summary).to_contain_text(f"B = run {runs[1]}")
+                n_a = int((sub.profiles["run"].astype(str) == runs[0]).sum())
+                expect(summary).to_contain_text(f"{n_a:,} profiles")
+            diff_plot = panel.locator(".js-plotly-plot").first
+            expect(diff_plot.locator(".bars .point")).not_to_have_count(0)
+            shoot(page, explorer, "4-diff")
+
+            # AND no callback failed and nothing reached for the network
+            assert explorer.locator(".celerylab-error").count() == 0
+        finally:
+            browser.close()
+    assert not errors, f"page errors: {errors}"
+    assert not outside, f"requests outside 127.0.0.1: {outside[:5]}"

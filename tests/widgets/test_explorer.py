@@ -1,0 +1,373 @@
+"""The explorer's controllers, driven through their named handlers; assertions on figure data and widget state."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from plotly.callbacks import Points
+
+import celerylab as cl
+from celerylab.widgets import explore
+from celerylab.widgets._filters import ALL
+
+from .conftest import EVIL, N_PLUS_ONE_SQL, ONLY_EVIL
+
+
+def fid_of(ps, key) -> int:
+    file, line, name = key
+    f = ps.functions
+    return int(f.loc[(f["file"] == file) & (f["line"] == line) & (f["name"] == name), "func_id"].iloc[0])
+
+
+def click(trace, index: int = 0) -> Points:
+    return Points(point_inds=[index], xs=[trace.x[index]], ys=[trace.y[index]], trace_name=trace.name, trace_index=0)
+
+
+def all_html(widget) -> str:
+    """Every HTML/Label value and option label under ``widget`` (what the browser would render as text/markup)."""
+    import ipywidgets as w
+
+    out = []
+    stack = [widget]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, w.HTML | w.Label):
+            out.append(x.value)
+        if isinstance(x, w.Button):
+            out.append(x.description)
+        if hasattr(x, "children"):
+            stack.extend(x.children)
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------------------- overview
+def test_overview_shows_the_task_summary_and_one_box_per_run(app, ps):
+    # THEN the overview's frame is the set's task summary, and the duration figure splits by run
+    pd.testing.assert_frame_equal(app.current, ps.task_summary())
+    fig = app.overview.durations_fig
+    assert sorted(t.name for t in fig.data) == ["baseline", "candidate"]
+    assert sum(len(t.y) for t in fig.data) == len(ps)
+    assert "12</b> profiles" in app.overview.summary.value
+
+
+def test_task_filter_applies_to_every_tab(app, ps):
+    # WHEN the task dropdown is changed as a user would
+    app.filters.dropdowns["task"].value = "orders.process"
+    # THEN the selection, the count and the visible tab follow
+    assert len(app.selection) == 10
+    assert set(app.profiles["task_name"].astype(str)) == {"orders.process"}
+    assert "10 of 12 profiles" in app.filters.count.value
+    assert app.current["task_name"].tolist() == ["orders.process"]
+    # AND a tab drawn later uses the same filter (own times summed over the 10 profiles, not the 12)
+    app.show("Functions")
+    evil = fid_of(ps, EVIL)
+    assert app.current.set_index("func_id").loc[evil, "n_profiles"] == 10
+    totals = ps.where(task_name="orders.process").top(n=None)
+    got = app.current.set_index("func_id")["tottime"]
+    assert got.to_dict() == pytest.approx(totals.set_index("func_id")["tottime"].to_dict())
+    # AND reset brings everything back
+    app.filters.on_reset()
+    assert len(app.selection) == 12 and app.filters.dropdowns["task"].value == ALL
+
+
+def test_set_filters_accepts_where_conditions_and_time_window(app):
+    sel = app.set_filters(run=["candidate"], started_at=slice("2026-01-01T00:02", "2026-01-01T00:06"))
+    assert sorted(sel.profiles["started_at"].dt.minute.tolist()) == [3, 5]
+    assert app.filters.time_from.value.startswith("2026-01-01T00:02")
+    # a list cannot show in the dropdown: it stays at (all) while the condition holds
+    assert app.filters.dropdowns["run"].value == ALL
+    assert set(app.profiles["run"].astype(str)) == {"candidate"}
+
+
+def test_bad_time_window_shows_an_error_and_keeps_the_filters(app):
+    # GIVEN a working filter
+    app.filters.dropdowns["run"].value = "baseline"
+    assert len(app.selection) == 6
+    # WHEN a user types a text that is no date (a real failing input through the handler)
+    app.filters.time_from.value = "yesterday-ish"
+    # THEN the error shows in the notebook (banner + traceback output), nothing raised, the selection stays
+    assert "yesterday-ish" in app.errors.message
+    assert "is not a date/time" in app.errors.banner.value
+    assert app.errors.banner.layout.display == ""
+    tb = app.errors.output.outputs[-1]
+    assert tb["name"] == "stderr" and "ValueError" in tb["text"]
+    assert len(app.selection) == 6
+    # AND dismiss hides it
+    app.errors.clear_button.click()
+    assert app.errors.banner.layout.display == "none" and app.errors.output.outputs == ()
+
+
+# ------------------------------------------------------------------------------------------------ functions
+def test_functions_table_sorts_and_filters(app, ps):
+    tab = app.show("Functions")
+    assert app.current["tottime"].is_monotonic_decreasing
+    tab.sort_by.value = "ncalls"
+    tab.descending.value = False
+    assert app.current["ncalls"].is_monotonic_increasing
+    assert tab.descending.description == "ascending"
+    tab.kind.value = "third-party"
+    assert app.current["label"].str.contains("sqlalchemy").all() and len(app.current) == 1
+    tab.kind.value = "(all)"
+    tab.search.value = "load_"
+    assert app.current["name"].tolist() == ["load_orders"]
+    # the figure shows exactly the table's rows
+    assert list(tab.fig.data[0].x) == pytest.approx(app.current["ncalls"].tolist())
+
+
+def test_function_bar_click_opens_the_drilldown(app, ps):
+    tab = app.show("Functions")
+    row = 1
+    want = int(app.current["func_id"].iloc[row])
+    tab.on_bar_click(tab.fig.data[0], click(tab.fig.data[0], row))
+    assert app.active is app.drilldown
+    assert app.drilldown.focus == want
+    assert app.selected["func_id"].tolist() == [want]
+
+
+def test_function_picker_and_drill_button(app):
+    tab = app.show("Functions")
+    tab.on_drill()  # nothing picked yet: a visible error, no exception
+    assert "pick a function" in app.errors.message
+    tab.picker.value = tab.picker.options[2][1]
+    assert tab.selected["func_id"].tolist() == [tab.picker.value]
+    tab.drill_button.click()
+    assert app.drilldown.focus == tab.picker.value
+
+
+# ------------------------------------------------------------------------------------------------ drilldown
+def test_drilldown_shows_exact_callers_and_callees_and_moves_on_click(app, ps):
+    exec_id = fid_of(ps, ("/venv/lib/python3.11/site-packages/sqlalchemy/engine/base.py", 100, "execute"))
+    app.drill(exec_id)
+    dd = app.drilldown
+    callers, callees = ps.callers(exec_id), ps.callees(exec_id)
+    fig = dd.fig
+    assert [c[0] for c in fig.data[0].customdata] == callers["func_id"].tolist()
+    assert list(fig.data[0].x) == pytest.approx(callers["cumtime"].tolist())
+    assert [c[0] for c in fig.data[1].customdata] == callees["func_id"].tolist()
+    assert dd.current.groupby("side").size().to_dict() == {"callee": 1, "caller": 2}
+    assert "60 calls" in dd.info.value
+    # WHEN the largest caller bar is clicked
+    target = int(fig.data[0].customdata[0][0])
+    dd.on_figure_click(fig.data[0], click(fig.data[0], 0))
+    # THEN the focus moves, the figure follows, and the breadcrumb remembers where we came from
+    assert dd.focus == target
+    assert [c[0] for c in dd.fig.data[1].customdata] == ps.callees(target)["func_id"].tolist()
+    assert dd.history == [exec_id]
+    assert dd.breadcrumb_names == ["execute", ps.functions["name"].iloc[target]]
+    # AND back returns
+    dd.back_button.click()
+    assert dd.focus == exec_id and dd.history == []
+    assert dd.back_button.disabled
+
+
+def test_drilldown_lists_and_breadcrumb_navigation(app, ps):
+    body = fid_of(ps, ("/srv/app/orders.py", 1, "task_body"))
+    app.drill(body)
+    dd = app.drilldown
+    assert dd.callers_list.options == ()
+    # pick the first callee in the list, then its first callee
+    first = dd.callees_list.options[0][1]
+    dd.callees_list.value = first
+    assert dd.focus == first
+    dd.callees_list.value = dd.callees_list.options[0][1]
+    assert dd.history == [body, first]
+    # the first breadcrumb button goes back two steps and drops the rest
+    dd._crumb_buttons[0].click()
+    assert dd.focus == body and dd.history == []
+
+
+def test_drilldown_unknown_function_is_reported_not_raised(app):
+    dd = app.drilldown
+    app.show("Drilldown")
+    before = dd.focus
+    dd.picker.value = "no_such_function_anywhere"
+    assert "FunctionNotFound" in app.errors.message
+    assert "no_such_function_anywhere" in app.errors.banner.value
+    assert dd.focus == before
+
+
+def test_drilldown_per_profile_boxes_by_run(app, ps):
+    evil = fid_of(ps, EVIL)
+    app.drill(evil)
+    runs = {t.name: sorted(t.y) for t in app.drilldown.runs_fig.data}
+    want = app.drilldown.per_profile_frame(evil)
+    assert set(runs) == {"baseline", "candidate"}
+    assert runs["candidate"] == pytest.approx(sorted(want.loc[want["run"] == "candidate", "cumtime"]))
+    assert min(runs["candidate"]) > max(runs["baseline"])
+
+
+def test_drilldown_focus_survives_a_filter_that_hides_it(app, ps):
+    evil = fid_of(ps, ONLY_EVIL)
+    app.drill(evil)
+    app.filters.dropdowns["task"].value = "orders.process"
+    assert "is not called in the filtered profiles" in app.drilldown.info.value
+    assert app.drilldown.current.empty
+    app.filters.dropdowns["task"].value = ALL
+    assert app.drilldown.focus == evil and app.drilldown.current["side"].tolist() == ["caller"]
+
+
+# ----------------------------------------------------------------------------------------------- escaping
+def test_hostile_names_are_escaped_in_every_html_widget(app, ps):
+    app.drill(fid_of(ps, EVIL))
+    for name in ("Overview", "Functions", "Drilldown", "Diff", "Hotspots"):
+        app.show(name)
+    text = all_html(app.widget)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "<script>" not in text.replace("<script>alert(1)</script>", "")  # buttons hold plain text only
+    for html_value in re.findall(r"<[^>]*onerror[^>]*>", text):
+        pytest.fail(f"unescaped markup reached an HTML widget: {html_value}")
+    # plotly titles and ticks get entities too (plotly.js reads a subset of HTML)
+    assert "&lt;script&gt;" in app.drilldown.fig.layout.title.text
+
+
+# ---------------------------------------------------------------------------------------------------- diff
+def test_diff_ranks_the_planted_regression_first(app, ps):
+    tab = app.show("Diff")
+    assert (tab.a.value, tab.b.value) == ("baseline", "candidate")
+    d = app.current
+    assert {"label", "delta", "status"} <= set(d.columns)
+    assert d["label"].iloc[0] == ps.functions["label"].iloc[fid_of(ps, EVIL)]
+    assert d["status"].iloc[0] == "slower"
+    bars = tab.fig.data[0]
+    assert bars.x[0] == pytest.approx(d["delta"].iloc[0])
+    assert "&lt;script&gt;" in bars.y[0]
+    # distributions side by side: one box trace per group
+    assert sorted(t.name for t in tab.dist_fig.data) == ["A: baseline", "B: candidate"]
+    assert "6 profiles" in tab.summary.value
+    # changed only: the table keeps non-"same" rows
+    tab.significant_only.value = True
+    assert len(tab.fig.data[0].x) == int((d["status"] != "same").sum())
+    assert tab.selected["status"].ne("same").all()
+
+
+def test_diff_bar_click_drills_into_the_function(app, ps):
+    tab = app.show("Diff")
+    tab.on_bar_click(tab.fig.data[0], click(tab.fig.data[0], 0))
+    assert app.active is app.drilldown and app.drilldown.focus == fid_of(ps, EVIL)
+
+
+def test_diff_same_group_twice_is_an_error_and_other_columns_work(app):
+    tab = app.show("Diff")
+    tab.b.value = "baseline"
+    assert "pick two different values" in app.errors.message
+    d = tab.compare("orders.process", "evil.<img src=x onerror=alert(1)>", by="task_name")
+    assert len(d) and tab.group_by.value == "task_name"
+    assert "&lt;img" in tab.summary.value
+
+
+def test_diff_respects_the_filters(app):
+    app.set_filters(task_name="orders.process")
+    tab = app.show("Diff")
+    a, b = tab.sides()
+    assert len(a) == 5 and len(b) == 5
+
+
+# ------------------------------------------------------------------------------------------------ hotspots
+def test_hotspots_flag_n_plus_one_and_the_leaking_worker(app):
+    tab = app.show("Hotspots")
+    sql = tab.sql.set_index("sql")
+    assert sql.loc[N_PLUS_ONE_SQL, "count"] == 300
+    assert bool(sql.loc[N_PLUS_ONE_SQL, "n_plus_one"]) is True
+    assert "background:#fff3cd" in tab.sql_table.value
+    mem = tab.memory.set_index("pid")
+    assert bool(mem.loc[200, "leak_suspect"]) and not bool(mem.loc[201, "leak_suspect"])
+    assert mem.loc[200, "growth"] == 30 * 2**20
+    assert mem.loc[200, "suspect_tasks"] == "orders.process"  # the task that carries the growth, not its neighbour
+    assert "30" in tab.memory_table.value  # growth shown in MiB
+    assert sorted(t.name for t in tab.memory_fig.data) == ["worker1@host:200", "worker1@host:201"]
+    assert len(tab.alloc_fig.data[0].x) == 1
+    assert set(tab.selected["kind"]) == {"n_plus_one", "leak_suspect"}
+
+
+def test_hotspots_without_sidecar_data_say_so(tmp_path):
+    from celerylab.testing import write_profile
+
+    from .conftest import stats_for
+
+    write_profile(str(tmp_path), stats_for(0.01), task_name="t.a", task_id="1")
+    app = explore(cl.load(tmp_path, cache=False))
+    tab = app.show("Hotspots")
+    assert "no SQL captured" in tab.sql_table.value
+    assert "no memory data" in tab.memory_table.value
+    assert not app.errors.errors
+
+
+# --------------------------------------------------------------------------------------- call graph / tree
+def test_callgraph_renders_svg_of_the_selection_and_reacts_to_thresholds(app):
+    tab = app.show("Call graph")
+    assert tab.svg.lstrip().startswith("<?xml") or "<svg" in tab.svg
+    assert "load_orders" in tab.graph.value and "&lt;script&gt;" in tab.graph.value
+    assert "<script>" not in tab.graph.value
+    n_before = tab.svg.count('class="node"')
+    tab.node_thres.value = 40.0
+    assert tab.svg.count('class="node"') < n_before
+    assert "node ≥ 40%" in tab.status.value
+
+
+def test_callgraph_without_dot_says_how_to_install_it(app, monkeypatch):
+    monkeypatch.setenv("CELERYLAB_DOT", "/nonexistent/dot")
+    tab = app.show("Call graph")
+    assert tab.svg == "" and tab.graph.value == ""
+    assert "apt-get install graphviz" in tab.status.value
+
+
+def test_calltree_is_labelled_as_an_approximation_and_consistent(app, ps):
+    app.drill(fid_of(ps, ("/srv/app/orders.py", 1, "task_body")))
+    tab = app.show("Call tree")
+    tree = app.current
+    assert "reconstructed from caller edges" in tab.fig.layout.title.text
+    assert tab.fig.data[0].type == "icicle"
+    # children never exceed their parent (branchvalues="total" would draw nothing otherwise)
+    kids = tree.groupby("parent")["value"].sum()
+    vals = tree.set_index("id")["value"]
+    for parent, s in kids.items():
+        if parent:
+            assert s <= vals[parent] + 1e-12
+    assert tree.loc[tree["parent"] == "", "func_id"].tolist() == [app.drilldown.focus]
+    tab.kind.value = "sunburst"
+    assert tab.fig.data[0].type == "sunburst"
+    tab.rooted.value = False
+    assert tab.current["value"].iloc[0] == pytest.approx(ps.function_totals.set_index("func_id")["cumtime"].max())
+
+
+# ------------------------------------------------------------------------------------------ python access
+def test_state_reads_back_as_dataframes(app, ps):
+    assert isinstance(app.current, pd.DataFrame) and isinstance(app.selected, pd.DataFrame)
+    app.drill("load_orders")
+    sel = app.selected
+    assert sel["name"].tolist() == ["load_orders"]
+    ft = ps.function_totals.set_index("func_id")
+    assert sel["cumtime"].iloc[0] == pytest.approx(ft.loc[sel["func_id"].iloc[0], "cumtime"])
+    assert set(app.current["side"]) == {"caller", "callee"}
+    assert "Explorer" in repr(app) and len(repr(app)) < 300
+
+
+def test_profileset_explore_shortcut_and_initial_filters(ps):
+    app = ps.explore(run="candidate")
+    assert len(app.selection) == 6
+    assert app.filters.dropdowns["run"].value == "candidate"
+    bundle = app._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_import_celerylab_does_not_import_widgets():
+    import subprocess
+    import sys
+
+    code = "import sys, celerylab as cl; cl.ProfileSet; assert 'ipywidgets' not in sys.modules; " \
+           "assert 'plotly' not in sys.modules; print('ok')"  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_sample_profiles_open_without_errors():
+    ps = cl.load(cl.sample_profiles(), cache=False)
+    app = explore(ps)
+    for t in app.tab_list:
+        app.show(t.title)
+    assert not app.errors.errors, app.errors.message
+    assert np.isfinite(app.drilldown.last_update_ms)
