@@ -62,7 +62,8 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     try:
-        cli.main(args=argv, prog_name="celerylab", standalone_mode=False)
+        # without standalone mode, click *returns* the code of ctx.exit(N) instead of raising it
+        rv = cli.main(args=argv, prog_name="celerylab", standalone_mode=False)
     except click.exceptions.Exit as e:
         return int(e.exit_code or 0)
     except click.ClickException as e:
@@ -76,11 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         from .errors import CelerylabError
 
-        if isinstance(e, CelerylabError | FileNotFoundError | ValueError | KeyError | LookupError):
-            click.echo(f"celerylab: error: {e}", err=True)
+        if isinstance(e, CelerylabError | FileNotFoundError | ValueError | LookupError):
+            # a KeyError's str() is the repr of its message: show the message itself
+            msg = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 else e
+            click.echo(f"celerylab: error: {msg}", err=True)
             return 1
         raise
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,136 @@
+"""The ``celerylab`` command line: exit codes, JSON output and exact numbers, run as a real process where the exit
+status is what is under test, in-process (``main(argv)``) elsewhere."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pstats
+import subprocess
+import sys
+
+import pytest
+
+import celerylab as cl
+from celerylab.cli import main
+
+SAMPLES = str(cl.sample_profiles())
+
+
+def _cli(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The real console entry point in a new process (the exit status is the process's own)."""
+    return subprocess.run([sys.executable, "-m", "celerylab.cli", *args], capture_output=True, text=True,
+                          timeout=600, cwd=cwd, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------- the regression gate
+def test_diff_gate_fails_on_the_planted_regression_of_the_samples():
+    # GIVEN the shipped baseline/candidate runs (the candidate plants slower code)
+    # WHEN the gate runs as CI would
+    r = _cli("diff", SAMPLES, "--by", "run", "--fail-on-regression", "20")
+    # THEN the process exits 3 and names the regressions on stderr
+    assert r.returncode == 3, r.stderr
+    assert "FAIL:" in r.stderr and "significant regression" in r.stderr
+    assert "A: run=baseline" in r.stdout and "B: run=candidate" in r.stdout
+
+
+def test_diff_gate_passes_a_run_against_itself():
+    base = os.path.join(SAMPLES, "baseline")
+    r = _cli("diff", base, base, "--fail-on-regression", "20")
+    assert r.returncode == 0, r.stderr
+    assert "FAIL" not in r.stderr and "OK" in r.stdout
+
+
+def test_diff_json_carries_the_exit_code_and_every_regression_clears_the_threshold(capsys):
+    code = main(["diff", SAMPLES, "--by", "run", "--fail-on-regression", "20", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 3 == out["exit_code"]
+    assert out["a"]["name"] == "run=baseline" and out["b"]["name"] == "run=candidate"
+    assert out["a"]["profiles"] == out["b"]["profiles"] == 340
+    assert out["regressions"], out
+    for row in out["regressions"]:
+        assert row["status"] == "slower" and row["ratio"] > 1.2 and row["p_adjusted"] < 0.05
+    assert len(out["regressions"]) <= out["counts"]["slower"]
+
+
+def test_a_higher_threshold_lets_the_same_diff_pass(capsys):
+    code = main(["diff", SAMPLES, "--by", "run", "--fail-on-regression", "100000", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 == out["exit_code"] and out["regressions"] == []
+
+
+# ------------------------------------------------------------------------------------------------ errors
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["top", "/nonexistent/profiles"], 1, "/nonexistent/profiles: no profile could be loaded"),
+        (["diff", SAMPLES, "--by", "nosuch"], 1, "diff --by 'nosuch': no such column"),
+        (["top", SAMPLES, "--task", "no.such.task"], 1, "no profile matches task_name='no.such.task'"),
+        (["top", SAMPLES, "--bogus"], 2, "No such option"),
+        (["top", SAMPLES, "-n", "0"], 2, "Invalid value"),
+        (["diff", SAMPLES], 2, ""),
+        (["report", SAMPLES, "-o", "/nonexistent/folder/r.html"], 1, "output folder /nonexistent/folder"),
+    ],
+    ids=["missing-src", "unknown-column", "unknown-task", "unknown-option", "bad-n", "diff-needs-b", "no-folder"],
+)
+def test_bad_arguments_get_a_clear_message_and_exit_code(args, code, message):
+    r = _cli(*args)
+    assert r.returncode == code, (r.stdout, r.stderr)
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+    if code == 1:
+        assert r.stderr.startswith("celerylab: error: ") and not r.stderr.startswith('celerylab: error: "')
+
+
+def test_a_file_that_is_no_profile_is_named_and_the_rest_still_loads(tmp_path, corpus_dir, capsys):
+    for p in glob.glob(os.path.join(corpus_dir, "*")):
+        os.symlink(p, tmp_path / os.path.basename(p))
+    (tmp_path / "broken.prof").write_bytes(b"\x00garbage")
+    code = main(["top", str(tmp_path), "--json", "--no-cache", "-j", "1"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "1 file(s) could not be loaded" in captured.err and "broken.prof" in captured.err
+    assert json.loads(captured.out)["profiles"] == len(glob.glob(os.path.join(corpus_dir, "*.prof")))
+
+
+# ------------------------------------------------------------------------------------------ exact numbers
+def test_top_json_equals_pstats(corpus_dir, capsys):
+    files = sorted(glob.glob(os.path.join(corpus_dir, "*.prof")))
+    code = main(["top", str(corpus_dir), "--json", "-n", "1000", "--no-cache", "-j", "1"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["profiles"] == len(files)
+    want = {pstats.func_std_string(k): v for k, v in pstats.Stats(*files).stats.items()}  # type: ignore[attr-defined]
+    assert len(out["functions"]) == len(want)
+    for row in out["functions"]:
+        cc, nc, tt, ct, _ = want[row["label"]]
+        assert (row["ncalls"], row["pcalls"]) == (nc, cc)
+        assert row["tottime"] == pytest.approx(tt, abs=1e-12) and row["cumtime"] == pytest.approx(ct, abs=1e-12)
+    tts = [r["tottime"] for r in out["functions"]]
+    assert tts == sorted(tts, reverse=True)
+
+
+def test_export_pstats_writes_the_merged_stats(corpus_dir, tmp_path):
+    files = sorted(glob.glob(os.path.join(corpus_dir, "*.prof")))
+    out = tmp_path / "merged.prof"
+    assert main(["export-pstats", str(corpus_dir), "-o", str(out), "--no-cache", "-j", "1"]) == 0
+    assert pstats.Stats(str(out)).stats == pstats.Stats(*files).stats  # type: ignore[attr-defined]
+
+
+def test_report_and_callgraph_write_their_files(corpus, corpus_dir, tmp_path):
+    html, svg = tmp_path / "r.html", tmp_path / "g.svg"
+    assert main(["report", str(corpus_dir), "-o", str(html), "--no-cache", "-j", "1"]) == 0
+    assert main(["callgraph", str(corpus_dir), "-o", str(svg), "--no-cache", "-j", "1"]) == 0
+    text = html.read_text(encoding="utf-8")
+    assert text.lstrip().lower().startswith("<!doctype html") and "<script src=" not in text
+    hottest = str(corpus.top(1).iloc[0]["name"])
+    assert hottest in svg.read_text(encoding="utf-8")
+
+
+def test_help_documents_every_command():
+    r = _cli("--help")
+    assert r.returncode == 0
+    from celerylab.cli import COMMANDS
+
+    for name in COMMANDS:
+        assert name in r.stdout
