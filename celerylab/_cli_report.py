@@ -373,7 +373,7 @@ Exit codes:
   {EXIT_OK}  no significant regression above --fail-on-regression (or the option not given)
   {EXIT_ERROR}  error: bad or empty input, unreadable files, unknown column or value
   {EXIT_USAGE}  bad command line
-  {EXIT_REGRESSION}  --fail-on-regression PCT: a significant regression is more than PCT % slower per call
+  {EXIT_REGRESSION}  --fail-on-regression PCT: a significant regression is more than PCT % slower per task invocation
 """
 
 
@@ -407,7 +407,7 @@ def _split(ps: ProfileSet, by: str, a_val: str | None, b_val: str | None, src: s
 
 def regressions(diff: pd.DataFrame, threshold_pct: float) -> pd.DataFrame:
     """Rows of a diff that count as regressions over ``threshold_pct``: status ``slower`` (significant) and the
-    per-call ratio B/A above ``1 + threshold_pct / 100``."""
+    per-task-invocation ratio B/A above ``1 + threshold_pct / 100``."""
     if "status" not in diff.columns or "ratio" not in diff.columns:
         raise ValueError(f"diff result lacks status/ratio columns; columns are {list(diff.columns)}")
     slower = diff["status"].astype(str) == "slower"
@@ -436,7 +436,7 @@ def regressions(diff: pd.DataFrame, threshold_pct: float) -> pd.DataFrame:
     type=click.FloatRange(min=0),
     default=None,
     metavar="PCT",
-    help=f"Exit {EXIT_REGRESSION} when a significant regression is more than PCT % slower per call.",
+    help=f"Exit {EXIT_REGRESSION} when a significant regression is more than PCT % slower per task invocation.",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format."
@@ -538,9 +538,8 @@ def _print_diff(
         click.echo(f"\nwrote {output}")
     if fail_pct is not None:
         if len(reg):
-            click.echo(
-                f"\nFAIL: {len(reg)} significant regression(s) more than {fail_pct:g}% slower per call:", err=True
-            )
+            msg = f"\nFAIL: {len(reg)} significant regression(s) more than {fail_pct:g}% slower per task invocation:"
+            click.echo(msg, err=True)
             for label, ratio in zip(reg["label"].head(10), reg["ratio"].head(10)):
                 click.echo(f"  {float(ratio):.3g}×  {label}", err=True)
         else:
