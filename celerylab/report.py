@@ -264,49 +264,45 @@ def _distribution_section(ps: ProfileSet) -> Section:
     return Section("distribution", "Time distributions", f"Per-task {col} (seconds).", items)
 
 
-def _db_frames(ps: ProfileSet) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(statements, n+1 suspects) aggregated over the set."""
-    sql = ps.sql
-    if not len(sql):
-        return sql, sql
-    tn = ps.profiles.set_index("profile_id")["task_name"].astype(object) if "task_name" in ps.profiles else None
-    d = sql.assign(task_name=sql["profile_id"].map(tn) if tn is not None else None)
-    g = d.groupby("sql", sort=False)
-    stm = (
-        pd.DataFrame(
-            {
-                "time_s": g["time_s"].sum(),
-                "count": g["count"].sum().astype("int64"),
-                "n_profiles": g["profile_id"].nunique(),
-                "per_task": g["count"].sum().astype(float) / g["profile_id"].nunique(),
-                "tasks": g["task_name"].agg(lambda s: ", ".join(sorted({str(x) for x in s.dropna()}))),
-            }
-        )
-        .reset_index()
-        .sort_values("time_s", ascending=False, kind="stable")
-        .reset_index(drop=True)
-    )
-    n1 = stm.loc[stm["per_task"] >= 10].reset_index(drop=True)
-    return stm, n1
-
-
 def _db_section(ps: ProfileSet, top_n: int) -> Section:
+    from .analysis import db_hotspots, db_time, n_plus_one
     from .charts.hotspots import sql_statements
 
-    sec = Section("db", "DB hotspots", "Normalised SQL statements recorded by the capture side, summed over the set.")
-    stm, n1 = _db_frames(ps)
+    sec = Section(
+        "db",
+        "DB hotspots",
+        "Time inside DB drivers and ORMs per task (from the profiles), and the normalised SQL statements recorded "
+        "by the capture side, summed over the set.",
+    )
+    dbt = db_time(ps)
+    dbt = dbt.loc[dbt["db_time"] > 0].reset_index(drop=True)
+    if len(dbt):
+        cols = ["task_name", "profiles", "db_time", "db_time_mean", "db_time_p95", "db_share", "sql_count_mean",
+                "top_db_function"]  # fmt: skip
+        fm = {"db_time": "seconds", "db_time_mean": "seconds", "db_time_p95": "seconds", "db_share": "percent",
+              "profiles": "int", "sql_count_mean": "number"}  # fmt: skip
+        sec.items.append(Table(dbt[cols].head(top_n), fm, caption="Time in DB drivers per task", id="db-time"))
+    stm = db_hotspots(ps)
     if not len(stm):
         sec.items.append(Note("No SQL statements were captured for these profiles."))
         return sec
-    fm = {"time_s": "seconds", "count": "int", "n_profiles": "int", "per_task": "number"}
-    sec.items.append(Table(stm.head(top_n), fm, caption=f"Top {top_n} statements by total time", id="sql-top"))
+    fm = {"time_s": "seconds", "mean_time_s": "seconds", "count": "int", "n_profiles": "int", "per_task": "number",
+          "max_per_task": "int"}  # fmt: skip
+    cols = ["sql", "count", "time_s", "mean_time_s", "n_profiles", "per_task", "max_per_task", "task_names", "callers"]
+    sec.items.append(Table(stm[cols].head(top_n), fm, caption=f"Top {top_n} statements by total time", id="sql-top"))
     sec.items.append(Figure(sql_statements(stm.head(top_n)), "Query time per statement"))
+    n1 = n_plus_one(ps)
     if len(n1):
+        cols = ["task_name", "sql", "caller", "profiles", "affected_share", "mean_per_invocation",
+                "max_per_invocation", "time_per_invocation"]  # fmt: skip
+        fm = {"profiles": "int", "affected_share": "percent", "mean_per_invocation": "number",
+              "max_per_invocation": "int", "time_per_invocation": "seconds"}  # fmt: skip
         sec.items.append(
             Table(
-                n1.head(top_n),
+                n1[cols].head(top_n),
                 fm,
-                caption="N+1 suspects: statements run 10 or more times per task",
+                caption="N+1 suspects: the same statement run 10 or more times in one invocation, with the "
+                "application line that issues it",
                 id="sql-n-plus-one",
             )
         )
@@ -314,49 +310,38 @@ def _db_section(ps: ProfileSet, top_n: int) -> Section:
 
 
 def _memory_section(ps: ProfileSet, top_n: int) -> Section:
+    from .analysis import allocation_sites as sites_of
+    from .analysis import memory_by_task, memory_hotspots
     from .charts.hotspots import allocation_sites, memory_growth
 
-    sec = Section("memory", "Memory hotspots", "RSS growth per task run and the top allocation sites (tracemalloc).")
-    p = ps.profiles
-    has_rss = {"memory_rss_before", "memory_rss_after"} <= set(p.columns)
-    if has_rss and (p["memory_rss_before"].notna() & p["memory_rss_after"].notna()).any():
-        sec.items.append(Figure(memory_growth(p), "RSS growth per task run"))
-        growth = p["memory_rss_after"].astype(float) - p["memory_rss_before"].astype(float)
-        key = p["task_name"].astype(object).fillna("(unknown)")
-        g = growth.groupby(key)
-        tbl = pd.DataFrame(
-            {
-                "profiles": g.count(),
-                "growth_mean": g.mean(),
-                "growth_max": g.max(),
-                "grew_share": g.apply(lambda s: float((s.dropna() > 0).mean()) if s.notna().any() else math.nan),
-            }
-        ).reset_index()
-        tbl = tbl.rename(columns={tbl.columns[0]: "task_name"})
-        tbl = tbl.loc[tbl["profiles"] > 0].sort_values("growth_mean", ascending=False)  # tasks with memory data
-        sec.items.append(
-            Table(
-                tbl.reset_index(drop=True),
-                {"growth_mean": "bytes", "growth_max": "bytes", "grew_share": "percent"},
-                caption="RSS growth per task name",
-                id="memory-growth",
-            )
-        )
-    a = ps.allocations
-    if len(a):
-        g = a.groupby(["file", "line"], sort=False)
-        sites = pd.DataFrame(
-            {"size": g["size"].sum(), "count": g["count"].sum(), "n_profiles": g["profile_id"].nunique()}
-        ).reset_index()
-        sites = sites.sort_values("size", ascending=False, kind="stable").head(top_n).reset_index(drop=True)
-        sec.items.append(
-            Table(
-                sites,
-                {"size": "bytes", "count": "int", "n_profiles": "int", "line": "int"},
-                caption="Top allocation sites",
-                id="memory-sites",
-            )
-        )
+    sec = Section(
+        "memory",
+        "Memory hotspots",
+        "RSS growth per task run, worker processes whose RSS keeps growing (leak suspects) and the top allocation "
+        "sites (tracemalloc).",
+    )
+    by_task = memory_by_task(ps)
+    if len(by_task):
+        sec.items.append(Figure(memory_growth(ps.profiles), "RSS growth per task run"))
+        cols = ["task_name", "profiles", "rss_growth_mean", "rss_growth_p95", "rss_growth_total", "grew_share",
+                "peak_traced_max"]  # fmt: skip
+        fm = {"profiles": "int", "rss_growth_mean": "bytes", "rss_growth_p95": "bytes", "rss_growth_total": "bytes",
+              "grew_share": "percent", "peak_traced_max": "bytes"}  # fmt: skip
+        sec.items.append(Table(by_task[cols], fm, caption="RSS growth per task name", id="memory-growth"))
+        workers = memory_hotspots(ps)
+        cols = ["hostname", "pid", "tasks", "rss_first", "rss_last", "growth", "trend", "leak_suspect",
+                "suspect_tasks"]  # fmt: skip
+        fm = {"pid": "int", "tasks": "int", "rss_first": "bytes", "rss_last": "bytes", "growth": "bytes",
+              "trend": "number"}  # fmt: skip
+        suspects = int(workers["leak_suspect"].sum())
+        caption = (f"Worker processes: {suspects} leak suspect(s) (RSS grows steadily, carried by the named tasks)"
+                   if suspects else "Worker processes: no leak suspect")  # fmt: skip
+        sec.items.append(Table(workers[cols].head(top_n), fm, caption=caption, id="memory-workers"))
+    sites = sites_of(ps)
+    if len(sites):
+        sites = sites.head(top_n)
+        fm = {"size": "bytes", "size_mean": "bytes", "count": "int", "n_profiles": "int", "line": "int"}
+        sec.items.append(Table(sites, fm, caption="Top allocation sites", id="memory-sites"))
         sec.items.append(Figure(allocation_sites(sites), "Allocated bytes per source line"))
     if not sec.items:
         sec.items.append(Note("No memory data was captured for these profiles."))
@@ -625,7 +610,10 @@ def _fmt(value: Any, fmt: str) -> str:
             return f"{int(value):,}"
         if fmt == "seconds":
             v = float(value)
-            return "0" if v == 0 else (f"{v:.4g}" if abs(v) >= 1e-3 else f"{v * 1e6:.3g} µs")
+            if v == 0:
+                return "0"
+            a = abs(v)
+            return f"{v:.4g} s" if a >= 1 else f"{v * 1e3:.3g} ms" if a >= 1e-3 else f"{v * 1e6:.3g} µs"
         if fmt == "number":
             return f"{float(value):.4g}"
         if fmt == "percent":
@@ -792,7 +780,10 @@ def diff_report(
         if isinstance(diff, Sequence) and not isinstance(diff, str) and len(diff) == 2:
             import celerylab as cl
 
-            diff = cl.diff(diff[0], diff[1], **(diff_options or {}))
+            from .profileset import ProfileSet
+
+            a, b = (x if isinstance(x, ProfileSet) else cl.load(x) for x in diff)  # sources are loaded first
+            diff = cl.diff(a, b, **(diff_options or {}))
         else:
             raise TypeError("diff_report: pass a celerylab.diff() DataFrame or a pair (a, b)")
     return _write(path, render_html(build_diff_report(diff, **options)))

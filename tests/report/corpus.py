@@ -21,7 +21,8 @@ LEAK_SITE = ("/srv/app/reports/cache.py", 42)
 EVIL_NAME = '<script>alert("x")</script>\'"&amp;'
 EVIL_FILE = "/srv/app/<img src=x onerror=alert(2)>.py"
 EVIL_TASK = "evil<script>alert(3)</script>"
-EVIL_SQL = "SELECT '</script><script>alert(4)</script>' FROM t WHERE id = ?"
+# a quoted identifier: SQL normalisation replaces string literals and numbers, identifiers reach the page as they are
+EVIL_SQL = 'SELECT "</script><script>alert(document.cookie)</script>" FROM t WHERE id = ?'
 
 
 def make_corpus(folder: str, n: int = 18) -> list[str]:

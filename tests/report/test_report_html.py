@@ -83,12 +83,18 @@ def test_db_section_shows_statements_and_the_n_plus_one_suspect(page, corpus):
     assert p.column("sql-top", "count")[0] == 25 * n_orders
     assert p.column("sql-top", "time_s")[0] == pytest.approx(0.025 * n_orders)
     assert p.column("sql-n-plus-one", "sql", raw=False) == [N_PLUS_ONE_SQL]
+    assert p.column("sql-n-plus-one", "task_name", raw=False) == ["orders.process"]
 
 
 def test_memory_section_shows_growth_and_the_allocation_site(page):
     _, p = page
-    growth = dict(zip(p.column("memory-growth", "task_name", raw=False), p.column("memory-growth", "growth_mean")))
+    col = p.column("memory-growth", "rss_growth_mean")
+    growth = dict(zip(p.column("memory-growth", "task_name", raw=False), col))
     assert growth == {"reports.build": 5 * 2**20}
+    # every worker process is listed with its growth; 3 tasks each is too short a sequence to call a leak
+    assert sorted(p.column("memory-workers", "pid")) == [100, 101]
+    assert p.column("memory-workers", "growth") == [5 * 2**20, 5 * 2**20]
+    assert p.column("memory-workers", "leak_suspect", raw=False) == ["False", "False"]
     assert p.column("memory-sites", "file", raw=False) == [LEAK_SITE[0]]
     assert p.column("memory-sites", "line") == [LEAK_SITE[1]]
 
@@ -216,3 +222,20 @@ def test_diff_report_from_a_frame(tmp_path):
     assert p.column("diff-significant", "ratio") == [3.0, float("inf")]
     assert "<script>alert" not in text
     assert len(_executable_scripts(p)) == 2
+
+
+def test_diff_report_from_two_sources_finds_the_planted_regressions(tmp_path):
+    # GIVEN the two shipped runs as folders (not ProfileSets)
+    import celerylab as cl
+
+    root = cl.sample_profiles()
+    # WHEN the comparison report is written from the two paths
+    path = rp.diff_report((str(root / "baseline"), str(root / "candidate")), tmp_path / "d.html",
+                          diff_options={"by": "task_name"}, a_name="baseline", b_name="candidate")  # fmt: skip
+    with open(path, encoding="utf-8") as f:
+        p = Page(f.read())
+    # THEN the tasks the manifest says regressed are listed slower, ranked first
+    labels = p.column("diff-significant", "label", raw=False)
+    statuses = p.column("diff-significant", "status", raw=False)
+    slower = [lbl for lbl, st in zip(labels, statuses) if st == "slower"]
+    assert set(slower[:2]) == {"demo.reports.build", "demo.campaigns.send_batch"}
