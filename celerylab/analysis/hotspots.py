@@ -18,35 +18,24 @@ Sizes are bytes, times seconds.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from .._sqltext import statement_shape
 from .categories import function_categories
 
 if TYPE_CHECKING:
     from ..profileset import ProfileSet
 
 # ------------------------------------------------------------------------------------------------------ SQL text
-_STRING = re.compile(r"'(?:[^']|'')*'")
-_PLACEHOLDER = re.compile(r"%\(\w+\)s|%s|\$\d+|(?<![:\w]):\w+|\?")
-_NUMBER = re.compile(r"(?<![\w.$])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
-_IN_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)+\s*\)")
-_ROWS = re.compile(r"\(\?\.\.\.\)(?:\s*,\s*\(\?\.\.\.\))+|\(\?\)(?:\s*,\s*\(\?\))+")
-_SPACE = re.compile(r"\s+")
 
 
 def normalize_sql(sql: str) -> str:
     """One text per statement shape (the capture's normalisation; idempotent, so already normalised sidecar text
     is unchanged): literals and placeholders become ``?``, value lists ``(?...)``, whitespace collapses."""
-    s = _STRING.sub("?", str(sql))
-    s = _PLACEHOLDER.sub("?", s)
-    s = _NUMBER.sub("?", s)
-    s = _IN_LIST.sub("(?...)", s)
-    s = _ROWS.sub(lambda m: m.group(0)[: m.group(0).index(")") + 1] + ", ...", s)
-    return _SPACE.sub(" ", s).strip()
+    return statement_shape(str(sql))
 
 
 def _norm_column(sql: pd.Series) -> pd.Series:

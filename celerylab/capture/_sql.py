@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import site
 import sys
 import sysconfig
@@ -19,6 +18,8 @@ import threading
 from collections import Counter
 from time import perf_counter
 from typing import Any
+
+from .._sqltext import statement_shape
 
 MAX_SQL_CHARS = 2000
 
@@ -32,12 +33,6 @@ state = _State()
 
 
 # ------------------------------------------------------------------------------------------------ normalising
-_STRING = re.compile(r"'(?:[^']|'')*'")
-_PLACEHOLDER = re.compile(r"%\(\w+\)s|%s|\$\d+|(?<![:\w]):\w+|\?")
-_NUMBER = re.compile(r"(?<![\w.$])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
-_IN_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)+\s*\)")
-_ROWS = re.compile(r"\(\?\.\.\.\)(?:\s*,\s*\(\?\.\.\.\))+|\(\?\)(?:\s*,\s*\(\?\))+")
-_SPACE = re.compile(r"\s+")
 _norm_cache: dict[str, str] = {}
 
 
@@ -56,12 +51,7 @@ def normalize(sql: Any) -> str:
     hit = _norm_cache.get(sql)
     if hit is not None:
         return hit
-    s = _STRING.sub("?", sql)
-    s = _PLACEHOLDER.sub("?", s)
-    s = _NUMBER.sub("?", s)
-    s = _IN_LIST.sub("(?...)", s)
-    s = _ROWS.sub(lambda m: m.group(0)[: m.group(0).index(")") + 1] + ", ...", s)
-    s = _SPACE.sub(" ", s).strip()
+    s = statement_shape(sql)
     if len(s) > MAX_SQL_CHARS:
         s = s[:MAX_SQL_CHARS] + "…"
     if len(_norm_cache) > 4096:
