@@ -23,6 +23,9 @@ _PYLIB = re.compile(r"[/\\]lib(?:64)?[/\\]python\d+(?:\.\d+)*t?[/\\]")
 # "<built-in method time.sleep>", "<built-in method _sqlite3.connect>", "<method 'execute' of 'sqlite3.Cursor' objects>"
 _BUILTIN_MOD = re.compile(r"<built-in (?:method|function) (?P<mod>[\w.]+?)\.\w+>")
 _METHOD_OF = re.compile(r"<method '\w+' of '(?P<cls>[\w.]+)' objects>")
+# a Python function that cProfile saw called from C, e.g. the cursor() of capture's sqlite3 hook, which sqlite3's
+# C methods call: "<function _hook_sqlite3.<locals>.TracedMixin.cursor at 0x7f…>" is the library it wraps
+_CAPTURE_HOOK = re.compile(r"<function _hook_(?P<lib>\w+)\.<locals>\.")
 
 
 def default_prefixes() -> list[str]:
@@ -69,6 +72,9 @@ def _builtin_module(name: str) -> str:
     if m:
         cls = m.group("cls")
         return cls.rsplit(".", 1)[0] if "." in cls else "builtins"
+    m = _CAPTURE_HOOK.match(name)
+    if m:
+        return m.group("lib")
     return "builtins"
 
 

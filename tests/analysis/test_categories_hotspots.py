@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import celerylab as cl
@@ -55,6 +56,24 @@ MiB = 2**20
 )
 def test_category_table(module, kind, expected):
     assert category_of(module, kind) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "module"),
+    [
+        ("<method 'execute' of 'sqlite3.Cursor' objects>", "sqlite3"),
+        ("<built-in method _sqlite3.connect>", "sqlite3"),
+        ("<built-in method time.sleep>", "time"),
+        # capture's sqlite3 hook, called from sqlite3's C code: the wrapped library, whatever the address
+        ("<function _hook_sqlite3.<locals>.TracedMixin.cursor at 0x7f9c459114e0>", "sqlite3"),
+        ("<function helper at 0x7f9c459114e0>", "builtins"),
+    ],
+)
+def test_module_of_builtin_labels(name, module):
+    from celerylab._classify import classify
+
+    modules, kinds = classify(pd.Series(["~"]), pd.Series([name]))
+    assert (modules[0], kinds[0]) == (module, "builtin")
 
 
 @pytest.fixture(scope="module")
