@@ -10,13 +10,10 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from .functions import plotly_text
+
 APPROXIMATION_NOTE = "reconstructed from caller edges: an approximation, not recorded stacks"
 KINDS = ("icicle", "sunburst")
-
-
-def _text(value: object) -> str:
-    s = "" if value is None else str(value)
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def calltree(
@@ -40,9 +37,9 @@ def calltree(
             raise KeyError(f"calltree: no column {c!r}; columns are {list(tree.columns)}")
     d = tree.reset_index(drop=True)
     custom = (
-        [[f, _text(t)] for f, t in zip(d["func_id"].tolist(), d[label].astype(str))]
+        [[f, plotly_text(t)] for f, t in zip(d["func_id"].tolist(), d[label].astype(str))]
         if "func_id" in d.columns
-        else [[None, _text(t)] for t in d[label].astype(str)]
+        else [[None, plotly_text(t)] for t in d[label].astype(str)]
     )
     trace_cls = go.Icicle if kind == "icicle" else go.Sunburst
     kw: dict[str, object] = {"maxdepth": max_depth} if max_depth else {}
@@ -50,7 +47,7 @@ def calltree(
         trace_cls(
             ids=d[id].astype(str).tolist(),
             parents=d[parent].fillna("").astype(str).tolist(),
-            labels=[_text(t) for t in d[label].astype(str)],
+            labels=[plotly_text(t) for t in d[label].astype(str)],
             values=d[value].to_numpy(dtype=float),
             branchvalues="total",
             customdata=custom,
@@ -58,7 +55,7 @@ def calltree(
             **kw,
         )
     )
-    head = _text(title) + "<br>" if title else ""
+    head = plotly_text(title) + "<br>" if title else ""
     fig.update_layout(
         title={"text": f"{head}<sup>{APPROXIMATION_NOTE}</sup>", "font": {"size": 13}},
         height=460 if kind == "icicle" else 520,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .functions import plotly_text
+from .functions import plotly_text, unique_labels
 
 STATUS_COLORS = {"slower": "#d62728", "faster": "#2ca02c", "new": "#ff7f0e", "gone": "#1f77b4", "same": "#9e9e9e"}
 
@@ -32,7 +32,7 @@ def diff_changes(
         d = d.head(n)
     d = d.reset_index(drop=True)
     st = d[status].astype(str).tolist() if status in d.columns else ["same"] * len(d)
-    ticks = [plotly_text(t) for t in _unique(d[label].astype(str).tolist())]
+    ticks = [plotly_text(t) for t in unique_labels(d[label].astype(str).tolist())]
     fig = go.Figure(
         go.Bar(
             x=d[value].to_numpy(dtype=float),
@@ -86,12 +86,3 @@ def diff_volcano(
         xaxis_title="log2(B / A)", yaxis_title="−log10(p)", height=380, margin={"l": 10, "r": 10, "t": 20, "b": 40}
     )
     return fig
-
-
-def _unique(labels: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for t in labels:
-        seen[t] = seen.get(t, 0) + 1
-        out.append(t if seen[t] == 1 else f"{t} ({seen[t]})")
-    return out

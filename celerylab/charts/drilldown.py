@@ -12,14 +12,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .functions import plotly_text
+
 CALLER_COLOR = "#1f77b4"
 CALLEE_COLOR = "#ff7f0e"
-
-
-def _text(value: object) -> str:
-    """Text plotly.js draws literally (``<genexpr>`` or ``<script>`` must not be read as markup)."""
-    s = "" if value is None else str(value)
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _ticks(df: pd.DataFrame) -> list[str]:
@@ -37,7 +33,7 @@ def _ticks(df: pd.DataFrame) -> list[str]:
         out.append(t)
     ids = df["func_id"].tolist() if "func_id" in df.columns else list(range(len(df)))
     counts = pd.Series(out).value_counts() if out else pd.Series(dtype=int)
-    return [_text(f"{t}  #{ids[i]}" if counts[t] > 1 else t) for i, t in enumerate(out)]
+    return [plotly_text(f"{t}  #{ids[i]}" if counts[t] > 1 else t) for i, t in enumerate(out)]
 
 
 def bar_data(df: pd.DataFrame, value: str = "cumtime", n: int | None = 15) -> dict[str, Any]:
@@ -55,7 +51,7 @@ def bar_data(df: pd.DataFrame, value: str = "cumtime", n: int | None = 15) -> di
     return {
         "x": d[value].to_numpy(dtype=float),
         "y": _ticks(d),
-        "customdata": [[i, _text(lab), c] for i, lab, c in zip(ids, labels, calls)],
+        "customdata": [[i, plotly_text(lab), c] for i, lab, c in zip(ids, labels, calls)],
     }
 
 
@@ -100,7 +96,7 @@ def neighbours(
     nb = len(callees) if n is None else min(n, len(callees))
     rows = max(na, nb, 1)
     fig.update_layout(
-        title={"text": _text(focus), "x": 0.5, "font": {"size": 13}},
+        title={"text": plotly_text(focus), "x": 0.5, "font": {"size": 13}},
         showlegend=False,
         height=neighbours_height(rows),
         margin={"l": 10, "r": 10, "t": 70, "b": 40},
@@ -132,10 +128,10 @@ def per_profile(stats: pd.DataFrame, *, value: str = "cumtime", by: str = "run",
     key = stats[by].astype(object).where(stats[by].notna(), "(unknown)").astype(str)
     fig = go.Figure()
     for name, g in stats.groupby(key, sort=True):
-        fig.add_trace(go.Box(y=g[value].to_numpy(dtype=float), name=_text(name), boxpoints="all", jitter=0.4,
+        fig.add_trace(go.Box(y=g[value].to_numpy(dtype=float), name=plotly_text(name), boxpoints="all", jitter=0.4,
                              pointpos=0, marker={"size": 4}, hovertemplate="%{y:.4~g} s<extra></extra>"))  # fmt: skip
     fig.update_layout(
-        title={"text": _text(title), "font": {"size": 12}} if title else None,
+        title={"text": plotly_text(title), "font": {"size": 12}} if title else None,
         yaxis_title=f"{value} per profile (s)",
         xaxis={"type": "category", "automargin": True},
         showlegend=False,

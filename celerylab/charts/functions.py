@@ -32,6 +32,16 @@ def plotly_text(value: object) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def unique_labels(labels: list[str]) -> list[str]:
+    """Axis categories must differ: the second and later repeats of a text get `` (2)``, `` (3)``, …"""
+    seen: dict[str, int] = {}
+    out = []
+    for t in labels:
+        seen[t] = seen.get(t, 0) + 1
+        out.append(t if seen[t] == 1 else f"{t} ({seen[t]})")
+    return out
+
+
 def short_labels(df: pd.DataFrame) -> list[str]:
     """Compact, unique display labels for function rows.
 

@@ -5,21 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from .functions import plotly_text
+from .functions import plotly_text, unique_labels
 
 
 def _clip(text: object, width: int) -> str:
     s = " ".join(str(text).split())
     return s if len(s) <= width else s[: width - 1] + "…"
-
-
-def _unique(labels: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for t in labels:
-        seen[t] = seen.get(t, 0) + 1
-        out.append(t if seen[t] == 1 else f"{t} ({seen[t]})")
-    return out
 
 
 def sql_statements(df: pd.DataFrame, *, text: str = "sql", value: str = "time_s", width: int = 70) -> go.Figure:
@@ -30,7 +21,7 @@ def sql_statements(df: pd.DataFrame, *, text: str = "sql", value: str = "time_s"
         if c not in df.columns:
             raise KeyError(f"sql_statements: no column {c!r}; columns are {list(df.columns)}")
     d = df.reset_index(drop=True)
-    ticks = _unique([plotly_text(_clip(s, width)) for s in d[text]])
+    ticks = unique_labels([plotly_text(_clip(s, width)) for s in d[text]])
     extra = [c for c in ("count", "n_profiles", "per_task") if c in d.columns]
     custom = [[plotly_text(" ".join(str(s).split()))] + [d[c].iloc[i] for c in extra] for i, s in enumerate(d[text])]
     hover = "<br>".join(
@@ -102,7 +93,7 @@ def allocation_sites(df: pd.DataFrame, *, value: str = "size", site: str | None 
         names = d[site].astype(str).tolist()
     else:
         names = [f"{f}:{ln}" for f, ln in zip(d["file"].astype(str), d["line"])]
-    ticks = _unique([plotly_text(_clip(n, 80)) for n in names])
+    ticks = unique_labels([plotly_text(_clip(n, 80)) for n in names])
     fig = go.Figure(
         go.Bar(
             x=d[value].to_numpy() / 2**20,

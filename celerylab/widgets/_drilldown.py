@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 import pandas as pd
 
-from ..charts.drilldown import _text, bar_data, neighbours, neighbours_height, per_profile, side_title
+from ..charts.drilldown import bar_data, neighbours, neighbours_height, per_profile, side_title
+from ..charts.functions import plotly_text
 from ._base import esc, guarded, message_figure, new_figure_widget, show_figure
 from ._tab import TabController
 
@@ -165,7 +166,7 @@ class DrilldownTab(TabController):
             with fw.batch_update():
                 fw.data[0].update(**bar_data(a, "cumtime", n))
                 fw.data[1].update(**bar_data(b, "cumtime", n))
-                fw.layout.title.text = _text(focus_label)
+                fw.layout.title.text = plotly_text(focus_label)
                 fw.layout.annotations[0].text = side_title("callers", len(a))
                 fw.layout.annotations[1].text = side_title("callees", len(b))
                 fw.layout.height = neighbours_height(max(min(n, len(a)), min(n, len(b)), 1))
