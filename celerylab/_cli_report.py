@@ -143,19 +143,21 @@ def _with_common(f: Any) -> Any:
     return f
 
 
+def _with_selection(f: Any) -> Any:
+    """``--task`` and ``--run``: which profiles of SRC a command looks at."""
+    f = click.option("--run", default=None, help="Only profiles of this run label.")(f)
+    return click.option("--task", default=None, help="Only profiles of this task name (glob allowed: 'orders.*').")(f)
+
+
+def _output_option(help: str) -> Any:
+    return click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help=help)
+
+
 # ------------------------------------------------------------------------------------------------------- report
 @click.command()
 @click.argument("src", nargs=-1, required=True)
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="HTML file to write (one self-contained file, plotly.js inlined).",
-)
-@click.option("--task", default=None, help="Only profiles of this task name (glob allowed: 'orders.*').")
-@click.option("--run", default=None, help="Only profiles of this run label.")
+@_output_option("HTML file to write (one self-contained file, plotly.js inlined).")
+@_with_selection
 @click.option("--title", default=None, help="Report title.")
 @click.option("-n", "top_n", type=click.IntRange(min=1), default=20, show_default=True, help="Functions per top table.")
 @click.option(
@@ -238,8 +240,7 @@ _TOP_FORMATS = {
     show_default=True,
     help="Rank by own time, cumulative time or calls.",
 )
-@click.option("--task", default=None, help="Only profiles of this task name (glob allowed).")
-@click.option("--run", default=None, help="Only profiles of this run label.")
+@_with_selection
 @click.option("-n", "top_n", type=click.IntRange(min=1), default=20, show_default=True, help="How many functions.")
 @click.option("--json", "as_json", is_flag=True, help="JSON records instead of a table (numbers unformatted).")
 @_with_common
@@ -271,16 +272,8 @@ def top(
 # ---------------------------------------------------------------------------------------------------- callgraph
 @click.command()
 @click.argument("src", nargs=-1, required=True)
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="File to write: .svg, .png, .pdf or .dot.",
-)
-@click.option("--task", default=None, help="Only profiles of this task name (glob allowed).")
-@click.option("--run", default=None, help="Only profiles of this run label.")
+@_output_option("File to write: .svg, .png, .pdf or .dot.")
+@_with_selection
 @click.option(
     "--node-thres",
     type=click.FloatRange(min=0, max=100),
@@ -339,16 +332,8 @@ def callgraph(
 # ------------------------------------------------------------------------------------------------ export-pstats
 @click.command("export-pstats")
 @click.argument("src", nargs=-1, required=True)
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Merged .prof to write (stdlib pstats, snakeviz, gprof2dot read it).",
-)
-@click.option("--task", default=None, help="Only profiles of this task name (glob allowed).")
-@click.option("--run", default=None, help="Only profiles of this run label.")
+@_output_option("Merged .prof to write (stdlib pstats, snakeviz, gprof2dot read it).")
+@_with_selection
 @_with_common
 def export_pstats(
     src: tuple[str, ...], output: str, task: str | None, run: str | None, jobs: int | None, no_cache: bool
