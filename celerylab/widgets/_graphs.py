@@ -104,8 +104,8 @@ class CallgraphTab(TabController):
 
 
 class CalltreeTab(TabController):
-    """Icicle or sunburst of the call tree of the filtered selection (rooted at the drilldown function when that
-    box is ticked), rebuilt from caller edges: an approximation, and the figure says so.  :attr:`current` is the
+    """Icicle or sunburst of the call tree of the filtered selection (from the functions nobody calls, or rooted at
+    the drilldown function when that box is ticked), rebuilt from caller edges: an approximation, and the figure says so.  :attr:`current` is the
     node frame ``id, parent, func_id, label, value``."""
 
     title = "Call tree"
@@ -113,8 +113,10 @@ class CalltreeTab(TabController):
     def __init__(self, app: Explorer) -> None:
         super().__init__(app)
         self.kind = w.ToggleButtons(options=["icicle", "sunburst"], value="icicle", style={"button_width": "80px"})
+        # off by default: the drilldown starts on the function with the most own time, usually a leaf, whose tree
+        # is a single box; the whole tree from the functions nobody calls is the useful first view
         self.rooted = w.Checkbox(
-            value=True, description="rooted at the drilldown function", indent=False, layout=w.Layout(width="260px")
+            value=False, description="rooted at the drilldown function", indent=False, layout=w.Layout(width="260px")
         )
         self.depth = w.BoundedIntText(
             value=6,

@@ -318,6 +318,10 @@ def test_callgraph_without_dot_says_how_to_install_it(app, monkeypatch):
 def test_calltree_is_labelled_as_an_approximation_and_consistent(app, ps):
     app.drill(fid_of(ps, ("/srv/app/orders.py", 1, "task_body")))
     tab = app.show("Call tree")
+    # by default the whole tree: its first root is the function with the most cumulative time
+    assert tab.rooted.value is False
+    assert tab.current["value"].iloc[0] == pytest.approx(ps.function_totals.set_index("func_id")["cumtime"].max())
+    tab.rooted.value = True
     tree = app.current
     assert "reconstructed from caller edges" in tab.fig.layout.title.text
     assert tab.fig.data[0].type == "icicle"
