@@ -105,8 +105,8 @@ class CallgraphTab(TabController):
 
 class CalltreeTab(TabController):
     """Icicle or sunburst of the call tree of the filtered selection (from the functions nobody calls, or rooted at
-    the drilldown function when that box is ticked), rebuilt from caller edges: an approximation, and the figure says so.  :attr:`current` is the
-    node frame ``id, parent, func_id, label, value``."""
+    the drilldown function when that box is ticked), rebuilt from caller edges: an approximation, and the figure
+    says so.  :attr:`current` is the node frame ``id, parent, func_id, label, value``."""
 
     title = "Call tree"
 
