@@ -294,6 +294,83 @@ def test_sqlalchemy_over_sqlite_counted_once(install, tmp_path):
     assert stmts["SELECT ? * ?"]["callers"] == [f"{__file__}:{line}(<genexpr>)"]
 
 
+def test_django_over_sqlite_counted_once_by_its_execute_wrapper(install, tmp_path):
+    # GIVEN a Django project on sqlite (Django's wrapper is the outer layer, the sqlite3 hook the inner one)
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+                           INSTALLED_APPS=[], USE_TZ=True)  # fmt: skip
+        django.setup()
+    from django.db import connection
+
+    _sql.ensure_hooks()
+    assert {"django", "sqlite3"} <= set(_sql.installed)
+
+    wrappers: list[object] = []
+
+    @inproc.app.task(name="inproc.django")
+    def django_task() -> int:
+        total = 0
+        with connection.cursor() as cur:
+            wrappers.extend(connection.execute_wrappers)
+            for i in range(3):
+                cur.execute("SELECT %s + 1", [i])  # DJANGO LINE
+                total += cur.fetchone()[0]
+        return total
+
+    install()
+    # WHEN the task runs through celery's tracer
+    assert django_task.apply().get() == 1 + 2 + 3
+    connection.close()
+    # THEN capture's wrapper sits in the connection's execute_wrappers, and each statement is recorded once, with
+    # the application line that issued it
+    assert [getattr(w, "__module__", None) for w in wrappers] == ["celerylab.capture._sql"]
+    meta = json.loads(next((tmp_path / "profiles").glob("inproc.django.*.json")).read_text())
+    stmts = {s["sql"]: s for s in meta["sql"]["statements"]}
+    assert stmts["SELECT ? + ?"]["count"] == 3, stmts
+    assert meta["sql"]["count"] == sum(s["count"] for s in stmts.values())
+    line = next(i for i, t in enumerate(Path(__file__).read_text().splitlines(), 1) if t.endswith("# DJANGO LINE"))
+    assert stmts["SELECT ? + ?"]["callers"] == [f"{__file__}:{line}(django_task)"]
+
+
+@pytest.mark.services
+def test_psycopg2_statements_against_postgres(install, tmp_path):
+    # GIVEN the psycopg2 hook and the real PostgreSQL at 127.0.0.1:5432
+    from .conftest import PG_DSN, require_services
+
+    require_services(5432)
+    import psycopg2
+
+    _sql.ensure_hooks()
+    assert "psycopg2" in _sql.installed
+
+    @inproc.app.task(name="inproc.pg2")
+    def pg2_task() -> int:
+        conn = psycopg2.connect(PG_DSN)
+        try:
+            with conn.cursor() as cur:
+                total = 0
+                for i in range(4):
+                    cur.execute("SELECT %s::int * 2", (i,))  # PG2 LINE
+                    total += cur.fetchone()[0]
+                cur.executemany("SELECT %s::int", [(1,), (2,)])
+                return total
+        finally:
+            conn.close()
+
+    install()
+    assert pg2_task.apply().get() == 2 * (0 + 1 + 2 + 3)
+    meta = json.loads(next((tmp_path / "profiles").glob("inproc.pg2.*.json")).read_text())
+    stmts = {s["sql"]: s for s in meta["sql"]["statements"]}
+    assert stmts["SELECT ?::int * ?"]["count"] == 4, stmts
+    assert stmts["SELECT ?::int"]["count"] == 1  # one executemany call is one statement execution
+    line = next(i for i, t in enumerate(Path(__file__).read_text().splitlines(), 1) if t.endswith("# PG2 LINE"))
+    assert stmts["SELECT ?::int * ?"]["callers"] == [f"{__file__}:{line}(pg2_task)"]
+    assert meta["sql"]["time_s"] > 0
+
+
 # -------------------------------------------------------------------------------------------- configuration
 def test_settings_flags_over_environment():
     env = {"CELERYLAB_DIR": "/env/dir", "CELERYLAB_SAMPLE": "0.25", "CELERYLAB_TASKS": "a.*, b.c",
