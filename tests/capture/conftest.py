@@ -23,6 +23,26 @@ CELERY = [sys.executable, "-m", "celery"]
 CELERYLAB = [sys.executable, "-m", "celerylab.cli"]
 
 
+@pytest.fixture
+def install(tmp_path):
+    """``install(directory=None, **options)``: capture on the in-process app (:mod:`.inproc`), uninstalled after
+    the test."""
+    import celerylab.capture as capture
+
+    from . import inproc
+
+    handles = []
+
+    def _install(directory=None, **kw):
+        h = capture.install(inproc.app, directory or tmp_path / "profiles", **kw)
+        handles.append(h)
+        return h
+
+    yield _install
+    for h in handles:
+        h.uninstall()
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)

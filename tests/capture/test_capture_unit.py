@@ -25,20 +25,6 @@ from . import inproc
 INPROC_FILE = str(Path(inproc.__file__).resolve())
 
 
-@pytest.fixture
-def install(tmp_path):
-    handles = []
-
-    def _install(directory=None, **kw):
-        h = capture.install(inproc.app, directory or tmp_path / "profiles", **kw)
-        handles.append(h)
-        return h
-
-    yield _install
-    for h in handles:
-        h.uninstall()
-
-
 def _line(fragment: str) -> int:
     return next(i for i, t in enumerate(Path(INPROC_FILE).read_text().splitlines(), 1) if fragment in t)
 

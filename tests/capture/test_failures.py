@@ -25,20 +25,6 @@ CAPTURE_DIR = Path(capture.__file__).parent
 
 
 @pytest.fixture
-def install(tmp_path):
-    handles = []
-
-    def _install(directory=None, **kw):
-        h = capture.install(inproc.app, directory or tmp_path / "profiles", **kw)
-        handles.append(h)
-        return h
-
-    yield _install
-    for h in handles:
-        h.uninstall()
-
-
-@pytest.fixture
 def tmpfs(tmp_path):
     """A tiny real tmpfs (needs root and mount rights; skipped elsewhere)."""
     mnt = tmp_path / "mnt"
