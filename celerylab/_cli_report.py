@@ -408,6 +408,14 @@ def regressions(diff: pd.DataFrame, threshold_pct: float) -> pd.DataFrame:
 @click.option("--b", "b_val", default=None, help="With --by: the value that is B (after).")
 @click.option("--task", default=None, help="Only profiles of this task name (glob allowed).")
 @click.option(
+    "--per",
+    type=click.Choice(["function", "task"]),
+    default="function",
+    show_default=True,
+    help="Compare each function's own time per task invocation, or each task's total time per invocation "
+    "(a task-level gate: new code in a task counts too).",
+)
+@click.option(
     "-o",
     "--output",
     "output",
@@ -440,6 +448,7 @@ def diff(
     a_val: str | None,
     b_val: str | None,
     task: str | None,
+    per: str,
     output: str | None,
     fail_pct: float | None,
     fmt: str,
@@ -465,7 +474,7 @@ def diff(
         ps_a = _load([a], jobs=jobs, cache=not no_cache, task=task)
         ps_b = _load([b], jobs=jobs, cache=not no_cache, task=task)
         a_name, b_name = a, b
-    d = cl.diff(ps_a, ps_b)
+    d = cl.diff(ps_a, ps_b, by="task_name" if per == "task" else "label")
     reg = regressions(d, fail_pct) if fail_pct is not None else d.iloc[0:0]
     if output:
         from .report import _write
@@ -478,6 +487,7 @@ def diff(
             {
                 "a": {"name": a_name, "profiles": len(ps_a)},
                 "b": {"name": b_name, "profiles": len(ps_b)},
+                "per": per,
                 "threshold_pct": fail_pct,
                 "exit_code": code,
                 "report": os.path.abspath(output) if output else None,

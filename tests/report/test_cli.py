@@ -60,6 +60,21 @@ def test_a_higher_threshold_lets_the_same_diff_pass(capsys):
     assert code == 0 == out["exit_code"] and out["regressions"] == []
 
 
+def test_task_level_gate_names_exactly_the_planted_regressions(capsys):
+    # GIVEN the manifest of what the candidate run plants
+    with open(os.path.join(SAMPLES, "manifest.json"), encoding="utf-8") as f:
+        planted = json.load(f)["planted"]
+    want = {p["task"] for p in planted if p["kind"] == "regression"}
+    improved = {p["task"] for p in planted if p["kind"] == "improvement"}
+    # WHEN the gate compares whole tasks per invocation
+    code = main(["diff", SAMPLES, "--by", "run", "--per", "task", "--fail-on-regression", "20", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    # THEN it fails on exactly the planted regressions, and the planted improvement shows as faster
+    assert code == 3 and out["per"] == "task"
+    assert {r["label"] for r in out["regressions"]} == want
+    assert {r["label"] for r in out["changes"] if r["status"] == "faster"} == improved
+
+
 # ------------------------------------------------------------------------------------------------ errors
 @pytest.mark.parametrize(
     ("args", "code", "message"),
