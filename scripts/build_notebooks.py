@@ -274,7 +274,9 @@ SVG(filename=svg)""",
 ## For CI
 
 The same comparison gates a pipeline: `celerylab diff sample_profiles --by run --fail-on-regression 20` exits
-non-zero when a significant regression of more than 20 % is found.""",
+with status 3 when a function's own time per invocation regressed significantly by more than 20 %;
+`--per task` gates on each task's whole time per invocation instead (on these samples it names exactly the two
+planted regressions).""",
     ),
 ]
 
@@ -473,8 +475,13 @@ See `docs/capture.md` for every option, the environment variables, the retention
 
 
 def build(name: str, cells: list[tuple[str, str]]) -> Path:
+    # cell ids from the notebook and the position, not random: rebuilding changes only what the text changed
+    stem = name.split("_", 1)[0]
     nb = new_notebook(
-        cells=[new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in cells],
+        cells=[
+            (new_markdown_cell if kind == "md" else new_code_cell)(src, id=f"nb{stem}-{i:02d}")
+            for i, (kind, src) in enumerate(cells)
+        ],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                   "language_info": {"name": "python"}},
     )  # fmt: skip
