@@ -213,9 +213,9 @@ def test_explorer_in_the_browser(lab: Server) -> None:
                 "() => { const k = window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel;"
                 " return k && k.status === 'idle'; }"
             )
-            # errors the front end raises while loading are its own (Notebook 7.6 throws "Cannot read properties of
-            # undefined (reading 'schema')" from its settings code on an ordinary notebook): kept as an artifact;
-            # from here on, every page error fails the test
+            # errors the front end raises while loading, before any cell runs, are its own (Notebook 7.6 throws
+            # "Cannot read properties of undefined (reading 'schema')" from notebook_core while it opens this
+            # notebook): kept as an artifact; from here on, every page error fails the test
             if errors:
                 (ARTIFACTS / f"{lab.name}-load-errors.txt").write_text("\n".join(errors), encoding="utf-8")
                 errors.clear()
