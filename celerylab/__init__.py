@@ -9,10 +9,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._samples import sample_profiles
+from ._version import __version__
+from .core.samples import sample_profiles
 from .errors import AmbiguousFunction, CelerylabError, FunctionNotFound, LoadError
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousFunction",
@@ -29,12 +28,12 @@ __all__ = [
 if TYPE_CHECKING:
     from . import analysis as analysis
     from . import capture as capture
-    from ._load import load as load
     from .analysis.diff import diff as diff
     from .profileset import ProfileSet as ProfileSet
+    from .profileset import load as load
 
-_LAZY = {"load": ("_load", "load"), "ProfileSet": ("profileset", "ProfileSet"), "diff": ("analysis", "diff")}
-_SUBMODULES = ("capture", "widgets", "charts", "report", "callgraph", "analysis", "testing", "demo")
+_LAZY = {"load": ("profileset", "load"), "ProfileSet": ("profileset", "ProfileSet"), "diff": ("analysis", "diff")}
+_SUBMODULES = ("capture", "widgets", "charts", "report", "callgraph", "analysis", "testing", "demo", "core", "fmt")
 
 
 def __getattr__(name: str) -> Any:

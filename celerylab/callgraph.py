@@ -21,17 +21,14 @@ import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import CelerylabError
+from ._io import check_folder, write_atomic
+from .errors import CallgraphError, UsageError
 
 if TYPE_CHECKING:
-    from .profileset import ProfileSet
+    from .core.data import ProfileData
 
 FORMATS = ("svg", "png", "pdf", "dot")
 GRAPHVIZ_MISSING = "Graphviz 'dot' not found: apt-get install graphviz (or set CELERYLAB_DOT to the dot binary)"
-
-
-class CallgraphError(CelerylabError):
-    """The call graph could not be built or rendered."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,7 @@ class CallgraphOptions:
     """only what this function (a gprof2dot ``module:line:name`` glob, or a name) calls"""
 
 
-def _stats_of(ps: ProfileSet) -> pstats.Stats:
+def _stats_of(ps: ProfileData) -> pstats.Stats:
     st = pstats.Stats()
     st.stats = ps.to_pstats_dict()  # type: ignore[attr-defined]
     st.total_tt = 0  # type: ignore[attr-defined]
@@ -73,7 +70,7 @@ def _profile(stats: pstats.Stats) -> Any:
         raise CallgraphError(f"gprof2dot could not parse the merged profile (exit {e.code})") from None
 
 
-def _prune(ps: ProfileSet, opts: CallgraphOptions) -> Any:
+def _prune(ps: ProfileData, opts: CallgraphOptions) -> Any:
     # gprof2dot keys events by object identity: a deep copy of a profile loses them, so re-parse per attempt
     stats = _stats_of(ps)
     node, edge = opts.node_thres, opts.edge_thres
@@ -100,13 +97,13 @@ def _prune(ps: ProfileSet, opts: CallgraphOptions) -> Any:
         node, edge = max(node * 2, 0.1), max(edge * 2, 0.05)  # from 0 too: doubling 0 would never end
 
 
-def to_dot(ps: ProfileSet, options: CallgraphOptions | None = None, **kwargs: Any) -> str:
+def to_dot(ps: ProfileData, options: CallgraphOptions | None = None, **kwargs: Any) -> str:
     """The DOT source of the merged call graph of ``ps`` (keywords override :class:`CallgraphOptions` fields)."""
     import gprof2dot
 
     opts = _options(options, kwargs)
     if opts.theme not in gprof2dot.themes:
-        raise ValueError(f"call graph: unknown theme {opts.theme!r}; one of {', '.join(gprof2dot.themes)}")
+        raise UsageError(f"call graph: unknown theme {opts.theme!r}; one of {', '.join(gprof2dot.themes)}")
     if not len(ps.stats):
         raise CallgraphError("call graph: the ProfileSet holds no profiles")
     profile = _prune(ps, opts)
@@ -139,7 +136,7 @@ def dot_binary() -> str:
 def render_dot(dot_source: str, fmt: str = "svg", *, timeout: float = 60.0) -> bytes:
     """Run ``dot -T<fmt>`` on ``dot_source`` with a timeout; returns the output bytes."""
     if fmt not in FORMATS:
-        raise ValueError(f"call graph: unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+        raise UsageError(f"call graph: unknown format {fmt!r}; one of {', '.join(FORMATS)}")
     if fmt == "dot":
         return dot_source.encode("utf-8")
     exe = dot_binary()
@@ -162,14 +159,14 @@ def render_dot(dot_source: str, fmt: str = "svg", *, timeout: float = 60.0) -> b
 
 
 def callgraph_svg(
-    ps: ProfileSet, options: CallgraphOptions | None = None, *, timeout: float = 60.0, **kwargs: Any
+    ps: ProfileData, options: CallgraphOptions | None = None, *, timeout: float = 60.0, **kwargs: Any
 ) -> str:
     """The merged call graph of ``ps`` as SVG text."""
     return render_dot(to_dot(ps, options, **kwargs), "svg", timeout=timeout).decode("utf-8")
 
 
 def write_callgraph(
-    ps: ProfileSet,
+    ps: ProfileData,
     path: str | os.PathLike[str],
     options: CallgraphOptions | None = None,
     *,
@@ -183,13 +180,6 @@ def write_callgraph(
     if fmt == "gv":
         fmt = "dot"
     if fmt not in FORMATS:
-        raise ValueError(f"{path}: unknown call graph format {fmt!r}; use one of {', '.join(FORMATS)}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{path}: folder {folder} does not exist")
-    data = render_dot(to_dot(ps, options, **kwargs), fmt, timeout=timeout)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-    return path
+        raise UsageError(f"{path}: unknown call graph format {fmt!r}; use one of {', '.join(FORMATS)}")
+    check_folder(path)
+    return write_atomic(path, render_dot(to_dot(ps, options, **kwargs), fmt, timeout=timeout))

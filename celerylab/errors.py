@@ -1,4 +1,21 @@
-"""Exceptions raised by celerylab."""
+"""Every error celerylab raises on purpose, in one hierarchy.
+
+``CelerylabError`` is the base: the CLI turns it (and only it) into ``celerylab: error: …`` and exit code 1; any
+other exception is a bug and surfaces with its traceback.  Errors that replace a builtin a caller may already
+catch also derive from it (``FunctionNotFound`` is a ``LookupError``, ``UsageError`` a ``ValueError``).
+
+    CelerylabError
+    ├── UsageError (ValueError)           an argument or option that cannot be used: unknown value, bad option
+    │   └── ColumnNotFound (KeyError)     a profiles column that does not exist
+    ├── FunctionNotFound (LookupError)    a function reference matched no function
+    ├── AmbiguousFunction (LookupError)   … or more than one
+    ├── LoadError                         files could not be loaded (strict), unusable metadata
+    ├── CaptureError                      capture cannot be set up as asked
+    ├── ExportError                       writing a chart, report, call graph or pstats file failed
+    │   ├── OutputFolderMissing (FileNotFoundError)  the folder to write into does not exist
+    │   └── CallgraphError                gprof2dot / Graphviz could not draw the call graph
+    └── GenerationError                   generating the demo sample set failed
+"""
 
 from __future__ import annotations
 
@@ -7,6 +24,17 @@ from typing import Any
 
 class CelerylabError(Exception):
     """Base class of celerylab's own errors."""
+
+
+class UsageError(CelerylabError, ValueError):
+    """An argument, option or value that cannot be used as given; the message says what would work."""
+
+
+class ColumnNotFound(UsageError, KeyError):
+    """A profiles column named in a filter, split or grouping does not exist."""
+
+    def __str__(self) -> str:  # KeyError's str() is the repr of its message: show the message itself
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
 class LoadError(CelerylabError):
@@ -28,3 +56,23 @@ class AmbiguousFunction(CelerylabError, LookupError):
 
 class FunctionNotFound(CelerylabError, LookupError):
     """A function reference matched no function."""
+
+
+class CaptureError(CelerylabError):
+    """Capture cannot be installed or configured as asked (bad directory, sample rate, option)."""
+
+
+class ExportError(CelerylabError):
+    """A chart, report, call graph or merged profile could not be written."""
+
+
+class OutputFolderMissing(ExportError, FileNotFoundError):
+    """The folder an output file should go into does not exist."""
+
+
+class CallgraphError(ExportError):
+    """The call graph could not be drawn: gprof2dot or Graphviz ``dot`` is missing, failed or timed out."""
+
+
+class GenerationError(CelerylabError):
+    """Generating the demo sample set failed (a worker died, a wait timed out, a planted effect is missing)."""

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ._files import SCHEMA
+
 
 class FakeClock:
     """A profiler timer: every read advances by ``step`` ticks; workloads can add more with :meth:`advance`."""
@@ -167,10 +169,10 @@ def synthetic_stats(
 def sidecar(task_name: str, task_id: str, *, run: str | None = None, started: datetime | None = None,
             wall_s: float = 0.1, state: str = "SUCCESS", hostname: str = "worker1@host", pid: int = 1000,
             **extra: Any) -> dict[str, Any]:  # fmt: skip
-    """A sidecar dict in the ``celerylab.task/1`` schema."""
+    """A sidecar dict in the current sidecar schema (:data:`celerylab._files.SCHEMA`)."""
     started = started or datetime(2026, 1, 1, tzinfo=UTC)
     d: dict[str, Any] = {
-        "schema": "celerylab.task/1",
+        "schema": SCHEMA,
         "task_id": task_id,
         "task_name": task_name,
         "state": state,

@@ -17,29 +17,6 @@ from scipy import special
 MAX_BLOCK = 4_000_000  # cells (float64) per dense block: 32 MB
 
 
-def pstats_row_order(pid: np.ndarray, first_pid: int | None) -> np.ndarray:
-    """Row positions of rows sorted by profile id, in the order ``pstats.Stats(*paths)`` adds them: the rows of
-    the first profile, then the rest reversed."""
-    n = len(pid)
-    if not n:
-        return np.empty(0, dtype=np.int64)
-    idx = np.arange(n, dtype=np.int64)
-    if first_pid is None or pid[0] != first_pid:
-        return np.concatenate([idx[:0], idx[::-1]])
-    k = int(np.searchsorted(pid, first_pid, side="right"))
-    return np.concatenate([idx[:k], idx[k:][::-1]])
-
-
-def pstats_ordered(pid: np.ndarray, first_pid: int | None, *arrays: np.ndarray) -> list[np.ndarray]:
-    """``arrays`` (aligned with ``pid``, sorted by profile id) re-ordered as :func:`pstats_row_order` says, with
-    plain slice copies instead of a gather."""
-    n = len(pid)
-    k = int(np.searchsorted(pid, first_pid, side="right")) if n and first_pid is not None and pid[0] == first_pid else 0
-    if k == 0:
-        return [a[::-1] for a in arrays]
-    return [np.concatenate([a[:k], a[k:][::-1]]) for a in arrays]
-
-
 def block_size(n_slots: int) -> int:
     """Keys per dense block for ``n_slots`` invocations."""
     return max(1, MAX_BLOCK // max(n_slots, 1))

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from ..profileset import FuncRef, ProfileSet
+    from ..core.data import FuncRef, ProfileData
 
 APPROXIMATION_NOTE = "call tree reconstructed from caller→callee edges: an approximation, not recorded stacks"
 
@@ -31,7 +31,7 @@ CALL_TREE_COLUMNS = ["id", "parent", "func_id", "label", "name", "depth", "value
 
 
 def call_tree(
-    ps: ProfileSet,
+    ps: ProfileData,
     *,
     root: FuncRef | None = None,
     max_depth: int = 12,

@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..errors import ColumnNotFound
+
 if TYPE_CHECKING:
-    from ..profileset import ProfileSet
+    from ..core.data import ProfileData
 
 #: Every category, in display order.
 CATEGORIES: tuple[str, ...] = ("db", "network", "serialization", "celery", "stdlib", "third-party", "app")
@@ -137,7 +139,7 @@ def category_of(module: str, kind: str) -> str:
     return "app"
 
 
-def function_categories(ps: ProfileSet) -> pd.Series:
+def function_categories(ps: ProfileData) -> pd.Series:
     """``func_id -> category`` for every function of ``ps.functions`` (a categorical Series indexed by func_id)."""
     cache = ps.__dict__.get("_celerylab_categories")
     if cache is not None and len(cache) == len(ps.functions):
@@ -152,7 +154,7 @@ def function_categories(ps: ProfileSet) -> pd.Series:
     return out
 
 
-def categorize(ps: ProfileSet) -> pd.DataFrame:
+def categorize(ps: ProfileData) -> pd.DataFrame:
     """``ps.functions`` with a ``category`` column: ``func_id, label, name, module, kind, category``."""
     f = ps.functions
     out = f[["func_id", "label", "name", "module", "kind"]].copy()
@@ -160,7 +162,7 @@ def categorize(ps: ProfileSet) -> pd.DataFrame:
     return out
 
 
-def category_shares(ps: ProfileSet, by: str | list[str] | None = "task_name") -> pd.DataFrame:
+def category_shares(ps: ProfileData, by: str | list[str] | None = "task_name") -> pd.DataFrame:
     """Each group's exclusive time per category.
 
     One row per (``by`` values, category) that has time: ``<by…>, category, profiles`` (invocations in the group),
@@ -172,7 +174,9 @@ def category_shares(ps: ProfileSet, by: str | list[str] | None = "task_name") ->
     p = ps.profiles
     for c in cols:
         if c not in p.columns:
-            raise KeyError(f"category_shares(by={c!r}): no such column in profiles; columns are {list(p.columns)}")
+            raise ColumnNotFound(
+                f"category_shares(by={c!r}): no such column in profiles; columns are {list(p.columns)}"
+            )
     out_cols = [*cols, "category", "profiles", "tottime", "tottime_mean", "share"]
     if not len(p) or not len(ps.stats):
         return pd.DataFrame(columns=out_cols)

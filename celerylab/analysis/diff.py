@@ -26,19 +26,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..core.rules import pstats_ordered
+from ..errors import ColumnNotFound, UsageError
 from ._dist import (
     bh_adjust,
     block_size,
     dense_blocks,
     mannwhitney_parts,
     mannwhitney_sorted,
-    pstats_ordered,
     quantiles_sorted,
     van_elteren,
 )
 
 if TYPE_CHECKING:
-    from ..profileset import ProfileSet
+    from ..core.data import ProfileData
 
 FUNCTION_KEYS = ("label", "name", "module", "file", "kind", "category")
 METRICS = ("tottime", "cumtime")
@@ -54,7 +55,7 @@ DIFF_COLUMNS = [
 
 @dataclass
 class _Side:
-    ps: ProfileSet
+    ps: ProfileData
     profiles: pd.DataFrame  # the side's profiles, in the ProfileSet's order
     rows: np.ndarray | None  # boolean mask over ps.stats rows (None: every row)
 
@@ -63,39 +64,67 @@ class _Side:
         return arr if self.rows is None else arr[self.rows]
 
 
-def _side(ps: ProfileSet, ids: np.ndarray | None) -> _Side:
+def _side(ps: ProfileData, ids: np.ndarray | None) -> _Side:
     if ids is None:
         return _Side(ps, ps.profiles, None)
-    size = int(max(ps.profiles["profile_id"].max(), ps.stats["profile_id"].max() if len(ps.stats) else 0)) + 1
-    keep = np.zeros(size, dtype=bool)
-    keep[ids] = True
+    keep = ps.id_lookup(ids)
     prof = ps.profiles.loc[keep[ps.profiles["profile_id"].to_numpy()]]
     return _Side(ps, prof, keep[ps.stats["profile_id"].to_numpy()])
 
 
-def _split(ps: ProfileSet, column: str, values: tuple[Any, Any] | None) -> tuple[_Side, _Side, Any, Any]:
-    p = ps.profiles
-    if column not in p.columns:
-        raise KeyError(f"diff(split_by={column!r}): no such column in profiles; columns are {list(p.columns)}")
-    col = p[column].astype(object)
-    if values is None:
-        present = [v for v in pd.unique(col.dropna())]
+def split_values(profiles: pd.DataFrame, column: str, a: Any = None, b: Any = None) -> tuple[Any, Any]:
+    """The two values of ``profiles[column]`` that are A (before) and B (after) — the one rule for a default split,
+    used by :func:`diff` and ``celerylab diff --by``.
+
+    Given values are matched exactly or by their text (command-line values are strings).  A missing one is the
+    column's other value; with neither given, the column must hold exactly two values, and A is the one whose first
+    invocation started first (the first one met when no start times are recorded).
+    """
+    if column not in profiles.columns:
+        raise ColumnNotFound(f"diff(split_by={column!r}): no such column in profiles; columns are "
+                             f"{list(profiles.columns)}")  # fmt: skip
+    col = profiles[column].astype(object)
+    present = list(pd.unique(col.dropna()))
+    by_text = {str(v): v for v in present}
+
+    def match(v: Any) -> Any:
+        if v is None or v in present:
+            return v
+        return by_text.get(str(v), v)
+
+    a, b = match(a), match(b)
+    if a is not None and b is not None:
+        return a, b
+    others = [v for v in present if v not in (a, b)]
+    if a is None and b is None:
         if len(present) != 2:
-            raise ValueError(
+            raise UsageError(
                 f"diff(split_by={column!r}) needs exactly two values of {column!r} or values=(a, b); "
                 f"found {len(present)}: {present[:10]}"
             )
-        values = (present[0], present[1])
-    va, vb = values
+        if "started_at" in profiles.columns and profiles["started_at"].notna().any():
+            first = profiles.groupby(col, sort=False)["started_at"].min()
+            if first.notna().all():
+                present = sorted(present, key=lambda v: first[v])
+        return present[0], present[1]
+    if len(others) != 1:
+        raise UsageError(f"diff(split_by={column!r}): name both values; {column!r} holds {present[:10]}")
+    return (others[0], b) if a is None else (a, others[0])
+
+
+def _split(ps: ProfileData, column: str, values: tuple[Any, Any] | None) -> tuple[_Side, _Side, Any, Any]:
+    p = ps.profiles
+    va, vb = split_values(p, column, *(values or (None, None)))
+    col = p[column].astype(object)
     ids_a = p.loc[(col == va).to_numpy(), "profile_id"].to_numpy()
     ids_b = p.loc[(col == vb).to_numpy(), "profile_id"].to_numpy()
     for v, ids in ((va, ids_a), (vb, ids_b)):
         if not len(ids):
-            raise ValueError(f"diff(split_by={column!r}): no profile has {column} == {v!r}")
+            raise UsageError(f"diff(split_by={column!r}): no profile has {column} == {v!r}")
     return _side(ps, ids_a), _side(ps, ids_b), va, vb
 
 
-def _func_keys(ps: ProfileSet, by: str) -> pd.Series:
+def _func_keys(ps: ProfileData, by: str) -> pd.Series:
     """One key string per func_id (index func_id)."""
     f = ps.functions
     if by == "category":
@@ -112,8 +141,8 @@ def _func_keys(ps: ProfileSet, by: str) -> pd.Series:
 
 
 def diff(
-    a: ProfileSet,
-    b: ProfileSet | None = None,
+    a: ProfileData,
+    b: ProfileData | None = None,
     *,
     by: str = "label",
     split_by: str | None = None,
@@ -147,7 +176,7 @@ def diff(
     (invocations in which the key ran), ``total_a/b`` (summed seconds).  Sorted by ``|contribution|``.
     """
     if metric not in METRICS and not (metric == "wall_s" and by not in FUNCTION_KEYS):
-        raise ValueError(f"diff(metric={metric!r}): metric must be one of {', '.join(METRICS)} (or wall_s with "
+        raise UsageError(f"diff(metric={metric!r}): metric must be one of {', '.join(METRICS)} (or wall_s with "
                          "by=<profiles column>)")  # fmt: skip
     if b is None:
         if split_by is None:
@@ -162,7 +191,7 @@ def diff(
     if profile_mode:
         for s in (side_a, side_b):
             if by not in s.profiles.columns:
-                raise ValueError(
+                raise UsageError(
                     f"diff(by={by!r}): by must be one of {', '.join(FUNCTION_KEYS)} or a profiles column; "
                     f"columns are {list(s.profiles.columns)}"
                 )
@@ -170,7 +199,7 @@ def diff(
     for s in (side_a, side_b):
         for c in gcols:
             if c not in s.profiles.columns:
-                raise KeyError(f"diff(group_by={c!r}): no such column in profiles")
+                raise ColumnNotFound(f"diff(group_by={c!r}): no such column in profiles")
     # strata: only for one-row-per-function diffs, when both sides have the column and it splits them at all
     strat = None
     usable = stratify is not None and not gcols and not profile_mode

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ._dist import dense_blocks, pstats_row_order, quantiles_sorted
+from ..core.rules import pstats_row_order
+from ..errors import ColumnNotFound, UsageError
+from ._dist import dense_blocks, quantiles_sorted
 
 if TYPE_CHECKING:
-    from ..profileset import FuncRef, ProfileSet
+    from ..core.data import FuncRef, ProfileData
 
 _SORTABLE = ("tottime", "cumtime", "ncalls", "pcalls")
 _PER_INVOCATION = ("tottime_p50", "tottime_p95", "cumtime_p50", "cumtime_p95")
@@ -26,14 +28,14 @@ TOP_COLUMNS = [
 ]  # fmt: skip
 
 
-def _with_labels(ps: ProfileSet, df: pd.DataFrame, id_col: str = "func_id") -> pd.DataFrame:
+def _with_labels(ps: ProfileData, df: pd.DataFrame, id_col: str = "func_id") -> pd.DataFrame:
     f = ps.functions.set_index("func_id")[["label", "name", "module", "kind"]]
     out = df.join(f, on=id_col)
     front = [id_col, "label"]
     return out[front + [c for c in out.columns if c not in front]]
 
 
-def _group_columns(ps: ProfileSet, group_by: str | list[str] | None, what: str) -> tuple[pd.DataFrame, list[str]]:
+def _group_columns(ps: ProfileData, group_by: str | list[str] | None, what: str) -> tuple[pd.DataFrame, list[str]]:
     """``profiles`` with the group columns present (``worker`` = ``hostname:pid`` is made on demand)."""
     p = ps.profiles
     if group_by is None:
@@ -43,19 +45,17 @@ def _group_columns(ps: ProfileSet, group_by: str | list[str] | None, what: str) 
         p = p.assign(worker=p["hostname"].astype(object).astype(str) + ":" + p["pid"].astype(str))
     for c in cols:
         if c not in p.columns:
-            raise KeyError(f"{what}={c!r}: no such column in profiles; columns are {list(p.columns)}")
+            raise ColumnNotFound(f"{what}={c!r}: no such column in profiles; columns are {list(p.columns)}")
     return p, cols
 
 
-def _stats_only(ps: ProfileSet, ids: np.ndarray) -> ProfileSet:
+def _stats_only(ps: ProfileData, ids: np.ndarray) -> ProfileData:
     """A ProfileSet of the profiles ``ids`` with their stats rows but no edges (cheap: no 10 M-row edge copy)."""
-    from ..profileset import ProfileSet
+    from ..core.data import ProfileData
 
     p = ps.profiles
-    size = int(max(p["profile_id"].max(), ps.stats["profile_id"].max() if len(ps.stats) else 0)) + 1
-    lookup = np.zeros(size, dtype=bool)
-    lookup[ids] = True
-    return ProfileSet(
+    lookup = ps.id_lookup(ids)
+    return ProfileData(
         profiles=p.loc[lookup[p["profile_id"].to_numpy()]].reset_index(drop=True),
         functions=ps.functions,
         stats=ps.stats.loc[lookup[ps.stats["profile_id"].to_numpy()]].reset_index(drop=True),
@@ -63,7 +63,7 @@ def _stats_only(ps: ProfileSet, ids: np.ndarray) -> ProfileSet:
     )
 
 
-def per_invocation(ps: ProfileSet, func_ids: np.ndarray | None = None) -> pd.DataFrame:
+def per_invocation(ps: ProfileData, func_ids: np.ndarray | None = None) -> pd.DataFrame:
     """Per function, the distribution of its time over the invocations of ``ps`` (absent = 0):
     ``func_id, tottime_p50, tottime_p95, cumtime_p50, cumtime_p95, calls_mean`` for ``func_ids`` (default: all
     functions present)."""
@@ -100,7 +100,7 @@ def per_invocation(ps: ProfileSet, func_ids: np.ndarray | None = None) -> pd.Dat
 
 
 def top(
-    ps: ProfileSet,
+    ps: ProfileData,
     n: int | None = 20,
     by: str = "tottime",
     group_by: str | list[str] | None = None,
@@ -119,7 +119,7 @@ def top(
     (NaN) — they are computed only for the rows returned.
     """
     if by not in _SORTABLE + _PER_INVOCATION:
-        raise ValueError(f"top(by={by!r}): by must be one of {', '.join(_SORTABLE + _PER_INVOCATION)}")
+        raise UsageError(f"top(by={by!r}): by must be one of {', '.join(_SORTABLE + _PER_INVOCATION)}")
     if group_by is not None:
         p, cols = _group_columns(ps, group_by, "top(group_by")
         parts = []
@@ -194,14 +194,14 @@ def _edge_sums(rows: dict[str, np.ndarray], other: str, first_pid: Any, group: n
     return out
 
 
-def _labelled(ps: ProfileSet, cols: dict[str, Any], order: np.ndarray) -> pd.DataFrame:
+def _labelled(ps: ProfileData, cols: dict[str, Any], order: np.ndarray) -> pd.DataFrame:
     """A frame of ``cols`` rows ``order`` with the function columns taken positionally (func_id == row)."""
     df = pd.DataFrame({c: (v[order] if isinstance(v, np.ndarray) else v) for c, v in cols.items()})
     f = ps.functions.iloc[df["func_id"].to_numpy()][["label", "name", "module", "kind"]].reset_index(drop=True)
     return pd.concat([df, f], axis=1)
 
 
-def _neighbours(ps: ProfileSet, func: FuncRef, split_by: str | list[str] | None, side: str) -> pd.DataFrame:
+def _neighbours(ps: ProfileData, func: FuncRef, split_by: str | list[str] | None, side: str) -> pd.DataFrame:
     fid = ps.resolve(func)
     this, other = ("callee_id", "caller_id") if side == "callers" else ("caller_id", "callee_id")
     e = ps.edges
@@ -240,7 +240,7 @@ def _neighbours(ps: ProfileSet, func: FuncRef, split_by: str | list[str] | None,
     return res[cols + NEIGHBOUR_COLUMNS]
 
 
-def callers(ps: ProfileSet, func: FuncRef, *, split_by: str | list[str] | None = None) -> pd.DataFrame:
+def callers(ps: ProfileData, func: FuncRef, *, split_by: str | list[str] | None = None) -> pd.DataFrame:
     """The functions that call ``func`` (a func_id, a pstats label, an exact name or a unique label fragment).
 
     One row per caller: ``func_id, label`` of the caller; ``ncalls, pcalls, tottime, cumtime`` of the edge — the
@@ -252,7 +252,7 @@ def callers(ps: ProfileSet, func: FuncRef, *, split_by: str | list[str] | None =
     return _neighbours(ps, func, split_by, "callers")
 
 
-def callees(ps: ProfileSet, func: FuncRef, *, split_by: str | list[str] | None = None) -> pd.DataFrame:
+def callees(ps: ProfileData, func: FuncRef, *, split_by: str | list[str] | None = None) -> pd.DataFrame:
     """The functions ``func`` calls: one row per callee (pstats ``print_callees`` numbers); columns as
     :func:`callers`."""
     return _neighbours(ps, func, split_by, "callees")

@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 
 from .._sqltext import statement_shape
+from ..errors import ColumnNotFound
 from .categories import function_categories
 
 if TYPE_CHECKING:
-    from ..profileset import ProfileSet
+    from ..core.data import ProfileData
 
 # ------------------------------------------------------------------------------------------------------ SQL text
 
@@ -45,7 +46,7 @@ def _norm_column(sql: pd.Series) -> pd.Series:
     return text.map(mapping)
 
 
-def _task_names(ps: ProfileSet) -> pd.Series:
+def _task_names(ps: ProfileData) -> pd.Series:
     p = ps.profiles
     names = p["task_name"].astype(object) if "task_name" in p.columns else pd.Series(None, index=p.index)
     return pd.Series(names.where(names.notna(), "(unknown)").to_numpy(), index=p["profile_id"].to_numpy())
@@ -57,7 +58,7 @@ def _first_caller(callers: object) -> object:
     return None
 
 
-def _sql_rows(ps: ProfileSet) -> pd.DataFrame:
+def _sql_rows(ps: ProfileData) -> pd.DataFrame:
     s = ps.sql
     if not len(s):
         return pd.DataFrame(columns=["profile_id", "sql", "count", "time_s", "callers", "task_name", "caller"])
@@ -76,7 +77,7 @@ DB_TIME_COLUMNS = ["profiles", "db_time", "db_time_mean", "db_time_p50", "db_tim
                    "db_share", "sql_count_mean", "sql_count_max", "sql_time_mean", "top_db_function"]  # fmt: skip
 
 
-def db_time(ps: ProfileSet, by: str | list[str] | None = "task_name") -> pd.DataFrame:
+def db_time(ps: ProfileData, by: str | list[str] | None = "task_name") -> pd.DataFrame:
     """Time inside DB drivers / ORMs per group, from the profiles.
 
     ``<by…>, profiles, db_time`` (exclusive seconds of ``db``-category functions, summed), ``db_time_mean`` /
@@ -89,7 +90,7 @@ def db_time(ps: ProfileSet, by: str | list[str] | None = "task_name") -> pd.Data
     cols = [] if by is None else ([by] if isinstance(by, str) else list(by))
     for c in cols:
         if c not in p.columns:
-            raise KeyError(f"db_time(by={c!r}): no such column in profiles")
+            raise ColumnNotFound(f"db_time(by={c!r}): no such column in profiles")
     if not len(p):
         return pd.DataFrame(columns=cols + DB_TIME_COLUMNS)
     cats = function_categories(ps)
@@ -147,7 +148,7 @@ DB_HOTSPOT_COLUMNS = ["sql", "count", "time_s", "mean_time_s", "n_profiles", "pe
                       "n_plus_one", "task_names", "callers"]  # fmt: skip
 
 
-def db_hotspots(ps: ProfileSet, *, min_repeats: int = 10) -> pd.DataFrame:
+def db_hotspots(ps: ProfileData, *, min_repeats: int = 10) -> pd.DataFrame:
     """SQL statements from the sidecars, one row per normalised statement.
 
     ``sql``; ``count`` (executions) and ``time_s`` (seconds) summed over the selection; ``mean_time_s`` (per
@@ -182,7 +183,7 @@ N_PLUS_ONE_COLUMNS = ["task_name", "sql", "caller", "profiles", "task_profiles",
                       "max_per_invocation", "mean_per_invocation", "time_s", "time_per_invocation"]  # fmt: skip
 
 
-def n_plus_one(ps: ProfileSet, *, min_repeats: int = 10) -> pd.DataFrame:
+def n_plus_one(ps: ProfileData, *, min_repeats: int = 10) -> pd.DataFrame:
     """N+1 suspects: a normalised statement executed at least ``min_repeats`` times within one invocation.
 
     One row per (``task_name, sql, caller``) — ``caller`` is the application line that issued the statement most
@@ -217,7 +218,7 @@ def n_plus_one(ps: ProfileSet, *, min_repeats: int = 10) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------------------------------- memory
-def _memory_frame(ps: ProfileSet) -> pd.DataFrame:
+def _memory_frame(ps: ProfileData) -> pd.DataFrame:
     p = ps.profiles
     cols = ["profile_id", "task_name", "hostname", "pid", "started_at", "rss_before", "rss_after", "peak_traced"]
     if "memory_rss_before" not in p.columns or "memory_rss_after" not in p.columns:
@@ -243,7 +244,7 @@ MEMORY_BY_TASK_COLUMNS = ["profiles", "rss_growth_mean", "rss_growth_p50", "rss_
                           "rss_after_max"]  # fmt: skip
 
 
-def memory_by_task(ps: ProfileSet, by: str = "task_name") -> pd.DataFrame:
+def memory_by_task(ps: ProfileData, by: str = "task_name") -> pd.DataFrame:
     """Peak and RSS growth per task (or another profiles column): ``<by>, profiles`` (with memory data),
     ``rss_growth_mean/p50/p95/total`` (``rss_after - rss_before`` of each invocation, bytes), ``grew_share``
     (invocations whose RSS grew), ``peak_traced_mean/p95/max`` (tracemalloc peak; NaN without tracemalloc),
@@ -251,7 +252,7 @@ def memory_by_task(ps: ProfileSet, by: str = "task_name") -> pd.DataFrame:
     d = _memory_frame(ps)
     if by not in ("task_name", "hostname", "pid"):
         if by not in ps.profiles.columns:
-            raise KeyError(f"memory_by_task(by={by!r}): no such column in profiles")
+            raise ColumnNotFound(f"memory_by_task(by={by!r}): no such column in profiles")
         d[by] = d["profile_id"].map(ps.profiles.set_index("profile_id")[by].astype(object))
     if not len(d):
         return pd.DataFrame(columns=[by, *MEMORY_BY_TASK_COLUMNS])
@@ -310,7 +311,7 @@ def _task_growth(d: pd.DataFrame, *, min_growth: float, min_share: float, min_fa
     return t
 
 
-def memory_hotspots(ps: ProfileSet, *, min_growth: float = 2**20, min_tasks: int = 6, min_trend: float = 0.6,
+def memory_hotspots(ps: ProfileData, *, min_growth: float = 2**20, min_tasks: int = 6, min_trend: float = 0.6,
                     min_share: float = 0.5, min_factor: float = 3.0) -> pd.DataFrame:  # fmt: skip
     """Per worker process (``hostname, pid``): does RSS keep growing across its task sequence (by
     ``started_at``), and with which task?
@@ -346,7 +347,7 @@ def memory_hotspots(ps: ProfileSet, *, min_growth: float = 2**20, min_tasks: int
     return out.sort_values("growth", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def leak_suspects(ps: ProfileSet, *, min_growth: float = 2**20, min_share: float = 0.5,
+def leak_suspects(ps: ProfileData, *, min_growth: float = 2**20, min_share: float = 0.5,
                   min_factor: float = 3.0) -> pd.DataFrame:  # fmt: skip
     """Which task names RSS growth comes with, over every worker process.
 
@@ -390,7 +391,7 @@ def leak_suspects(ps: ProfileSet, *, min_growth: float = 2**20, min_share: float
 ALLOCATION_COLUMNS = ["file", "line", "size", "count", "n_profiles", "size_mean", "task_names"]
 
 
-def allocation_sites(ps: ProfileSet, by: str | None = None) -> pd.DataFrame:
+def allocation_sites(ps: ProfileData, by: str | None = None) -> pd.DataFrame:
     """tracemalloc's top sites (memory still allocated at the end of a task), summed over the selection.
 
     ``[by,] file, line, size`` (bytes, summed), ``count`` (blocks), ``n_profiles`` (invocations listing the site),
@@ -404,7 +405,7 @@ def allocation_sites(ps: ProfileSet, by: str | None = None) -> pd.DataFrame:
     keys = ["file", "line"]
     if by:
         if by not in ps.profiles.columns:
-            raise KeyError(f"allocation_sites(by={by!r}): no such column in profiles")
+            raise ColumnNotFound(f"allocation_sites(by={by!r}): no such column in profiles")
         a[by] = a["profile_id"].map(ps.profiles.set_index("profile_id")[by].astype(object)).to_numpy()
         keys = [by, *keys]
     g = a.groupby(keys, sort=False, dropna=False)

@@ -21,16 +21,15 @@ from typing import Any
 import celery
 from celery import signals
 
+from .._files import PROFILE_SUFFIX, SCHEMA, SIDECAR_SUFFIX, capture_stem
 from . import _memory, _profile, _sql, _writer
 
 logger = logging.getLogger("celerylab.capture")
 
-SCHEMA = "celerylab.task/1"
 MEMORY_MODES = ("off", "rss", "tracemalloc")
 MAX_MESSAGE = 1000
 MAX_REPR = 200
 _SECRET = re.compile(r"pass(word|wd)?|token|secret|key|auth|credential|cookie|session", re.IGNORECASE)
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.:@+-]")
 
 _active: list[Capture] = []
 
@@ -345,9 +344,7 @@ class Capture:
         return meta
 
     def _write(self, t: _Task, meta: dict[str, Any], prof: Any) -> None:
-        stem = f"{_UNSAFE.sub('_', t.task_name)}.{_UNSAFE.sub('_', t.task_id)}"
-        if meta["retries"]:
-            stem += f".retry{meta['retries']}"
+        stem = capture_stem(t.task_name, t.task_id, meta["retries"])
         data = _profile.dump(prof)
         side = json.dumps(meta, ensure_ascii=False, default=str).encode("utf-8")
         try:
@@ -363,12 +360,12 @@ class Capture:
                 self.counts.deleted += self.retention.deleted - before
 
     def _write_pair(self, stem: str, side: bytes, data: bytes) -> int:
-        n = _writer.write_atomic(self.directory, stem + _writer.SIDECAR_SUFFIX, side, "sidecar")
+        n = _writer.write_atomic(self.directory, stem + SIDECAR_SUFFIX, side, "sidecar")
         try:
-            n += _writer.write_atomic(self.directory, stem + _writer.PROFILE_SUFFIX, data, "profile")
+            n += _writer.write_atomic(self.directory, stem + PROFILE_SUFFIX, data, "profile")
         except BaseException:
             with contextlib.suppress(OSError):  # no orphan sidecar
-                os.unlink(os.path.join(self.directory, stem + _writer.SIDECAR_SUFFIX))
+                os.unlink(os.path.join(self.directory, stem + SIDECAR_SUFFIX))
             raise
         return n
 

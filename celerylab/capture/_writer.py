@@ -11,17 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable
+
+from .._files import PROFILE_SUFFIX, SIDECAR_SUFFIX, TEMP_RE, is_schema, temp_name
 
 #: Test seam: called as ``hook(stage, final_path)`` after a temporary file is complete and before it is renamed.
 #: ``None`` in production.  Tests use it to kill a worker process at exactly that point.
 fault_hook: Callable[[str, str], None] | None = None
-
-PROFILE_SUFFIX = ".prof"
-SIDECAR_SUFFIX = ".json"
-_TMP_RE = re.compile(r"^\..+\.(\d+)-[0-9a-f]+\.tmp$")
 
 
 def write_atomic(directory: str, name: str, data: bytes, stage: str = "") -> int:
@@ -30,7 +27,7 @@ def write_atomic(directory: str, name: str, data: bytes, stage: str = "") -> int
     On any error the temporary file is removed and the error is raised to the caller.
     """
     final = os.path.join(directory, name)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+    tmp = os.path.join(directory, temp_name(name))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
         try:
@@ -74,7 +71,7 @@ def remove_stale_tmp(directory: str, *, dead_min_age: float = 60.0, max_age: flo
         return 0
     names = {e.name for e in entries}
     for e in entries:
-        m = _TMP_RE.match(e.name)
+        m = TEMP_RE.match(e.name)
         try:
             pid: int | None = None
             if m:
@@ -99,7 +96,7 @@ def _sidecar_pid(path: str) -> int | None:
             meta = json.load(f)
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or meta.get("schema") != "celerylab.task/1" or not isinstance(meta.get("pid"), int):
+    if not isinstance(meta, dict) or not is_schema(meta.get("schema")) or not isinstance(meta.get("pid"), int):
         return None
     return int(meta["pid"])
 

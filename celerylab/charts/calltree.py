@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..errors import ColumnNotFound, UsageError
 from .functions import plotly_text
 
 APPROXIMATION_NOTE = "reconstructed from caller edges: an approximation, not recorded stacks"
@@ -31,10 +32,10 @@ def calltree(
     ``label`` and ``value`` (time in the node including its children; children never sum past their parent, as
     ``branchvalues="total"`` requires).  An ``func_id`` column, when present, is carried in ``customdata[i][0]``."""
     if kind not in KINDS:
-        raise ValueError(f"calltree(kind={kind!r}): kind must be one of {', '.join(KINDS)}")
+        raise UsageError(f"calltree(kind={kind!r}): kind must be one of {', '.join(KINDS)}")
     for c in (id, parent, label, value):
         if c not in tree.columns:
-            raise KeyError(f"calltree: no column {c!r}; columns are {list(tree.columns)}")
+            raise ColumnNotFound(f"calltree: no column {c!r}; columns are {list(tree.columns)}")
     d = tree.reset_index(drop=True)
     custom = (
         [[f, plotly_text(t)] for f, t in zip(d["func_id"].tolist(), d[label].astype(str))]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..errors import ColumnNotFound
 from .functions import plotly_text, unique_labels
 
 STATUS_COLORS = {"slower": "#d62728", "faster": "#2ca02c", "new": "#ff7f0e", "gone": "#1f77b4", "same": "#9e9e9e"}
@@ -24,7 +25,7 @@ def diff_changes(
     contribution to the total change), coloured by ``status``.  ``significant_only`` drops ``same`` rows."""
     for c in (value, label):
         if c not in diff.columns:
-            raise KeyError(f"diff_changes: no column {c!r}; columns are {list(diff.columns)}")
+            raise ColumnNotFound(f"diff_changes: no column {c!r}; columns are {list(diff.columns)}")
     d = diff
     if significant_only and status in d.columns:
         d = d.loc[d[status].astype(str) != "same"]
@@ -60,7 +61,7 @@ def diff_volcano(
     """log2(ratio B/A) against −log10(p): significant large changes stand out top left / top right."""
     for c in (ratio, p_value, label):
         if c not in diff.columns:
-            raise KeyError(f"diff_volcano: no column {c!r}; columns are {list(diff.columns)}")
+            raise ColumnNotFound(f"diff_volcano: no column {c!r}; columns are {list(diff.columns)}")
     d = diff.loc[diff[ratio].notna() & diff[p_value].notna()]
     r = d[ratio].to_numpy(dtype=float)
     p = d[p_value].to_numpy(dtype=float)

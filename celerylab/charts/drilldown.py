@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..errors import ColumnNotFound
 from .functions import plotly_text
 
 CALLER_COLOR = "#1f77b4"
@@ -87,7 +88,7 @@ def neighbours(
     """
     for side, df in (("callers", callers), ("callees", callees)):
         if value not in df.columns:
-            raise KeyError(f"neighbours: no column {value!r} in {side}; columns are {list(df.columns)}")
+            raise ColumnNotFound(f"neighbours: no column {value!r} in {side}; columns are {list(df.columns)}")
     titles = (side_title("callers", len(callers)), side_title("callees", len(callees)))
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.22, subplot_titles=titles)
     fig.add_trace(_bars(callers, value, "callers", CALLER_COLOR, n), row=1, col=1)
@@ -124,7 +125,7 @@ def per_profile(stats: pd.DataFrame, *, value: str = "cumtime", by: str = "run",
     function slower everywhere, or only in some runs or tasks?  ``stats`` has one row per profile."""
     for c in (value, by):
         if c not in stats.columns:
-            raise KeyError(f"per_profile: no column {c!r}; columns are {list(stats.columns)}")
+            raise ColumnNotFound(f"per_profile: no column {c!r}; columns are {list(stats.columns)}")
     key = stats[by].astype(object).where(stats[by].notna(), "(unknown)").astype(str)
     fig = go.Figure()
     for name, g in stats.groupby(key, sort=True):

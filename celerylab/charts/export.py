@@ -22,17 +22,14 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from ..errors import CelerylabError
+from .._io import write_atomic
+from ..errors import ExportError, UsageError
 
 IMAGE_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg", "webp")
 HTML_FORMATS = ("html", "htm")
 
 _KALEIDO_OPTS: dict[str, Any] = {"mathjax": False}  # offline: MathJax would be fetched from a CDN
 _session_depth = 0
-
-
-class ExportError(CelerylabError):
-    """A figure could not be written (no Chromium, unknown format, renderer failure)."""
 
 
 def _format_of(path: str, format: str | None) -> str:
@@ -42,18 +39,6 @@ def _format_of(path: str, format: str | None) -> str:
     if fmt not in IMAGE_FORMATS + HTML_FORMATS:
         raise ExportError(f"{path}: unknown format {fmt!r}; use one of {', '.join(IMAGE_FORMATS + HTML_FORMATS)}")
     return "jpeg" if fmt == "jpg" else fmt
-
-
-def _atomic_write(path: str, data: bytes) -> str:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{path}: folder {folder} does not exist")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-    return path
 
 
 def figure_html(fig: go.Figure, *, title: str | None = None) -> str:
@@ -68,7 +53,7 @@ def figure_html(fig: go.Figure, *, title: str | None = None) -> str:
 
 def write_html(fig: go.Figure, path: str | os.PathLike[str], *, title: str | None = None) -> str:
     """Write ``fig`` as one self-contained HTML file; returns the path."""
-    return _atomic_write(os.fspath(path), figure_html(fig, title=title).encode("utf-8"))
+    return write_atomic(os.fspath(path), figure_html(fig, title=title).encode("utf-8"))
 
 
 def _chromium_error(e: BaseException) -> ExportError:
@@ -154,7 +139,7 @@ def write_image(
     fmt = _format_of(path, format)
     if fmt in HTML_FORMATS:
         return write_html(fig, path)
-    return _atomic_write(path, figure_image(fig, fmt, width=width, height=height, scale=scale))
+    return write_atomic(path, figure_image(fig, fmt, width=width, height=height, scale=scale))
 
 
 def write_images(
@@ -162,7 +147,7 @@ def write_images(
 ) -> list[str]:
     """Write each figure to its path with one shared browser; returns the paths."""
     if len(figs) != len(paths):
-        raise ValueError(f"write_images: {len(figs)} figures but {len(paths)} paths")
+        raise UsageError(f"write_images: {len(figs)} figures but {len(paths)} paths")
     with image_export():
         return [write_image(f, p, scale=scale) for f, p in zip(figs, paths)]
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..errors import ColumnNotFound
+
 _LINE = re.compile(r":(\d+)\([^()]*\)$")
 
 #: what each ranking column means, for axis titles
@@ -90,7 +92,7 @@ def top_functions(top: pd.DataFrame, *, value: str = "tottime", title: str | Non
     ``line``, ``kind`` give shorter tick labels).  Bars keep the frame's numbers; bar colour follows ``kind``.
     """
     if value not in top.columns:
-        raise KeyError(f"top_functions(value={value!r}): no such column; columns are {list(top.columns)}")
+        raise ColumnNotFound(f"top_functions(value={value!r}): no such column; columns are {list(top.columns)}")
     df = top.reset_index(drop=True)
     ticks = [plotly_text(t) for t in short_labels(df)]
     custom, hover = _hover(df, ["tottime", "cumtime", "ncalls", "share"])

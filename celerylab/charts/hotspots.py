@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..errors import ColumnNotFound
 from .functions import plotly_text, unique_labels
 
 
@@ -19,7 +20,7 @@ def sql_statements(df: pd.DataFrame, *, text: str = "sql", value: str = "time_s"
     Tick labels are the statements clipped to ``width`` characters; the hover shows the full statement."""
     for c in (text, value):
         if c not in df.columns:
-            raise KeyError(f"sql_statements: no column {c!r}; columns are {list(df.columns)}")
+            raise ColumnNotFound(f"sql_statements: no column {c!r}; columns are {list(df.columns)}")
     d = df.reset_index(drop=True)
     ticks = unique_labels([plotly_text(_clip(s, width)) for s in d[text]])
     extra = [c for c in ("count", "n_profiles", "per_task") if c in d.columns]
@@ -55,7 +56,7 @@ def memory_growth(
     A task whose box sits above zero on every run keeps memory: a leak suspect."""
     for c in (by, before, after):
         if c not in profiles.columns:
-            raise KeyError(f"memory_growth: no column {c!r} in profiles (no memory data captured?)")
+            raise ColumnNotFound(f"memory_growth: no column {c!r} in profiles (no memory data captured?)")
     p = profiles.loc[profiles[before].notna() & profiles[after].notna()]
     growth = (p[after].astype(float) - p[before].astype(float)) / 2**20
     key = p[by].astype(object).where(p[by].notna(), "(unknown)").astype(str)
@@ -87,7 +88,7 @@ def allocation_sites(df: pd.DataFrame, *, value: str = "size", site: str | None 
     """Horizontal bars of allocated bytes (``value``) per source line; ``site`` names a text column, else
     ``file:line`` is built from ``file`` and ``line``."""
     if value not in df.columns:
-        raise KeyError(f"allocation_sites: no column {value!r}; columns are {list(df.columns)}")
+        raise ColumnNotFound(f"allocation_sites: no column {value!r}; columns are {list(df.columns)}")
     d = df.reset_index(drop=True)
     if site is not None:
         names = d[site].astype(str).tolist()

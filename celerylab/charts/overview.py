@@ -5,13 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..errors import ColumnNotFound
 from .functions import plotly_text
 
 
 def _duration_column(profiles: pd.DataFrame, value: str | None) -> str:
     if value is not None:
         if value not in profiles.columns:
-            raise KeyError(f"no column {value!r} in profiles; columns are {list(profiles.columns)}")
+            raise ColumnNotFound(f"no column {value!r} in profiles; columns are {list(profiles.columns)}")
         return value
     if "wall_s" in profiles.columns and profiles["wall_s"].notna().any():
         return "wall_s"
@@ -20,7 +21,7 @@ def _duration_column(profiles: pd.DataFrame, value: str | None) -> str:
 
 def _groups(profiles: pd.DataFrame, by: str) -> list[tuple[str, pd.DataFrame]]:
     if by not in profiles.columns:
-        raise KeyError(f"no column {by!r} in profiles; columns are {list(profiles.columns)}")
+        raise ColumnNotFound(f"no column {by!r} in profiles; columns are {list(profiles.columns)}")
     key = profiles[by].astype(object).where(profiles[by].notna(), "(unknown)").astype(str)
     return [(str(k), g) for k, g in profiles.groupby(key, sort=True)]
 
@@ -73,7 +74,7 @@ def task_durations(
 def task_totals(task_summary: pd.DataFrame, *, value: str = "total_s") -> go.Figure:
     """Bars of ``value`` (default summed wall time) per task, from :meth:`ProfileSet.task_summary`."""
     if value not in task_summary.columns:
-        raise KeyError(f"task_totals(value={value!r}): no such column; columns are {list(task_summary.columns)}")
+        raise ColumnNotFound(f"task_totals(value={value!r}): no such column; columns are {list(task_summary.columns)}")
     df = task_summary.sort_values(value, ascending=False, kind="stable")
     custom = df[[c for c in ("profiles", "wall_p50_s", "wall_p95_s") if c in df.columns]].to_numpy()
     fig = go.Figure(
@@ -98,7 +99,7 @@ def task_timeline(profiles: pd.DataFrame, *, by: str = "task_name", value: str |
     """Scatter of each profile's duration against its start time, one trace per ``by`` value."""
     col = _duration_column(profiles, value)
     if "started_at" not in profiles.columns:
-        raise KeyError("task_timeline needs a 'started_at' column in profiles")
+        raise ColumnNotFound("task_timeline needs a 'started_at' column in profiles")
     fig = go.Figure()
     for name, g in _groups(profiles, by):
         g = g.sort_values("started_at")

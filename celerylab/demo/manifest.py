@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
+
 SCHEMA = "celerylab.samples/1"
 RUNS = ("baseline", "candidate")
 KINDS = ("regression", "improvement", "leak")
@@ -106,10 +108,10 @@ def read_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     try:
         obj = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise ValueError(f"{p}: cannot read the manifest: {e}") from e
+        raise UsageError(f"{p}: cannot read the manifest: {e}") from e
     problems = validate_manifest(obj)
     if problems:
-        raise ValueError(f"{p}: invalid manifest:\n  " + "\n  ".join(problems))
+        raise UsageError(f"{p}: invalid manifest:\n  " + "\n  ".join(problems))
     return obj
 
 

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import UsageError
 from .db import COUNTRIES
 
 CURRENCIES = ("USD", "EUR", "GBP", "CHF", "JPY")
@@ -105,7 +106,7 @@ MIN_EXECUTIONS = sum(c.executions for c in _prelude(random.Random(0)))
 def build_plan(executions: int, seed: int = 7) -> list[Call]:
     """Messages that cause exactly ``executions`` profiled task executions, deterministic for ``seed``."""
     if executions < MIN_EXECUTIONS:
-        raise ValueError(f"a plan needs at least {MIN_EXECUTIONS} executions (one of each task, a retry, failures)")
+        raise UsageError(f"a plan needs at least {MIN_EXECUTIONS} executions (one of each task, a retry, failures)")
     rng = random.Random(seed)
     plan = _prelude(rng)
     total = sum(c.executions for c in plan)

@@ -9,27 +9,27 @@ import pandas as pd
 from .. import analysis as an
 
 if TYPE_CHECKING:
-    from ..profileset import ProfileSet
+    from ..core.data import ProfileData
 
 MIB = 2**20
 
 
-def diff_frame(a: ProfileSet, b: ProfileSet) -> pd.DataFrame:
+def diff_frame(a: ProfileData, b: ProfileData) -> pd.DataFrame:
     """``cl.diff(a, b)``: per-invocation means, delta, ratio, p-values and status, ranked by contribution."""
     return an.diff(a, b)
 
 
-def calltree_frame(ps: ProfileSet, *, root: int | None = None, max_depth: int = 8) -> pd.DataFrame:
+def calltree_frame(ps: ProfileData, *, root: int | None = None, max_depth: int = 8) -> pd.DataFrame:
     """Nodes ``id, parent, func_id, label, value, …`` of the call tree rebuilt from caller edges (an approximation)."""
     return an.call_tree(ps, root=root, max_depth=max_depth)
 
 
-def sql_frame(ps: ProfileSet) -> pd.DataFrame:
+def sql_frame(ps: ProfileData) -> pd.DataFrame:
     """One row per normalised statement with ``n_plus_one`` flags (:func:`celerylab.analysis.db_hotspots`)."""
     return an.db_hotspots(ps)
 
 
-def memory_frame(ps: ProfileSet) -> pd.DataFrame:
+def memory_frame(ps: ProfileData) -> pd.DataFrame:
     """One row per worker process with ``leak_suspect`` (:func:`celerylab.analysis.memory_hotspots`), plus the
     byte columns in MiB for display (``*_mib``)."""
     m = an.memory_hotspots(ps)
@@ -39,7 +39,7 @@ def memory_frame(ps: ProfileSet) -> pd.DataFrame:
     return m
 
 
-def allocations_frame(ps: ProfileSet) -> pd.DataFrame:
+def allocations_frame(ps: ProfileData) -> pd.DataFrame:
     """Allocation sites still held at task end, summed over the selection, largest first."""
     a = an.allocation_sites(ps)
     return a.sort_values("size", ascending=False, kind="stable").reset_index(drop=True) if len(a) else a

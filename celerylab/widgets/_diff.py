@@ -9,12 +9,13 @@ import pandas as pd
 
 from ..charts.diff import diff_changes
 from ..charts.overview import task_durations
+from ..errors import UsageError
 from ._base import esc, guarded, html_table, message_figure, new_figure_widget, show_figure
 from ._data import diff_frame
 from ._tab import TabController
 
 if TYPE_CHECKING:
-    from ..profileset import ProfileSet
+    from ..core.data import ProfileData
     from ._explorer import Explorer
 
 GROUP_COLUMNS = ["run", "task_name", "hostname", "state", "queue", "pool"]
@@ -75,11 +76,11 @@ class DiffTab(TabController):
         finally:
             self._mute = False
 
-    def sides(self) -> tuple[ProfileSet, ProfileSet]:
+    def sides(self) -> tuple[ProfileData, ProfileData]:
         """The filtered profiles of group A and of group B."""
         col = self.group_by.value
         if col is None or self.a.value is None or self.b.value is None:
-            raise ValueError("Diff: pick a column and two values to compare")
+            raise UsageError("Diff: pick a column and two values to compare")
         text = self.ps.profiles[col].astype(object).map(lambda v: None if v is None or v != v else str(v))
         a = self.ps.where((text == self.a.value).to_numpy())
         b = self.ps.where((text == self.b.value).to_numpy())
@@ -110,7 +111,7 @@ class DiffTab(TabController):
             f"B = {esc(col)} <b>{esc(self.b.value)}</b>: {len(b):,} profiles (after the filters)</div>"
         )
         if self.a.value == self.b.value:
-            raise ValueError(f"Diff: A and B are both {self.a.value!r}; pick two different values")
+            raise UsageError(f"Diff: A and B are both {self.a.value!r}; pick two different values")
         if not len(a) or not len(b):
             self.current = pd.DataFrame()
             show_figure(self.fig, message_figure("one side has no profiles under the current filters"))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 import pandas as pd
 
+from .. import analysis as an
 from ..charts.drilldown import bar_data, neighbours, neighbours_height, per_profile, side_title
 from ..charts.functions import plotly_text
 from ._base import esc, guarded, message_figure, new_figure_widget, show_figure
@@ -94,13 +95,13 @@ class DrilldownTab(TabController):
         if self._options_for is self.ps:
             return
         self._options_for = self.ps
-        top = self.ps.top(n=MAX_PICKER_OPTIONS, by="cumtime")
+        top = an.top(self.ps, n=MAX_PICKER_OPTIONS, by="cumtime")
         self.picker.options = top["label"].astype(str).tolist()
 
     def refresh(self) -> None:
         self._fill_picker()
         if self.focus is None:
-            top = self.ps.top(n=1, by="tottime")
+            top = an.top(self.ps, n=1, by="tottime")
             if not len(top):
                 self._show_empty("no profiles match the filters")
                 return
@@ -134,8 +135,8 @@ class DrilldownTab(TabController):
             self._draw_breadcrumb()
             return
         r = row.iloc[0]
-        self.callers_df = ps.callers(fid)
-        self.callees_df = ps.callees(fid)
+        self.callers_df = an.callers(ps, fid)
+        self.callees_df = an.callees(ps, fid)
         self.current = pd.concat(
             [self.callers_df.assign(side="caller"), self.callees_df.assign(side="callee")], ignore_index=True
         )

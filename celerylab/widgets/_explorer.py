@@ -18,7 +18,7 @@ from ._overview import OverviewTab
 from ._tab import TabController
 
 if TYPE_CHECKING:
-    from ..profileset import FuncRef, ProfileSet
+    from ..core.data import FuncRef, ProfileData
 
 
 class Explorer:
@@ -35,9 +35,9 @@ class Explorer:
     Exceptions raised in any callback are shown in a red banner with the traceback (:attr:`errors`).
     """
 
-    def __init__(self, ps: ProfileSet, **filters: Any) -> None:
+    def __init__(self, ps: ProfileData, **filters: Any) -> None:
         self.ps = ps
-        self.selection: ProfileSet = ps
+        self.selection: ProfileData = ps
         self.errors = ErrorArea()
         self.filters = FilterBar(ps, self.errors, self._on_filtered)
         self.overview = OverviewTab(self)
@@ -81,7 +81,7 @@ class Explorer:
         return self.drilldown.selected
 
     # ------------------------------------------------------------------------------------------- actions
-    def set_filters(self, **conditions: Any) -> ProfileSet:
+    def set_filters(self, **conditions: Any) -> ProfileData:
         """Replace the filters (any :meth:`ProfileSet.where` keywords) and redraw; returns the selection."""
         return self.filters.set(**conditions)
 
@@ -102,7 +102,7 @@ class Explorer:
         return fid
 
     # ------------------------------------------------------------------------------------------ handlers
-    def _on_filtered(self, ps: ProfileSet) -> None:
+    def _on_filtered(self, ps: ProfileData) -> None:
         self.selection = ps
         for t in self.tab_list:
             t.set_data(ps)
@@ -124,7 +124,7 @@ class Explorer:
                 f"{self.active.title!r}, filters {self.filters.conditions}>")  # fmt: skip
 
 
-def explore(ps: ProfileSet, **filters: Any) -> Explorer:
+def explore(ps: ProfileData, **filters: Any) -> Explorer:
     """An interactive explorer of ``ps`` for Jupyter (JupyterLab, Notebook 7, VS Code): display the result.
 
     ``filters`` are initial :meth:`ProfileSet.where` conditions (e.g. ``task_name="orders.*"``)."""

@@ -8,17 +8,18 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 import pandas as pd
 
+from ..errors import UsageError
 from ._base import ErrorArea, esc, guarded
 
 if TYPE_CHECKING:
-    from ..profileset import ProfileSet
+    from ..core.data import ProfileData
 
 ALL = "(all)"
 #: dropdown name -> profiles column
 FILTER_COLUMNS = {"task": "task_name", "run": "run", "worker": "hostname", "state": "state"}
 
 
-def _choices(ps: ProfileSet, column: str) -> list[str]:
+def _choices(ps: ProfileData, column: str) -> list[str]:
     if column not in ps.profiles.columns:
         return []
     vals = ps.profiles[column].dropna().astype(str).unique().tolist()
@@ -32,11 +33,11 @@ def _parse_time(text: str, what: str) -> pd.Timestamp | None:
     try:
         ts = pd.Timestamp(text)
     except (ValueError, TypeError) as e:
-        raise ValueError(
+        raise UsageError(
             f"time window {what}: {text!r} is not a date/time (use ISO-8601, e.g. 2026-01-01T10:00)"
         ) from e
     if ts is pd.NaT:
-        raise ValueError(f"time window {what}: {text!r} is not a date/time")
+        raise UsageError(f"time window {what}: {text!r} is not a date/time")
     return ts.tz_localize("UTC") if ts.tz is None else ts
 
 
@@ -48,12 +49,12 @@ class FilterBar:
     globs too): values a dropdown cannot show leave it at ``(all)`` while the condition still applies.
     """
 
-    def __init__(self, ps: ProfileSet, errors: ErrorArea, on_change: Callable[[ProfileSet], None]) -> None:
+    def __init__(self, ps: ProfileData, errors: ErrorArea, on_change: Callable[[ProfileData], None]) -> None:
         self.ps = ps
         self.errors = errors
         self.on_change = on_change
         self.conditions: dict[str, Any] = {}
-        self.filtered: ProfileSet = ps
+        self.filtered: ProfileData = ps
         self._mute = False
         self.dropdowns: dict[str, w.Dropdown] = {}
         for key, col in FILTER_COLUMNS.items():
@@ -96,7 +97,7 @@ class FilterBar:
         lo = _parse_time(self.time_from.value, "from")
         hi = _parse_time(self.time_to.value, "to")
         if lo is not None and hi is not None and lo >= hi:
-            raise ValueError(f"time window: 'from' ({lo}) must be before 'to' ({hi})")
+            raise UsageError(f"time window: 'from' ({lo}) must be before 'to' ({hi})")
         if lo is not None or hi is not None:
             cond["started_at"] = slice(lo, hi)
         return cond
@@ -129,7 +130,7 @@ class FilterBar:
         """Clear every filter."""
         self.set()
 
-    def set(self, **conditions: Any) -> ProfileSet:
+    def set(self, **conditions: Any) -> ProfileData:
         """Replace the filters with ``conditions`` (any ``ProfileSet.where`` keywords) and apply them."""
         self._mute = True
         try:
@@ -146,7 +147,7 @@ class FilterBar:
             self._mute = False
         return self.apply(dict(conditions))
 
-    def apply(self, conditions: dict[str, Any]) -> ProfileSet:
+    def apply(self, conditions: dict[str, Any]) -> ProfileData:
         """Filter the full set by ``conditions`` and hand the result to ``on_change``."""
         filtered = self.ps.where(**conditions) if conditions else self.ps
         self.conditions = conditions

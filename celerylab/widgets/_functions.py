@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 import pandas as pd
 
+from .. import analysis as an
 from ..charts.functions import top_functions
+from ..errors import UsageError
 from ._base import guarded, html_table, message_figure, new_figure_widget, show_figure
 from ._tab import TabController
 
@@ -71,7 +73,7 @@ class FunctionsTab(TabController):
     def table_frame(self) -> pd.DataFrame:
         """All functions of the selection with the controls applied (the data behind the table)."""
         if self._all is None:
-            t = self.ps.top(n=None)
+            t = an.top(self.ps, n=None)
             lines = self.ps.functions["line"].to_numpy()
             self._all = t.assign(line=lines[t["func_id"].to_numpy()]) if "line" not in t.columns else t
         df = self._all
@@ -110,7 +112,7 @@ class FunctionsTab(TabController):
     def on_drill(self, _button: Any = None) -> None:
         """Open the picked function in the Drilldown tab."""
         if self.picker.value is None:
-            raise ValueError("pick a function in the list first")
+            raise UsageError("pick a function in the list first")
         self.app.drill(int(self.picker.value))
 
     @guarded

@@ -10,7 +10,7 @@ import pandas as pd
 from ._base import ErrorArea, guarded
 
 if TYPE_CHECKING:
-    from ..profileset import ProfileSet
+    from ..core.data import ProfileData
     from ._explorer import Explorer
 
 
@@ -27,12 +27,12 @@ class TabController:
     def __init__(self, app: Explorer) -> None:
         self.app = app
         self.errors: ErrorArea = app.errors
-        self.ps: ProfileSet = app.selection
+        self.ps: ProfileData = app.selection
         self.stale = True
         self.current: pd.DataFrame = pd.DataFrame()
         self.widget: w.Widget = w.VBox()
 
-    def set_data(self, ps: ProfileSet) -> None:
+    def set_data(self, ps: ProfileData) -> None:
         """The filters changed: remember the new selection, redraw on next show."""
         self.ps = ps
         self.stale = True

@@ -70,7 +70,7 @@ def test_category_table(module, kind, expected):
     ],
 )
 def test_module_of_builtin_labels(name, module):
-    from celerylab._classify import classify
+    from celerylab.core.classify import classify
 
     modules, kinds = classify(pd.Series(["~"]), pd.Series([name]))
     assert (modules[0], kinds[0]) == (module, "builtin")

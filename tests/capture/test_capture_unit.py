@@ -17,7 +17,7 @@ from celery import signals
 
 import celerylab.capture as capture
 from celerylab.capture import _config, _profile, _sql, _writer
-from celerylab.capture.cli import celery_argv
+from celerylab.cli.worker import celery_argv
 from celerylab.testing import FakeClock, workload
 
 from . import inproc
@@ -392,15 +392,16 @@ def test_register_adds_worker_flags_and_step():
 def test_worker_command_needs_a_directory():
     from click.testing import CliRunner
 
-    from celerylab.capture.cli import worker
+    from celerylab.cli.worker import worker
 
     r = CliRunner().invoke(worker, ["--", "-A", "proj"], env={"CELERYLAB_DIR": ""})
     assert r.exit_code == 2 and "--dir" in r.output
 
 
 def test_capture_never_imports_pandas():
-    code = ("import sys, celerylab.capture, celerylab.capture.cli, celerylab.capture.worker; "
-            "bad = [m for m in ('pandas', 'numpy', 'celerylab._load', 'celerylab.profileset') if m in sys.modules]; "
+    code = ("import sys, celerylab.capture, celerylab.cli.worker, celerylab.capture.worker; "
+            "bad = [m for m in ('pandas', 'numpy', 'celerylab.core.load', 'celerylab.profileset') "
+            "if m in sys.modules]; "
             "print(bad)")  # fmt: skip
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import celerylab as cl
-from celerylab import LoadError, _pstats
+from celerylab import LoadError
+from celerylab.core import decode as _pstats
 
 from .conftest import make_set
 

@@ -10,7 +10,7 @@ import pandas.testing as pdt
 import pytest
 
 import celerylab as cl
-import celerylab._load as load_mod
+import celerylab.core.load as load_mod
 
 from .conftest import make_set
 
@@ -21,13 +21,13 @@ FRAMES = ("profiles", "functions", "stats", "edges", "sql", "allocations", "erro
 def parsed_files(monkeypatch):
     """Records which files the parser is asked to parse."""
     seen: list[str] = []
-    real = load_mod._parse
+    real = load_mod.parse
 
     def spy(files, jobs, bar):
         seen.extend(files)
         return real(files, jobs, bar)
 
-    monkeypatch.setattr(load_mod, "_parse", spy)
+    monkeypatch.setattr(load_mod, "parse", spy)
     return seen
 
 

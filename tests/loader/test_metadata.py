@@ -10,7 +10,7 @@ import pytest
 
 import celerylab as cl
 from celerylab import LoadError
-from celerylab._names import parse_name
+from celerylab.core.names import parse_name
 from celerylab.testing import FakeClock, profile_fake_clock, workload, write_profile
 
 from .conftest import make_set

@@ -125,7 +125,7 @@ def test_empty_source_warns_and_gives_an_empty_set(tmp_path):
 @pytest.mark.parametrize(
     ("module", "forbidden"),
     [("celerylab", ("ipywidgets", "plotly", "celery", "pandas")),
-     ("celerylab._load", ("ipywidgets", "plotly", "celery")),
+     ("celerylab.core.load", ("ipywidgets", "plotly", "celery")),
      ("celerylab.analysis", ("ipywidgets", "plotly", "celery"))],
 )  # fmt: skip
 def test_import_layering(module, forbidden):

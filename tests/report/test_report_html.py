@@ -12,6 +12,7 @@ import pytest
 
 from celerylab import report as rp
 from celerylab.errors import CelerylabError
+from celerylab.report.render import static_file
 
 from .corpus import BULK_SQL, EVIL_FILE, EVIL_NAME, EVIL_SQL, EVIL_TASK, LEAK_SITE, N_PLUS_ONE_SQL, Page, plotly_array
 
@@ -134,7 +135,7 @@ def test_only_plotly_and_the_bootstrap_run(evil_page):
     bodies = _executable_scripts(p)
     assert len(bodies) == 2
     assert bodies[0].lstrip().startswith("/**\n* plotly.js v")
-    assert bodies[1] == rp._FIG_BOOT
+    assert bodies[1] == static_file("report.js")  # the bootstrap shipped as package data
     # and the Content-Security-Policy admits exactly those two, by hash
     csp = p.meta["content-security-policy"]
     allowed = set(re.findall(r"'sha256-([^']+)'", csp))

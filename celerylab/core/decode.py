@@ -13,7 +13,6 @@ It imports only the standard library and numpy: it runs in loader worker process
 
 from __future__ import annotations
 
-import gzip
 import json
 import marshal
 import math
@@ -24,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from .._files import TEMP_SUFFIXES
+
 FuncKey = tuple[str, int, str]
 
 # Capture writes ``.<final name>.<random>.tmp`` and then ``os.replace``s it into place.
-TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _MARSHAL_DICT = (0x7B, 0xFB)  # TYPE_DICT, TYPE_DICT | FLAG_REF
@@ -318,12 +318,3 @@ def describe_error(e: BaseException) -> str:
     if isinstance(e, MemoryError):
         return "corrupt marshal data: it asks for more memory than is available"
     return f"{type(e).__name__}: {e}"
-
-
-def write_stats(path: str, stats: dict[FuncKey, tuple[Any, ...]], *, compress: bool = False) -> None:
-    """Write a pstats dict the way ``cProfile.Profile.dump_stats`` does."""
-    data = marshal.dumps(stats)
-    if compress:
-        data = gzip.compress(data, mtime=0)
-    with open(path, "wb") as f:
-        f.write(data)

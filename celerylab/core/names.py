@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
+
+from .._files import stem
+from ..errors import UsageError
 
 _UUID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 _TS = r"\d{4}-?\d{2}-?\d{2}(?:[T_-]?\d{2}[:\-.]?\d{2}[:\-.]?\d{2}(?:[.,]\d+)?Z?)?|\d{10}(?:\.\d+)?"
@@ -22,24 +24,11 @@ PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(rf"^(?:{_TS}){_SEP}(?P<task_name>[A-Za-z_][\w.:]*)$"),
 )
 
-_EXTENSIONS = (".prof", ".pstats", ".pstat", ".profile", ".cprof", ".out", ".dat")
-
-
-def stem(path: str) -> str:
-    """File name without the profile/compression extensions: ``a/t.1234.prof.gz`` -> ``t.1234``."""
-    name = os.path.basename(path)
-    if name.endswith(".gz"):
-        name = name[:-3]
-    for ext in _EXTENSIONS:
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return name
-
 
 def compile_pattern(pattern: str | re.Pattern[str]) -> re.Pattern[str]:
     rx = re.compile(pattern) if isinstance(pattern, str) else pattern
     if not {"task_id", "task_name"} & set(rx.groupindex):
-        raise ValueError(f"name pattern {rx.pattern!r} must define a (?P<task_id>...) or (?P<task_name>...) group")
+        raise UsageError(f"name pattern {rx.pattern!r} must define a (?P<task_id>...) or (?P<task_name>...) group")
     return rx
 
 

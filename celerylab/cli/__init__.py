@@ -1,28 +1,33 @@
-"""The ``celerylab`` command line.
+"""The ``celerylab`` command line: one module per command, each thin over the Python API.
 
-Commands live in their own modules and are imported only when run (``celerylab --help`` stays fast and the
-capture side never imports pandas).  Register a command by adding ``name: "module:attribute"`` to ``COMMANDS``.
+Command modules import only click at the top; what a command needs is imported when it runs (``celerylab --help``
+stays fast, and ``celerylab worker`` never imports pandas).  Register a command by adding
+``name: "module:attribute"`` to :data:`COMMANDS`.  :func:`main` is the one place that turns errors into exit codes:
+celerylab's own errors (:class:`~celerylab.errors.CelerylabError`) print ``celerylab: error: …`` and exit 1, click's
+usage errors exit 2, and anything else is a bug that surfaces with its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import Any
 
 import click
 
+from ..errors import CelerylabError
+from ._common import EXIT_ERROR
+
 #: command name -> "module:click_command"
 COMMANDS: dict[str, str] = {
-    "demo": "celerylab._cli_demo:demo",
-    "summary": "celerylab._cli_demo:summary",
-    "worker": "celerylab.capture.cli:worker",
-    "generate-samples": "celerylab.demo.generate:generate_samples",
-    "report": "celerylab._cli_report:report",
-    "diff": "celerylab._cli_report:diff",
-    "top": "celerylab._cli_report:top",
-    "callgraph": "celerylab._cli_report:callgraph",
-    "export-pstats": "celerylab._cli_report:export_pstats",
+    "demo": "celerylab.cli.demo:demo",
+    "summary": "celerylab.cli.demo:summary",
+    "worker": "celerylab.cli.worker:worker",
+    "generate-samples": "celerylab.cli.generate:generate_samples",
+    "report": "celerylab.cli.report:report",
+    "diff": "celerylab.cli.diff:diff",
+    "top": "celerylab.cli.top:top",
+    "callgraph": "celerylab.cli.callgraph:callgraph",
+    "export-pstats": "celerylab.cli.export:export_pstats",
 }
 
 
@@ -74,17 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as e:
-        from .errors import CelerylabError
-
-        if isinstance(e, CelerylabError | FileNotFoundError | ValueError | LookupError):
-            # a KeyError's str() is the repr of its message: show the message itself
-            msg = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 else e
-            click.echo(f"celerylab: error: {msg}", err=True)
-            return 1
-        raise
+    except CelerylabError as e:
+        click.echo(f"celerylab: error: {e}", err=True)
+        return EXIT_ERROR
     return rv if isinstance(rv, int) else 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from . import _config
+from ..capture import _config
 
 #: celery's global options that take a value (they come before the sub-command)
 _GLOBAL_WITH_VALUE = {"-A", "--app", "-b", "--broker", "--result-backend", "--loader", "--config", "--workdir"}
@@ -91,7 +91,7 @@ def worker(celery_args: tuple[str, ...], **flags: Any) -> None:
         raise click.UsageError("give --dir DIR (or set CELERYLAB_DIR)")
     if not celery_args:
         raise click.UsageError("give the celery arguments after --, e.g. celerylab worker --dir D -- -A proj")
-    from ._core import install
+    from ..capture._core import install
 
     install(None, **conf)
     from celery.bin.celery import main as celery_main

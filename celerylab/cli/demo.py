@@ -14,20 +14,21 @@ from typing import Any
 import click
 
 _WIDTH = 72
-
-
-def _left_cut(text: Any) -> Any:
-    """Function labels keep their end (file:line(name)); the front of a long path is what can go."""
-    return text if not isinstance(text, str) or len(text) <= _WIDTH else "…" + text[-(_WIDTH - 1) :]
+#: display format per column of the tables printed here (numbers are formatted only by celerylab.fmt)
+_FORMATS = {
+    "tottime": "seconds", "cumtime": "seconds", "mean_a": "seconds", "mean_b": "seconds", "wall_mean_s": "seconds",
+    "wall_p50_s": "seconds", "wall_p95_s": "seconds", "total_s": "seconds", "ncalls": "int", "profiles": "int",
+    "failed": "int", "n_a": "int", "n_b": "int", "workers": "int", "share": "percent", "affected_share": "percent",
+    "grew_share": "percent", "ratio": "ratio", "p_adjusted": "pvalue", "rss_growth_mean": "bytes",
+    "mean_per_invocation": "number",
+}  # fmt: skip
 
 
 def _table(df: Any, cols: list[str], n: int) -> str:
+    from ..fmt import text_table
+
     cols = [c for c in cols if c in df.columns]
-    out = df[cols].head(n).copy()
-    for c in ("label", "caller"):
-        if c in out.columns:
-            out[c] = out[c].map(_left_cut)
-    return out.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=_WIDTH)
+    return text_table(df[cols].head(n), {c: f for c, f in _FORMATS.items() if c in cols}, max_label=_WIDTH)
 
 
 def _load(src: str, jobs: int | None, cache: bool) -> tuple[Any, float]:

@@ -15,15 +15,16 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-if TYPE_CHECKING:
-    from ._load import Found, Parsed
+from .._files import sidecar_path
+from .parse import Parsed
+from .sources import Found
 
 FORMAT = 1
 _FRAMES = ("profiles", "functions", "sql", "allocations", "sidecar_errors")
@@ -48,8 +49,6 @@ def _sig(path: str) -> tuple[int, int, int, int]:
         a, b = st.st_size, st.st_mtime_ns
     except OSError:
         a, b = -1, -1
-    from ._load import sidecar_path
-
     try:
         st = os.stat(sidecar_path(path))
         c, d = st.st_size, st.st_mtime_ns
@@ -104,8 +103,6 @@ class Store:
 
     def load(self, files: list[str], parse: Callable[[list[str]], Parsed]) -> tuple[Parsed, bool]:
         """The parsed content of ``files``, from the cache where unchanged; ``(parsed, nothing_changed)``."""
-        from ._load import Parsed
-
         sigs = {p: _sig(p) for p in files}
         gen = self._current()
         cached = self._read(gen) if gen else None
@@ -256,8 +253,6 @@ def _side(s: str | None) -> Any:
 
 def _subset(p: Parsed, pids: np.ndarray) -> Parsed:
     """Keep profiles ``pids`` (sorted old ids), renumbered 0..k-1."""
-    from ._load import Parsed
-
     n = len(p.paths)
     if len(pids) == n:
         return p
@@ -286,8 +281,6 @@ def _subset(p: Parsed, pids: np.ndarray) -> Parsed:
 
 def _combine(a: Parsed, b: Parsed) -> Parsed:
     """Merge two Parsed with disjoint paths into one in path order."""
-    from ._load import Parsed
-
     assert a.funcs is not None and b.funcs is not None and a.sidecars is not None and b.sidecars is not None
     index = {k: i for i, k in enumerate(a.funcs)}
     remap_b = np.array([index.setdefault(k, len(index)) for k in b.funcs], dtype=np.int32)

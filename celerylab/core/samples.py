@@ -14,8 +14,8 @@ def sample_profiles() -> Path:
     """
     env = os.environ.get("CELERYLAB_SAMPLES")
     candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve().parent
-    candidates += [here.parent / "sample_profiles", here / "sample_profiles"]
+    package = Path(__file__).resolve().parents[1]
+    candidates += [package.parent / "sample_profiles", package / "sample_profiles"]
     for c in candidates:
         if c.is_dir():
             return c

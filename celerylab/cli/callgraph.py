@@ -1,0 +1,68 @@
+"""``celerylab callgraph``: the merged call graph drawn by gprof2dot and Graphviz."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ._common import check_output, load_selection, output_option, with_common, with_selection
+
+
+@click.command()
+@click.argument("src", nargs=-1, required=True)
+@output_option("File to write: .svg, .png, .pdf or .dot.")
+@with_selection
+@click.option(
+    "--node-thres",
+    type=click.FloatRange(min=0, max=100),
+    default=0.5,
+    show_default=True,
+    help="Drop functions below this % of the total time.",
+)
+@click.option(
+    "--edge-thres",
+    type=click.FloatRange(min=0, max=100),
+    default=0.1,
+    show_default=True,
+    help="Drop calls below this % of the total time.",
+)
+@click.option(
+    "--max-nodes",
+    type=click.IntRange(min=1),
+    default=250,
+    show_default=True,
+    help="Raise the thresholds until at most this many functions remain.",
+)
+@click.option("--root", default=None, help="Only what this function calls (gprof2dot 'module:line:name' glob).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds to let Graphviz 'dot' run.",
+)
+@with_common
+def callgraph(
+    src: tuple[str, ...],
+    output: str,
+    task: str | None,
+    run: str | None,
+    node_thres: float,
+    edge_thres: float,
+    max_nodes: int,
+    root: str | None,
+    timeout: float,
+    jobs: int | None,
+    no_cache: bool,
+) -> None:
+    """Draw the merged call graph of SRC (gprof2dot + Graphviz 'dot') to OUTPUT."""
+    from ..callgraph import CallgraphOptions, dot_binary, write_callgraph
+
+    check_output(output)
+    if not output.lower().endswith((".dot", ".gv")):
+        dot_binary()  # fail before loading when Graphviz is missing
+    ps = load_selection(src, jobs=jobs, cache=not no_cache, task=task, run=run)
+    opts = CallgraphOptions(node_thres=node_thres, edge_thres=edge_thres, max_nodes=max_nodes, root=root)
+    write_callgraph(ps, output, opts, timeout=timeout)
+    click.echo(f"wrote {output} ({os.path.getsize(output):,} bytes, {len(ps):,} profiles)")

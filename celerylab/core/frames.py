@@ -1,0 +1,236 @@
+"""The ``profiles``/``functions``/``sql``/``allocations`` frames built from parsed sidecars and function keys,
+and the join of user metadata."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._files import sidecar_path
+from ..errors import LoadError
+from . import names as _names
+from .classify import classify
+from .parse import Parsed
+
+_CORE_COLUMNS = ["task_id", "task_name", "run", "hostname", "pid", "state", "started_at", "finished_at",
+                 "wall_s", "cpu_s"]  # fmt: skip
+_CATEGORY_COLUMNS = ("task_name", "run", "hostname", "state", "pool", "queue", "exception_type", "name_source")
+_TIME_COLUMNS = ("started_at", "finished_at")
+
+
+# --------------------------------------------------------------------------------------------- frames from parsed
+def _flatten_sidecar(
+    sc: dict[str, Any], row: dict[str, Any], pid: int, sql_rows: list[Any], alloc_rows: list[Any]
+) -> None:
+    for k, v in sc.items():
+        if k == "schema":
+            continue
+        if k == "sql" and isinstance(v, dict):
+            row["sql_count"] = v.get("count")
+            row["sql_time_s"] = v.get("time_s")
+            for st in v.get("statements") or ():
+                if isinstance(st, dict):
+                    callers = st.get("callers") or []
+                    sql_rows.append((pid, st.get("sql"), st.get("count"), st.get("time_s"), list(callers)))
+            continue
+        if k == "memory" and isinstance(v, dict):
+            for mk, mv in v.items():
+                if mk == "top":
+                    for a in mv or ():
+                        if isinstance(a, dict):
+                            alloc_rows.append((pid, a.get("file"), a.get("line"), a.get("size"), a.get("count")))
+                elif not isinstance(mv, dict | list):
+                    row[f"memory_{mk}"] = mv
+            continue
+        if k == "sys_prefixes":
+            row[k] = list(v) if isinstance(v, list) else v
+            continue
+        if isinstance(v, dict):
+            for sk, sv in v.items():
+                row[f"{k}_{sk}"] = sv if not isinstance(sv, dict | list) else json.dumps(sv, default=str)
+        elif isinstance(v, list):
+            row[k] = json.dumps(v, default=str)
+        else:
+            row[k] = v
+
+
+def build_frames(parsed: Parsed, pattern: re.Pattern[str] | None) -> dict[str, pd.DataFrame]:
+    """The frames made from sidecars and function keys (cached as they are); stats/edges come from ``parsed``."""
+    assert parsed.sidecars is not None, "frames are built from sidecars that were read"
+    rows: list[dict[str, Any]] = []
+    sql_rows: list[Any] = []
+    alloc_rows: list[Any] = []
+    prefixes: set[str] = set()
+    side_errors: list[tuple[str, str]] = []
+    for pid, (path, sc) in enumerate(zip(parsed.paths, parsed.sidecars)):
+        row: dict[str, Any] = {"profile_id": pid, "path": path}
+        if isinstance(sc, str):
+            side_errors.append((sidecar_path(path), sc + " (profile loaded without its metadata)"))
+            sc = None
+        if sc:
+            _flatten_sidecar(sc, row, pid, sql_rows, alloc_rows)
+            row["name_source"] = "sidecar"
+            if isinstance(sc.get("sys_prefixes"), list):
+                prefixes.update(str(p) for p in sc["sys_prefixes"])
+        if not row.get("task_name") or not row.get("task_id"):
+            name, tid = _names.parse_name(path, pattern)
+            if not row.get("task_name") and name:
+                row["task_name"] = name
+                row.setdefault("name_source", "filename")
+            if not row.get("task_id") and tid:
+                row["task_id"] = tid
+                row.setdefault("name_source", "filename")
+        rows.append(row)
+    profiles = pd.DataFrame(rows) if rows else pd.DataFrame({"profile_id": [], "path": []})
+    for c in _CORE_COLUMNS:
+        if c not in profiles.columns:
+            profiles[c] = None
+    profiles["profile_id"] = profiles["profile_id"].astype(np.int32)
+    profiles["total_tt"] = parsed.total_tt
+    profiles["n_functions"] = parsed.n_stats
+    profiles["n_edges"] = parsed.n_edges
+    for c in _TIME_COLUMNS:
+        profiles[c] = pd.to_datetime(profiles[c], utc=True, errors="coerce", format="ISO8601")
+    for c in ("wall_s", "cpu_s"):
+        profiles[c] = pd.to_numeric(profiles[c], errors="coerce")
+    for c in profiles.columns:
+        if profiles[c].dtype == object:  # lists and mixed values: missing is None, as after a Parquet round trip
+            profiles[c] = profiles[c].astype(object).where(profiles[c].notna(), None)
+    front = ["profile_id", "path", *_CORE_COLUMNS]
+    profiles = profiles[front + [c for c in profiles.columns if c not in front]]
+    profiles = _categorize(profiles)
+
+    funcs = pd.DataFrame(parsed.funcs, columns=["file", "line", "name"])
+    funcs.insert(0, "func_id", np.arange(len(funcs), dtype=np.int32))
+    funcs["line"] = funcs["line"].astype(np.int64)
+    funcs["label"] = _labels(funcs)
+    module, kind = classify(funcs["file"], funcs["name"], prefixes)
+    funcs["module"] = module
+    funcs["kind"] = pd.Categorical(kind, categories=["builtin", "stdlib", "third-party", "app"])
+
+    sql = pd.DataFrame(sql_rows, columns=["profile_id", "sql", "count", "time_s", "callers"])
+    sql = sql.astype({"profile_id": np.int32, "count": "Int64", "time_s": "float64"})
+    allocations = pd.DataFrame(alloc_rows, columns=["profile_id", "file", "line", "size", "count"])
+    allocations = allocations.astype({"profile_id": np.int32, "line": "Int64", "size": "Int64", "count": "Int64"})
+    side = pd.DataFrame(side_errors, columns=["path", "reason"])
+    return {"profiles": profiles, "functions": funcs, "sql": sql, "allocations": allocations, "sidecar_errors": side}
+
+
+def _labels(funcs: pd.DataFrame) -> list[str]:
+    # pstats.func_std_string
+    out = []
+    for f, line, name in zip(funcs["file"].tolist(), funcs["line"].tolist(), funcs["name"].tolist()):
+        if f == "~" and line == 0:
+            out.append(f"{{{name[1:-1]}}}" if name.startswith("<") and name.endswith(">") else name)
+        else:
+            out.append(f"{f}:{line}({name})")
+    return out
+
+
+def _categorize(df: pd.DataFrame) -> pd.DataFrame:
+    for c in _CATEGORY_COLUMNS:
+        if c in df.columns and (df[c].dtype == object or isinstance(df[c].dtype, pd.StringDtype)):
+            with contextlib.suppress(TypeError):
+                df[c] = df[c].astype("category")
+    return df
+
+
+# ------------------------------------------------------------------------------------------------------ metadata
+def _read_metadata(metadata: Any) -> tuple[pd.DataFrame, str]:
+    if isinstance(metadata, pd.DataFrame):
+        return metadata.copy(), "the metadata DataFrame"
+    path = os.fspath(metadata)
+    name = os.path.basename(path)
+    try:
+        if path.endswith((".csv", ".csv.gz")):
+            return pd.read_csv(path), name
+        if path.endswith((".jsonl", ".ndjson", ".jsonl.gz")):
+            return pd.read_json(path, lines=True), name
+        if path.endswith((".json", ".json.gz")):
+            with open(path, "rb") as f:
+                head = f.read(1).lstrip()
+            return pd.read_json(path, lines=head != b"["), name
+        if path.endswith(".parquet"):
+            return pd.read_parquet(path), name
+    except (OSError, ValueError) as e:
+        raise LoadError(f"metadata file {path}: cannot be read: {e}") from None
+    raise LoadError(f"metadata file {path}: unknown format (use .csv, .jsonl, .json or .parquet, or a DataFrame)")
+
+
+def merge_metadata(profiles: pd.DataFrame, metadata: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Join user metadata on ``task_id`` (or ``path``). Returns (profiles, report of conflicts/unmatched rows).
+
+    Values from the metadata win over sidecar values; every difference is reported.
+    """
+    meta, what = _read_metadata(metadata)
+    report: list[tuple[str, Any, str | None, Any, Any]] = []
+    if "task_id" in meta.columns:
+        key = "task_id"
+        left = profiles["task_id"].astype(object)
+        right = meta["task_id"].astype(str)
+    elif "path" in meta.columns:
+        key = "path"
+        left = profiles["path"].astype(object)
+        right = meta["path"].map(lambda p: os.path.abspath(os.path.expanduser(str(p))))
+    else:
+        raise LoadError(f"{what}: needs a 'task_id' or 'path' column to join on (has {list(meta.columns)[:10]})")
+    meta = meta.assign(**{key: right.to_numpy()})
+    dup = meta[key].duplicated(keep="first")
+    for k in meta.loc[dup, key]:
+        report.append(("duplicate_key", k, key, None, None))
+    meta = meta.loc[~dup]
+    matched = meta[key].isin(set(left.dropna()))
+    for k in meta.loc[~matched, key]:
+        report.append(("unmatched_metadata", k, key, None, None))
+    meta = meta.loc[matched].set_index(key)
+    pos = pd.Index(left).get_indexer(meta.index)
+    out = profiles.copy()
+    for col in meta.columns:
+        values = meta[col]
+        if col in ("profile_id", "path", "task_id") and col != key:
+            report.append(("reserved_column", None, col, None, None))
+            continue
+        if col in out.columns:
+            current = out[col].astype(object).to_numpy()[pos]
+            newv = values.astype(object).to_numpy()
+            for k, a, b in zip(meta.index, current, newv):
+                if _present(a) and _present(b) and a != b and str(a) != str(b):
+                    report.append(("conflict", k, col, a, b))
+            full = out[col].astype(object).to_numpy().copy()
+            keep = np.array([_present(b) for b in newv], dtype=bool)
+            full[pos[keep]] = newv[keep]
+            out[col] = full
+        else:
+            full = np.full(len(out), None, dtype=object)
+            full[pos] = values.astype(object).to_numpy()
+            out[col] = full
+        out[col] = _retype(out[col])
+    rep = pd.DataFrame(report, columns=["kind", "key", "column", "profile_value", "metadata_value"])
+    return _categorize(out), rep
+
+
+def _present(v: Any) -> bool:
+    if v is None:
+        return False
+    try:
+        return not bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return True
+
+
+def _retype(s: pd.Series) -> pd.Series:
+    if s.dtype != object:
+        return s
+    nonnull = s.dropna()
+    if len(nonnull) and all(isinstance(v, bool | np.bool_) for v in nonnull):
+        return s.astype("boolean")
+    num = pd.to_numeric(s, errors="coerce")
+    if num.notna().sum() == len(nonnull) and len(nonnull):
+        return num
+    return s

@@ -1,0 +1,105 @@
+"""Batch loading: many profile files (+ sidecars, + user metadata) -> one :class:`~celerylab.core.data.ProfileData`.
+
+Discovery (:mod:`.sources`), parallel parsing (:mod:`.parse`), the Parquet cache (:mod:`.cache`) and the frames
+(:mod:`.frames`) are put together here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections import Counter
+
+import pandas as pd
+
+from ..errors import LoadError
+from . import cache as _cache
+from . import names as _names
+from .data import ProfileData
+from .frames import build_frames, merge_metadata
+from .parse import Progress, parse
+from .sources import Source, discover
+
+
+# ------------------------------------------------------------------------------------------------------- load()
+def load(
+    source: Source,
+    *,
+    metadata: pd.DataFrame | str | os.PathLike[str] | None = None,
+    jobs: int | None = None,
+    cache: bool | str | os.PathLike[str] = True,
+    strict: bool = False,
+    progress: bool | None = None,
+    name_pattern: str | re.Pattern[str] | None = None,
+) -> ProfileData:
+    """Load profile files into a :class:`ProfileSet`.
+
+    ``source`` is a directory (walked recursively), a glob, a file, or a list of these.  Files are recognised by
+    content (cProfile/pstats marshal dumps, optionally gzip-compressed), not by extension.  Per-function totals
+    equal ``pstats.Stats(*ps.profiles.path)``.  Files that cannot be loaded are listed in ``ps.errors`` with the
+    reason (``strict=True`` raises :class:`LoadError` instead).  ``metadata`` (DataFrame, CSV, JSON-lines or
+    Parquet) is joined on ``task_id`` or ``path``; conflicts and unmatched rows are listed in
+    ``ps.metadata_report``.  ``cache`` (default on) keeps parsed results in Parquet so re-opening is fast:
+    ``True`` uses ``$CELERYLAB_CACHE_DIR`` or ``~/.cache/celerylab``, a path uses that folder.
+    ``name_pattern`` is a regex with ``(?P<task_name>…)``/``(?P<task_id>…)`` groups for custom file names.
+    """
+    pattern = _names.compile_pattern(name_pattern) if name_pattern is not None else None
+    found = discover(source)
+    jobs = max(1, int(jobs)) if jobs else (os.cpu_count() or 1)
+    store = _cache.Store.for_source(found, cache, pattern) if cache else None
+    bar = Progress(len(found.files), progress)
+    pattern_key = pattern.pattern if pattern is not None else ""
+    built = None
+    try:
+        if store is not None:
+            parsed, unchanged = store.load(found.files, lambda files: parse(files, jobs, bar))
+            built = store.read_frames(pattern_key) if unchanged else None
+        else:
+            parsed = parse(found.files, jobs, bar)
+    finally:
+        bar.close()
+    if built is None:
+        if store is not None:
+            store.complete(parsed)
+        built = build_frames(parsed, pattern)
+        if store is not None:
+            store.write_frames(built, pattern_key)
+    frames = {
+        "profiles": built["profiles"],
+        "functions": built["functions"],
+        "stats": pd.DataFrame(parsed.stats, copy=False),
+        "edges": pd.DataFrame(parsed.edges, copy=False),
+        "sql": built["sql"],
+        "allocations": built["allocations"],
+        "errors": pd.DataFrame(
+            found.errors + parsed.errors + list(built["sidecar_errors"].itertuples(index=False, name=None)),
+            columns=["path", "reason"],
+        ),
+    }
+    report = pd.DataFrame(columns=["kind", "key", "column", "profile_value", "metadata_value"])
+    if metadata is not None:
+        frames["profiles"], report = merge_metadata(frames["profiles"], metadata)
+        if len(report):
+            counts = Counter(report["kind"])
+            warnings.warn(
+                "celerylab.load: metadata merge: "
+                + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
+                + " (see ps.metadata_report)",
+                stacklevel=3,
+            )
+    errors = frames["errors"]
+    if len(errors):
+        if strict:
+            lines = "\n".join(f"  {p}: {r}" for p, r in errors.itertuples(index=False))
+            raise LoadError(f"{len(errors)} file(s) could not be loaded:\n{lines}", errors=errors)
+        warnings.warn(_error_summary(errors, len(found.files)), stacklevel=3)
+    if not len(frames["profiles"]) and not len(errors):
+        warnings.warn(f"celerylab.load: no profile files found in {source!r}", stacklevel=3)
+    return ProfileData(**frames, metadata_report=report)
+
+
+def _error_summary(errors: pd.DataFrame, total: int) -> str:
+    counts = Counter(r.split(":")[0].split(" (")[0] for r in errors["reason"])
+    top = "; ".join(f"{r} ({n})" for r, n in counts.most_common(4))
+    return f"celerylab.load: {len(errors)} file(s) could not be loaded, {total} candidate files: {top} — see ps.errors"

@@ -1,0 +1,269 @@
+"""Parsing many profile files in worker processes and merging them into global columns (:class:`Parsed`).
+
+Files are parsed in chunks by worker processes; each chunk interns its functions locally and returns plain numpy
+columns, which the parent remaps to global ids.  A chunk whose worker dies is retried file by file so that the
+culprit is named and nothing else is lost.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._files import sidecar_path
+from . import decode
+from .sources import read_sidecar
+
+
+def _parse_chunk(paths: list[str]) -> tuple[dict[str, Any], list[Any]]:
+    packed = decode.parse_files(paths)
+    sidecars = [read_sidecar(sidecar_path(p)) if r is None else None for p, r, *_ in packed["outcomes"]]
+    return packed, sidecars
+
+
+def _mp_context() -> Any:
+    methods = mp.get_all_start_methods()
+    return mp.get_context("fork" if "fork" in methods else "spawn")
+
+
+class Progress:
+    def __init__(self, total: int, progress: bool | None) -> None:
+        self.bar = None
+        show = progress
+        if show is None:
+            show = total >= 200 and _interactive()
+        if show:
+            try:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=total, unit="file", desc="celerylab.load", leave=False)
+            except ImportError:  # pragma: no cover - tqdm is a dependency
+                self.bar = None
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _interactive() -> bool:
+    if "ipykernel" in sys.modules:
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _chunks(files: list[str], jobs: int) -> list[list[str]]:
+    if not files:
+        return []
+    size = max(4, min(256, len(files) // (jobs * 8) or 1))
+    return [files[i : i + size] for i in range(0, len(files), size)]
+
+
+def _run_parallel(chunks: list[list[str]], jobs: int, progress: Progress) -> list[tuple[dict[str, Any], list[Any]]]:
+    """Parse chunks in ``jobs`` processes; a chunk whose process dies is retried, then file by file."""
+    results: list[Any] = [None] * len(chunks)
+    if jobs <= 1 or len(chunks) <= 1:
+        for i, c in enumerate(chunks):
+            results[i] = _parse_chunk(c)
+            progress.update(len(c))
+        return results
+    todo = list(range(len(chunks)))
+    for _attempt in range(2):
+        failed = []
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=_mp_context()) as pool:
+            futures: dict[Future[Any], int] = {pool.submit(_parse_chunk, chunks[i]): i for i in todo}
+            for fut in _as_completed(futures):
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                    progress.update(len(chunks[i]))
+                except BrokenProcessPool:
+                    failed.append(i)
+        todo = sorted(failed)
+        if not todo:
+            return results
+    # still failing: one process per file, so the file that kills its parser is the one reported
+    for i in todo:
+        parts = []
+        for path in chunks[i]:
+            parts.append(_parse_one_isolated(path))
+            progress.update(1)
+        results[i] = _concat_chunk_results(parts)
+    return results
+
+
+def _as_completed(futures: dict[Future[Any], int]) -> Iterable[Future[Any]]:
+    from concurrent.futures import as_completed
+
+    return as_completed(futures)
+
+
+def _parse_one_isolated(path: str) -> tuple[dict[str, Any], list[Any]]:
+    with ProcessPoolExecutor(max_workers=1, mp_context=_mp_context()) as pool:
+        fut = pool.submit(_parse_chunk, [path])
+        try:
+            return fut.result()
+        except BrokenProcessPool:
+            pass
+    packed = decode.parse_files([])
+    packed["outcomes"] = [(path, "the parser process crashed on this file (hostile or corrupt data)", 0, 0, np.nan)]
+    return packed, [None]
+
+
+def _concat_chunk_results(parts: list[tuple[dict[str, Any], list[Any]]]) -> tuple[dict[str, Any], list[Any]]:
+    """Join single-file results into one chunk (function ids re-interned)."""
+    index: dict[Any, int] = {}
+    outcomes: list[Any] = []
+    sidecars: list[Any] = []
+    s_cols: list[list[np.ndarray]] = [[] for _ in range(6)]
+    e_cols: list[list[np.ndarray]] = [[] for _ in range(7)]
+    for packed, side in parts:
+        remap = np.array([index.setdefault(k, len(index)) for k in packed["funcs"]], dtype=np.int32)
+        slot = len(outcomes)
+        outcomes.extend(packed["outcomes"])
+        sidecars.extend(side)
+        s = packed["stats"]
+        e = packed["edges"]
+        s_cols[0].append(s[0] + slot)
+        s_cols[1].append(remap[s[1]] if len(s[1]) else s[1])
+        for j in range(2, 6):
+            s_cols[j].append(s[j])
+        e_cols[0].append(e[0] + slot)
+        e_cols[1].append(remap[e[1]] if len(e[1]) else e[1])
+        e_cols[2].append(remap[e[2]] if len(e[2]) else e[2])
+        for j in range(3, 7):
+            e_cols[j].append(e[j])
+    return (
+        {
+            "funcs": list(index),
+            "outcomes": outcomes,
+            "stats": [np.concatenate(c) for c in s_cols],
+            "edges": [np.concatenate(c) for c in e_cols],
+        },
+        sidecars,
+    )
+
+
+# ------------------------------------------------------------------------------------------------------ merging
+@dataclass
+class Parsed:
+    """Everything parsed from files, with global function ids, in path order (profile_id = position)."""
+
+    funcs: list[tuple[str, int, str]] | None  # None: not read from the cache (not needed unless frames are rebuilt)
+    paths: list[str]
+    n_stats: np.ndarray
+    n_edges: np.ndarray
+    total_tt: np.ndarray
+    sidecars: list[Any] | None
+    stats: dict[str, np.ndarray]
+    edges: dict[str, np.ndarray]
+    errors: list[tuple[str, str]]
+    cache_rows: list[int] | None = None  # rows of the cache index these profiles came from
+
+
+STAT_COLS = ("profile_id", "func_id", "ncalls", "pcalls", "tottime", "cumtime")
+EDGE_COLS = ("profile_id", "caller_id", "callee_id", "ncalls", "pcalls", "tottime", "cumtime")
+
+
+def _merge(results: Sequence[tuple[dict[str, Any], list[Any]]]) -> Parsed:
+    index: dict[Any, int] = {}
+    paths: list[str] = []
+    n_stats: list[int] = []
+    n_edges: list[int] = []
+    total_tt: list[float] = []
+    sidecars: list[Any] = []
+    errors: list[tuple[str, str]] = []
+    s_parts: list[list[np.ndarray]] = [[] for _ in STAT_COLS]
+    e_parts: list[list[np.ndarray]] = [[] for _ in EDGE_COLS]
+    for packed, side in results:
+        remap = np.array([index.setdefault(k, len(index)) for k in packed["funcs"]], dtype=np.int32)
+        # slot (position in chunk) -> global profile id, -1 for files that failed
+        slot_to_pid = np.full(len(packed["outcomes"]) + 1, -1, dtype=np.int32)
+        for slot, ((path, reason, ns, ne, ttt), sc) in enumerate(zip(packed["outcomes"], side)):
+            if reason is not None:
+                errors.append((path, reason))
+                continue
+            slot_to_pid[slot] = len(paths)
+            paths.append(path)
+            n_stats.append(ns)
+            n_edges.append(ne)
+            total_tt.append(ttt)
+            sidecars.append(sc)
+        s, e = packed["stats"], packed["edges"]
+        s_parts[0].append(slot_to_pid[s[0]])
+        s_parts[1].append(remap[s[1]] if len(remap) else s[1])
+        for j in range(2, 6):
+            s_parts[j].append(s[j])
+        e_parts[0].append(slot_to_pid[e[0]])
+        e_parts[1].append(remap[e[1]] if len(remap) else e[1])
+        e_parts[2].append(remap[e[2]] if len(remap) else e[2])
+        for j in range(3, 7):
+            e_parts[j].append(e[j])
+        packed.clear()
+    _release_memory()
+    stats = _concat_columns(STAT_COLS, s_parts, (np.int32, np.int32, np.int64, np.int64, np.float64, np.float64))
+    edges = _concat_columns(
+        EDGE_COLS, e_parts, (np.int32, np.int32, np.int32, np.int64, np.int64, np.float64, np.float64)
+    )
+    return Parsed(
+        funcs=list(index),
+        paths=paths,
+        n_stats=np.array(n_stats, dtype=np.int64),
+        n_edges=np.array(n_edges, dtype=np.int64),
+        total_tt=np.array(total_tt, dtype=np.float64),
+        sidecars=sidecars,
+        stats=stats,
+        edges=edges,
+        errors=errors,
+    )
+
+
+def _concat_columns(
+    names: Sequence[str], parts: list[list[np.ndarray]], dtypes: Sequence[Any]
+) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name, col, dt in zip(names, parts, dtypes):
+        if (
+            dt is np.int64
+            and name in ("ncalls", "pcalls")
+            and all(not len(c) or c.max() <= np.iinfo(np.int32).max for c in col)
+        ):
+            dt = np.int32  # call counts fit in 32 bits in practice: half the memory (exact sums use int64)
+        out[name] = np.concatenate(col).astype(dt, copy=False) if col else np.empty(0, dtype=dt)
+        col.clear()  # free each column's pieces as soon as it is joined ...
+        _release_memory()  # ... and hand them back to the OS, so the peak stays near the final size
+    return out
+
+
+def _release_memory() -> None:
+    """Return freed heap memory to the OS (glibc keeps freed chunk buffers otherwise)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+
+
+def parse(files: list[str], jobs: int, bar: Progress) -> Parsed:
+    return _merge(_run_parallel(_chunks(files, jobs), jobs, bar))

@@ -1,0 +1,418 @@
+"""Compute a :class:`~.model.Report` — the sections of a profile report or a comparison report — from the data.
+
+:func:`build_report` (a set of profiles) and :func:`build_diff_report` (a :func:`celerylab.diff` result) compute
+plain data: tables as DataFrames whose numbers stay numbers, plotly figures, the call-graph SVG.  Rendering is
+:mod:`.render`'s job; :func:`write_report` / :func:`diff_report` do both and write the file
+(``ProfileSet.report(path)`` calls :func:`write_report`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from .._io import write_atomic
+from ..analysis.drilldown import top
+from ..core.data import ProfileData
+from ..core.rules import UNKNOWN, duration_column, group_key
+from ..errors import CelerylabError, UsageError
+from .model import Figure, Note, Report, Section, Svg, Table
+from .render import render_html
+
+# --------------------------------------------------------------------------------------------------- computing
+TOP_COLUMNS = ["label", "ncalls", "tottime", "cumtime", "tottime_mean", "share", "kind"]
+TOP_FORMATS = {
+    "ncalls": "int",
+    "tottime": "seconds",
+    "cumtime": "seconds",
+    "tottime_mean": "seconds",
+    "share": "percent",
+}
+
+
+def build_report(
+    ps: ProfileData,
+    *,
+    title: str | None = None,
+    source: str | None = None,
+    top_n: int = 20,
+    max_tasks: int = 12,
+    callgraph: bool = True,
+    callgraph_options: Any = None,
+) -> Report:
+    """Compute every section of the report of ``ps`` (summary, top functions overall and per task, time
+    distributions, DB hotspots, memory hotspots, call graph, load errors)."""
+    if not len(ps.profiles):
+        detail = f"; {len(ps.errors)} file(s) could not be loaded" if len(ps.errors) else ""
+        raise CelerylabError(f"report: no profiles to report on{detail}")
+    s = ps.summary()
+    meta: list[tuple[str, Any]] = []
+    if source:
+        meta.append(("source", source))
+    meta += [
+        ("profiles", s["profiles"]),
+        ("tasks", s["tasks"]),
+        ("runs", ", ".join(s["runs"]) or "—"),
+        ("worker processes", s["workers"]),
+        ("functions", s["functions"]),
+        ("load errors", s["errors"]),
+    ]
+    if "first_started" in s:
+        meta.append(("first task started", s["first_started"]))
+        meta.append(("last task started", s["last_started"]))
+    rep = Report(title=title or "celerylab profile report", meta=meta)
+    rep.sections.append(_summary_section(ps))
+    rep.sections.append(_top_section(ps, top_n, max_tasks))
+    rep.sections.append(_distribution_section(ps))
+    rep.sections.append(_db_section(ps, top_n))
+    rep.sections.append(_memory_section(ps, top_n))
+    if callgraph:
+        rep.sections.append(_callgraph_section(ps, callgraph_options, rep.warnings))
+    if len(ps.errors):
+        rep.sections.append(
+            Section(
+                "errors",
+                "Files that could not be loaded",
+                items=[Table(ps.errors[["path", "reason"]].reset_index(drop=True), id="load-errors")],
+            )
+        )
+    return rep
+
+
+def _summary_section(ps: ProfileData) -> Section:
+    from ..charts.overview import task_totals
+
+    tasks = ps.task_summary()
+    fmts = {c: "seconds" for c in tasks.columns if c.endswith("_s")}
+    items: list[Any] = [Table(tasks, fmts, caption="Tasks, by summed wall time", id="task-summary")]
+    if len(tasks) and "total_s" in tasks:
+        items.append(Figure(task_totals(tasks), "Wall time summed per task"))
+    return Section(
+        "summary", "Summary", "One row per task name; wall time from the sidecars (else profiled time).", items
+    )
+
+
+def _task_order(ps: ProfileData, max_tasks: int) -> list[Any]:
+    t = ps.task_summary()
+    if not len(t) or "task_name" not in ps.profiles:
+        return []
+    return t["task_name"].head(max_tasks).tolist()
+
+
+def _top_section(ps: ProfileData, top_n: int, max_tasks: int) -> Section:
+    from ..charts.functions import top_functions
+
+    items: list[Any] = []
+    overall = top(ps, top_n, by="tottime")
+    items.append(Table(overall[TOP_COLUMNS], TOP_FORMATS, caption=f"All tasks: top {top_n} by own time", id="top-all"))
+    items.append(Figure(top_functions(overall, value="tottime"), "All tasks: own time per function"))
+    names = _task_order(ps, max_tasks)
+    if len(names) > 1 or (names and names[0] != UNKNOWN):
+        tn = ps.profiles["task_name"].astype(object)
+        for name in names:
+            mask = tn.isna() if name == UNKNOWN else (tn == name)
+            sub = ps.where(mask.to_numpy())
+            t = top(sub, top_n, by="tottime")
+            items.append(
+                Table(
+                    t[TOP_COLUMNS],
+                    TOP_FORMATS,
+                    caption=f"Task {name}: top {top_n} by own time ({len(sub)} profiles)",
+                    id=f"top-task-{_slug(name)}",
+                )
+            )
+            items.append(Figure(top_functions(t, value="tottime"), f"Task {name}: own time per function"))
+    hidden = ps.profiles["task_name"].nunique() - len(names) if "task_name" in ps.profiles else 0
+    if hidden > 0:
+        items.append(Note(f"{hidden} more task(s) not shown; use ps.where(task_name=...) for those."))
+    return Section(
+        "top",
+        "Top functions",
+        "Own time (tottime) summed over the profiles, exactly as pstats merges them; share is of the total own time.",
+        items,
+    )
+
+
+def _distribution_section(ps: ProfileData) -> Section:
+    from ..charts.overview import task_durations, task_timeline
+
+    p = ps.profiles
+    runs = p["run"].dropna().nunique() if "run" in p else 0
+    items: list[Any] = [
+        Figure(
+            task_durations(p, color="run" if runs > 1 else None),
+            "Duration of every profiled task, per task name" + (" and run" if runs > 1 else ""),
+        )
+    ]
+    col = duration_column(p)
+    key = group_key(p["task_name"]) if "task_name" in p else pd.Series("(all)", index=p.index)
+    groups = [key] + ([p["run"].astype(object).fillna("(none)")] if runs > 1 else [])
+    q = p.groupby(groups, sort=True)[col]
+    dist = pd.DataFrame(
+        {
+            "profiles": q.size(),
+            "min": q.min(),
+            "p50": q.median(),
+            "p90": q.quantile(0.9),
+            "p99": q.quantile(0.99),
+            "max": q.max(),
+        }
+    ).reset_index()
+    dist = dist.rename(columns={dist.columns[0]: "task_name"})
+    fm = {c: "seconds" for c in ("min", "p50", "p90", "p99", "max")}
+    items.append(Table(dist, fm, caption=f"{col} percentiles", id="distribution"))
+    if "started_at" in p and p["started_at"].notna().any():
+        items.append(Figure(task_timeline(p), "Duration against start time"))
+    return Section("distribution", "Time distributions", f"Per-task {col} (seconds).", items)
+
+
+def _db_section(ps: ProfileData, top_n: int) -> Section:
+    from ..analysis import db_hotspots, db_time, n_plus_one
+    from ..charts.hotspots import sql_statements
+
+    sec = Section(
+        "db",
+        "DB hotspots",
+        "Time inside DB drivers and ORMs per task (from the profiles), and the normalised SQL statements recorded "
+        "by the capture side, summed over the set.",
+    )
+    dbt = db_time(ps)
+    dbt = dbt.loc[dbt["db_time"] > 0].reset_index(drop=True)
+    if len(dbt):
+        cols = ["task_name", "profiles", "db_time", "db_time_mean", "db_time_p95", "db_share", "sql_count_mean",
+                "top_db_function"]  # fmt: skip
+        fm = {"db_time": "seconds", "db_time_mean": "seconds", "db_time_p95": "seconds", "db_share": "percent",
+              "profiles": "int", "sql_count_mean": "number"}  # fmt: skip
+        sec.items.append(Table(dbt[cols].head(top_n), fm, caption="Time in DB drivers per task", id="db-time"))
+    stm = db_hotspots(ps)
+    if not len(stm):
+        sec.items.append(Note("No SQL statements were captured for these profiles."))
+        return sec
+    fm = {"time_s": "seconds", "mean_time_s": "seconds", "count": "int", "n_profiles": "int", "per_task": "number",
+          "max_per_task": "int"}  # fmt: skip
+    cols = ["sql", "count", "time_s", "mean_time_s", "n_profiles", "per_task", "max_per_task", "task_names", "callers"]
+    sec.items.append(Table(stm[cols].head(top_n), fm, caption=f"Top {top_n} statements by total time", id="sql-top"))
+    sec.items.append(Figure(sql_statements(stm.head(top_n)), "Query time per statement"))
+    n1 = n_plus_one(ps)
+    if len(n1):
+        cols = ["task_name", "sql", "caller", "profiles", "affected_share", "mean_per_invocation",
+                "max_per_invocation", "time_per_invocation"]  # fmt: skip
+        fm = {"profiles": "int", "affected_share": "percent", "mean_per_invocation": "number",
+              "max_per_invocation": "int", "time_per_invocation": "seconds"}  # fmt: skip
+        sec.items.append(
+            Table(
+                n1[cols].head(top_n),
+                fm,
+                caption="N+1 suspects: the same statement run 10 or more times in one invocation, with the "
+                "application line that issues it",
+                id="sql-n-plus-one",
+            )
+        )
+    return sec
+
+
+def _memory_section(ps: ProfileData, top_n: int) -> Section:
+    from ..analysis import allocation_sites as sites_of
+    from ..analysis import memory_by_task, memory_hotspots
+    from ..charts.hotspots import allocation_sites, memory_growth
+
+    sec = Section(
+        "memory",
+        "Memory hotspots",
+        "RSS growth per task run, worker processes whose RSS keeps growing (leak suspects) and the top allocation "
+        "sites (tracemalloc).",
+    )
+    by_task = memory_by_task(ps)
+    if len(by_task):
+        sec.items.append(Figure(memory_growth(ps.profiles), "RSS growth per task run"))
+        cols = ["task_name", "profiles", "rss_growth_mean", "rss_growth_p95", "rss_growth_total", "grew_share",
+                "peak_traced_max"]  # fmt: skip
+        fm = {"profiles": "int", "rss_growth_mean": "bytes", "rss_growth_p95": "bytes", "rss_growth_total": "bytes",
+              "grew_share": "percent", "peak_traced_max": "bytes"}  # fmt: skip
+        sec.items.append(Table(by_task[cols], fm, caption="RSS growth per task name", id="memory-growth"))
+        workers = memory_hotspots(ps)
+        cols = ["hostname", "pid", "tasks", "rss_first", "rss_last", "growth", "trend", "leak_suspect",
+                "suspect_tasks"]  # fmt: skip
+        fm = {"pid": "int", "tasks": "int", "rss_first": "bytes", "rss_last": "bytes", "growth": "bytes",
+              "trend": "number"}  # fmt: skip
+        suspects = int(workers["leak_suspect"].sum())
+        caption = (f"Worker processes: {suspects} leak suspect(s) (RSS grows steadily, carried by the named tasks)"
+                   if suspects else "Worker processes: no leak suspect")  # fmt: skip
+        sec.items.append(Table(workers[cols].head(top_n), fm, caption=caption, id="memory-workers"))
+    sites = sites_of(ps)
+    if len(sites):
+        sites = sites.head(top_n)
+        fm = {"size": "bytes", "size_mean": "bytes", "count": "int", "n_profiles": "int", "line": "int"}
+        sec.items.append(Table(sites, fm, caption="Top allocation sites", id="memory-sites"))
+        sec.items.append(Figure(allocation_sites(sites), "Allocated bytes per source line"))
+    if not sec.items:
+        sec.items.append(Note("No memory data was captured for these profiles."))
+    return sec
+
+
+def _callgraph_section(ps: ProfileData, options: Any, warnings: list[str]) -> Section:
+    from ..callgraph import CallgraphError, callgraph_svg
+
+    sec = Section(
+        "callgraph",
+        "Call graph",
+        "Merged over every profile (gprof2dot + Graphviz); nodes: total % "
+        "(own %) and calls. Small functions and calls are pruned.",
+    )
+    try:
+        sec.items.append(Svg(callgraph_svg(ps, options)))
+    except CallgraphError as e:
+        warnings.append(str(e))
+        sec.items.append(Note(f"Call graph not drawn: {e}", "warning"))
+    return sec
+
+
+def _slug(text: Any) -> str:
+    return re.sub(r"[^a-zA-Z0-9_-]+", "-", str(text)).strip("-").lower() or "x"
+
+
+# ------------------------------------------------------------------------------------------------- diff reports
+def _diff_columns(diff: pd.DataFrame) -> dict[str, str]:
+    """Map the roles the renderer needs to columns of a diff frame."""
+    cols = set(diff.columns)
+
+    def first(*names: str) -> str | None:
+        return next((n for n in names if n in cols), None)
+
+    roles = {
+        "label": first("label", "name", "function"),
+        "status": first("status"),
+        "delta": first("contribution", "delta_total", "delta", "delta_mean"),
+        "ratio": first("ratio"),
+        "p_value": first("p_value", "pvalue", "p"),
+    }
+    missing = [r for r in ("label", "status", "delta") if roles[r] is None]
+    if missing:
+        raise UsageError(f"diff report: the diff frame lacks {', '.join(missing)}; columns are {list(diff.columns)}")
+    return {k: v for k, v in roles.items() if v is not None}
+
+
+def build_diff_report(
+    diff: pd.DataFrame, *, title: str | None = None, a_name: str = "A", b_name: str = "B", top_n: int = 40
+) -> Report:
+    """Compute a comparison report from a :func:`celerylab.diff` frame (ranked by contribution to the change)."""
+    from ..charts.diff import diff_changes, diff_volcano
+
+    if not isinstance(diff, pd.DataFrame):
+        raise TypeError(f"diff report: expected the DataFrame celerylab.diff() returns, not {type(diff).__name__}")
+    roles = _diff_columns(diff)
+    st = diff[roles["status"]].astype(str)
+    counts = st.value_counts()
+    meta: list[tuple[str, Any]] = [("A", a_name), ("B", b_name), ("functions compared", len(diff))]
+    meta += [(k, int(counts.get(k, 0))) for k in ("slower", "faster", "new", "gone", "same")]
+    rep = Report(title=title or f"celerylab comparison: {a_name} → {b_name}", meta=meta)
+    sig = diff.loc[st != "same"].reset_index(drop=True)
+    fm = diff_formats(diff)
+    changes = Section(
+        "changes",
+        "Significant changes",
+        "Ranked by contribution to the total change (B − A); status from the per-invocation statistics.",
+    )
+    if len(sig):
+        changes.items.append(
+            Table(
+                sig.head(top_n),
+                fm,
+                caption=f"{min(len(sig), top_n)} of {len(sig)} significant changes",
+                id="diff-significant",
+            )
+        )
+        changes.items.append(
+            Figure(
+                diff_changes(sig, value=roles["delta"], label=roles["label"], status=roles["status"], n=top_n),
+                "Change per function",
+            )
+        )
+    else:
+        changes.items.append(Note("No significant change between A and B."))
+    rep.sections.append(changes)
+    if "ratio" in roles and "p_value" in roles:
+        rep.sections.append(
+            Section(
+                "volcano",
+                "Size against significance",
+                items=[
+                    Figure(
+                        diff_volcano(
+                            diff,
+                            ratio=roles["ratio"],
+                            p_value=roles["p_value"],
+                            label=roles["label"],
+                            status=roles["status"],
+                        ),
+                        "log2 ratio against −log10 p",
+                    )
+                ],
+            )
+        )
+    rep.sections.append(
+        Section(
+            "all",
+            "All functions",
+            items=[
+                Table(
+                    diff.head(500).reset_index(drop=True),
+                    fm,
+                    caption=f"First {min(len(diff), 500)} of {len(diff)} rows",
+                    id="diff-all",
+                )
+            ],
+        )
+    )
+    return rep
+
+
+def diff_formats(diff: pd.DataFrame) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for c in diff.columns:
+        lc = c.lower()
+        if lc in ("p_value", "pvalue", "p", "q_value"):
+            out[c] = "pvalue"
+        elif "ratio" in lc:
+            out[c] = "ratio"
+        elif lc.endswith("_pct") or lc.startswith("pct") or "percent" in lc:
+            out[c] = "number"
+        elif pd.api.types.is_float_dtype(diff[c].dtype) and any(
+            k in lc for k in ("time", "mean", "median", "delta", "contribution", "_s")
+        ):
+            out[c] = "seconds"
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ writing
+def write_report(ps: ProfileData, path: str | os.PathLike[str], **options: Any) -> str:
+    """Build and write the HTML report of ``ps`` to ``path``; returns the path (options: :func:`build_report`)."""
+    return write_atomic(path, render_html(build_report(ps, **options)))
+
+
+def diff_report(
+    diff: pd.DataFrame | Sequence[Any],
+    path: str | os.PathLike[str],
+    *,
+    diff_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> str:
+    """Write a comparison report to ``path``.
+
+    ``diff`` is a :func:`celerylab.diff` result, or a pair ``(a, b)`` of ProfileSets / sources that is passed to
+    ``celerylab.diff(a, b, **diff_options)`` first.  Options: :func:`build_diff_report`.
+    """
+    if not isinstance(diff, pd.DataFrame):
+        if isinstance(diff, Sequence) and not isinstance(diff, str) and len(diff) == 2:
+            from ..analysis.diff import diff as compare
+            from ..core.load import load
+
+            a, b = (x if isinstance(x, ProfileData) else load(x) for x in diff)  # sources are loaded first
+            diff = compare(a, b, **(diff_options or {}))
+        else:
+            raise TypeError("diff_report: pass a celerylab.diff() DataFrame or a pair (a, b)")
+    return write_atomic(path, render_html(build_diff_report(diff, **options)))
