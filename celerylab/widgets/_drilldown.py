@@ -15,7 +15,8 @@ from ._base import esc, guarded, message_figure, new_figure_widget, show_figure
 from ._tab import TabController
 
 if TYPE_CHECKING:
-    from ._explorer import Explorer
+    from ._base import ErrorArea
+    from ._state import ExplorerState
 
 MAX_PICKER_OPTIONS = 3000
 BREADCRUMB_SHOWN = 8
@@ -37,9 +38,8 @@ class DrilldownTab(TabController):
 
     title = "Drilldown"
 
-    def __init__(self, app: Explorer) -> None:
-        super().__init__(app)
-        self.focus: int | None = None
+    def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
+        super().__init__(state, errors)
         self.history: list[int] = []
         self.last_update_ms: float = float("nan")
         self.callers_df = pd.DataFrame()
@@ -84,9 +84,18 @@ class DrilldownTab(TabController):
             ]
         )
 
+    @property
+    def focus(self) -> int | None:
+        """The func_id in focus (``state.focus``)."""
+        return self.state.focus
+
+    @focus.setter
+    def focus(self, fid: int | None) -> None:
+        self.state.focus = fid
+
     # ---------------------------------------------------------------------------------------------- drawing
-    def set_data(self, ps: Any) -> None:
-        super().set_data(ps)
+    def on_selection(self, change: dict[str, Any]) -> None:
+        super().on_selection(change)
         self._options_for = None
 
     _options_for: object | None = None

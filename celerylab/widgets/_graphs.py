@@ -13,7 +13,8 @@ from ._data import calltree_frame
 from ._tab import TabController
 
 if TYPE_CHECKING:
-    from ._explorer import Explorer
+    from ._base import ErrorArea
+    from ._state import ExplorerState
 
 
 class CallgraphTab(TabController):
@@ -23,8 +24,8 @@ class CallgraphTab(TabController):
 
     title = "Call graph"
 
-    def __init__(self, app: Explorer) -> None:
-        super().__init__(app)
+    def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
+        super().__init__(state, errors)
         self.svg = ""
         self.node_thres = w.BoundedFloatText(
             value=0.5,
@@ -66,8 +67,8 @@ class CallgraphTab(TabController):
             self.status.value = "<i>no profiles match the filters</i>"
             return
         root = None
-        if self.rooted.value and self.app.drilldown.focus is not None:
-            root = str(self.ps.functions["name"].iloc[self.app.drilldown.focus])
+        if self.rooted.value and self.state.focus is not None:
+            root = str(self.ps.functions["name"].iloc[self.state.focus])
         opts = CallgraphOptions(
             node_thres=float(self.node_thres.value), edge_thres=float(self.edge_thres.value), root=root
         )
@@ -110,8 +111,9 @@ class CalltreeTab(TabController):
 
     title = "Call tree"
 
-    def __init__(self, app: Explorer) -> None:
-        super().__init__(app)
+    def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
+        super().__init__(state, errors)
+        state.observe(self.on_focus, names="focus")
         self.kind = w.ToggleButtons(options=["icicle", "sunburst"], value="icicle", style={"button_width": "80px"})
         # off by default: the drilldown starts on the function with the most own time, usually a leaf, whose tree
         # is a single box; the whole tree from the functions nobody calls is the useful first view
@@ -133,7 +135,7 @@ class CalltreeTab(TabController):
         self.widget = w.VBox([w.HBox([self.kind, self.rooted, self.depth]), self.note, self.fig])
 
     def refresh(self) -> None:
-        root = self.app.drilldown.focus if self.rooted.value else None
+        root = self.state.focus if self.rooted.value else None
         tree = calltree_frame(self.ps, root=root, max_depth=int(self.depth.value))
         self.current = tree
         if not len(tree):
@@ -141,6 +143,10 @@ class CalltreeTab(TabController):
             return
         title = None if root is None else f"below {self.ps.functions['label'].iloc[root]}"
         show_figure(self.fig, calltree(tree, kind=self.kind.value, title=title))
+
+    def on_focus(self, change: dict[str, Any]) -> None:
+        """The drilldown focus moved: a rooted tree follows it on next show."""
+        self.stale = True
 
     @guarded
     def on_control(self, change: dict[str, Any]) -> None:
