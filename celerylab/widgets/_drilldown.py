@@ -9,8 +9,8 @@ import ipywidgets as w
 import pandas as pd
 
 from .. import analysis as an
+from ..charts._style import group_labels, plotly_text
 from ..charts.drilldown import bar_data, neighbours, neighbours_height, per_profile, side_title
-from ..charts.functions import plotly_text
 from ._base import esc, guarded, message_figure, new_figure_widget, show_figure
 from ._tab import TabController
 
@@ -203,7 +203,7 @@ class DrilldownTab(TabController):
             show_figure(self.runs_fig, message_figure(""))
             self._runs_groups = None
             return
-        key = rows[by].astype(object).where(rows[by].notna(), "(unknown)").astype(str)
+        key = group_labels(rows[by])
         groups = sorted(key.unique().tolist())
         if groups == self._runs_groups:
             with self.runs_fig.batch_update():

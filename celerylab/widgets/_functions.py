@@ -66,8 +66,8 @@ class FunctionsTab(TabController):
             ]
         )
 
-    def set_data(self, ps: Any) -> None:
-        super().set_data(ps)
+    def on_selection(self, change: dict[str, Any]) -> None:
+        super().on_selection(change)
         self._all = None
 
     def table_frame(self) -> pd.DataFrame:
