@@ -32,6 +32,8 @@ ZERO_LINE = {"color": "#888", "dash": "dot"}
 BAR_AXIS = {"autorange": "reversed", "automargin": True, "type": "category"}
 #: a category x axis
 CATEGORY_AXIS = {"type": "category", "automargin": True}
+#: box plots show every point, jittered over the box
+BOX_POINTS = {"boxpoints": "all", "jitter": 0.4, "pointpos": 0, "marker": {"size": 4}}
 
 
 def margin(l: int = 10, r: int = 10, t: int = 20, b: int = 40) -> dict[str, int]:

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..errors import ColumnNotFound
-from ._style import CALLEE_COLOR, CALLER_COLOR, CATEGORY_AXIS, group_labels, margin, plotly_text
+from ._style import BOX_POINTS, CALLEE_COLOR, CALLER_COLOR, CATEGORY_AXIS, group_labels, margin, plotly_text
 
 
 def _ticks(df: pd.DataFrame) -> list[str]:
@@ -126,8 +126,8 @@ def per_profile(stats: pd.DataFrame, *, value: str = "cumtime", by: str = "run",
     key = group_labels(stats[by])
     fig = go.Figure()
     for name, g in stats.groupby(key, sort=True):
-        fig.add_trace(go.Box(y=g[value].to_numpy(dtype=float), name=plotly_text(name), boxpoints="all", jitter=0.4,
-                             pointpos=0, marker={"size": 4}, hovertemplate="%{y:.4~g} s<extra></extra>"))  # fmt: skip
+        fig.add_trace(go.Box(y=g[value].to_numpy(dtype=float), name=plotly_text(name), **BOX_POINTS,
+                             hovertemplate="%{y:.4~g} s<extra></extra>"))  # fmt: skip
     fig.update_layout(
         title={"text": plotly_text(title), "font": {"size": 12}} if title else None,
         yaxis_title=f"{value} per profile (s)",

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from ..errors import ColumnNotFound
 from ._style import (
     BAR_AXIS,
+    BOX_POINTS,
     CATEGORY_AXIS,
     MEMORY_COLOR,
     SQL_COLOR,
@@ -76,10 +77,7 @@ def memory_growth(
             go.Box(
                 y=g.to_numpy(),
                 name=plotly_text(name),
-                boxpoints="all",
-                jitter=0.4,
-                pointpos=0,
-                marker={"size": 4},
+                **BOX_POINTS,
                 hovertemplate="%{y:.3~f} MiB<extra></extra>",
             )
         )

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 
 from ..core.rules import duration_column
 from ..errors import ColumnNotFound
-from ._style import BAR_AXIS, CATEGORY_AXIS, group_labels, margin, plotly_text
+from ._style import BAR_AXIS, BOX_POINTS, CATEGORY_AXIS, group_labels, margin, plotly_text
 
 
 def _duration_column(profiles: pd.DataFrame, value: str | None) -> str:
@@ -38,10 +38,7 @@ def task_durations(
                 go.Box(
                     y=g[col].to_numpy(),
                     name=plotly_text(name),
-                    boxpoints="all",
-                    jitter=0.4,
-                    pointpos=0,
-                    marker={"size": 4},
+                    **BOX_POINTS,
                     hovertemplate="%{y:.4~g} s<extra></extra>",
                 )
             )
@@ -53,10 +50,7 @@ def task_durations(
                     x=x.to_numpy(),
                     y=cg[col].to_numpy(),
                     name=plotly_text(cname),
-                    boxpoints="all",
-                    jitter=0.4,
-                    pointpos=0,
-                    marker={"size": 4},
+                    **BOX_POINTS,
                 )
             )
         fig.update_layout(boxmode="group")

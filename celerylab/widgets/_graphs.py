@@ -27,24 +27,8 @@ class CallgraphTab(TabController):
     def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
         super().__init__(state, errors)
         self.svg = ""
-        self.node_thres = w.BoundedFloatText(
-            value=0.5,
-            min=0.0,
-            max=100.0,
-            step=0.5,
-            description="node %",
-            layout=w.Layout(width="150px"),
-            style={"description_width": "50px"},
-        )
-        self.edge_thres = w.BoundedFloatText(
-            value=0.1,
-            min=0.0,
-            max=100.0,
-            step=0.1,
-            description="edge %",
-            layout=w.Layout(width="150px"),
-            style={"description_width": "50px"},
-        )
+        self.node_thres = _percent_box("node %", 0.5, 0.5)
+        self.edge_thres = _percent_box("edge %", 0.1, 0.1)
         self.rooted = w.Checkbox(
             value=False, description="only below the drilldown function", indent=False, layout=w.Layout(width="260px")
         )
@@ -153,3 +137,9 @@ class CalltreeTab(TabController):
         """Kind, rooting or depth changed: redraw."""
         self.stale = False
         self.refresh()
+
+
+def _percent_box(description: str, value: float, step: float) -> w.BoundedFloatText:
+    """A threshold in % of the total time (0-100), as the call graph's pruning options take it."""
+    return w.BoundedFloatText(value=value, min=0.0, max=100.0, step=step, description=description,
+                              layout=w.Layout(width="150px"), style={"description_width": "50px"})  # fmt: skip
