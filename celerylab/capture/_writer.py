@@ -46,6 +46,27 @@ def write_atomic(directory: str, name: str, data: bytes, stage: str = "") -> int
     return len(data)
 
 
+def write_pair(directory: str, stem: str, sidecar: bytes, profile: bytes) -> int:
+    """Write ``<stem>.json`` then ``<stem>.prof`` atomically; returns the bytes written.  If the profile cannot be
+    written, the sidecar is removed again (no orphan sidecar).  A vanished directory is made again, once."""
+    try:
+        return _write_pair(directory, stem, sidecar, profile)
+    except FileNotFoundError:
+        os.makedirs(directory, exist_ok=True)
+        return _write_pair(directory, stem, sidecar, profile)
+
+
+def _write_pair(directory: str, stem: str, sidecar: bytes, profile: bytes) -> int:
+    n = write_atomic(directory, stem + SIDECAR_SUFFIX, sidecar, "sidecar")
+    try:
+        n += write_atomic(directory, stem + PROFILE_SUFFIX, profile, "profile")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, stem + SIDECAR_SUFFIX))
+        raise
+    return n
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
