@@ -92,6 +92,12 @@ class ProfileSet(ProfileData):
 
         return db_hotspots(self, **options)
 
+    def latency(self, by: str | None = "task_name") -> pd.DataFrame:
+        """Publish, queue wait and run per task with percentiles; :func:`celerylab.analysis.latency`."""
+        from .analysis import latency
+
+        return latency(self, by=by)
+
     def memory_hotspots(self, **options: Any) -> pd.DataFrame:
         """RSS growth per worker process, leak suspects; :func:`celerylab.analysis.memory_hotspots`."""
         from .analysis import memory_hotspots

@@ -20,6 +20,9 @@ KIND_COLORS = {"app": "#1f77b4", "third-party": "#ff7f0e", "stdlib": "#2ca02c", 
 #: drilldown sides
 CALLER_COLOR = "#1f77b4"
 CALLEE_COLOR = "#ff7f0e"
+#: the stages of a task's life (publish, waiting, running)
+STAGE_COLORS = {"publish": "#8c564b", "queue_wait": "#ff7f0e", "broker_wait": "#ffbb78", "prefetch_wait": "#ffd8a8",
+                "run": "#1f77b4"}  # fmt: skip
 #: DB (SQL) bars and memory (allocation) bars
 SQL_COLOR = "#d62728"
 MEMORY_COLOR = "#9467bd"
