@@ -474,6 +474,111 @@ See `docs/capture.md` for every option, the environment variables, the retention
 ]
 
 
+PRODUCER = [
+    (
+        "md",
+        """\
+# The producer side and the whole life of a task
+
+A task can be slow before it runs: publishing it can be slow, and it can wait in the queue. The sample runs were
+published by a producer under celerylab's producer capture (`celerylab run`, or `install_producer`), which
+profiles every `delay`/`apply_async`/`send_task` and stamps each message with its publish time; the workers record
+when each message arrived and when it started. In the `candidate` run, the producer hands every publish a broker
+connection of its own — the planted producer-side regression. In both runs, a burst of orders arrives at once:
+more than the two pool processes can take.""",
+    ),
+    ("code", SETUP),
+    (
+        "code",
+        """\
+from celerylab import analysis as an
+from celerylab.demo.manifest import read_manifest
+
+ps = cl.load(cl.sample_profiles())
+manifest = read_manifest()
+ps.profiles.groupby(["run", "role"], observed=True).size()""",
+    ),
+    (
+        "md",
+        """\
+## Publishing got slower
+
+Producer profiles are ordinary profiles with `role == "producer"`. Compared per task, publishing is its own row
+(`<task> (publish)`), never pooled with the task's runs.""",
+    ),
+    (
+        "code",
+        """\
+pub = ps.where(role="producer")
+per_task = cl.diff(pub, split_by="run", by="task_name")
+row = per_task.set_index("label").loc["demo.orders.process (publish)"]
+assert row["status"] == "slower" and row["ratio"] > 1.2, row
+per_task[["label", "status", "mean_a", "mean_b", "ratio", "p_adjusted", "n_a", "n_b"]]""",
+    ),
+    (
+        "md",
+        """\
+What does publishing do more of? The functions that account for the change: connecting to the broker (a socket
+`connect`, kombu's `establish_connection`) appears only in the candidate.""",
+    ),
+    (
+        "code",
+        """\
+funcs = cl.diff(pub, split_by="run")
+changed = funcs[funcs["status"].isin(["slower", "new"])]
+planted = manifest["planted_producer"][0]
+fid = pub.resolve(planted["function"])
+assert pub.functions["label"].iloc[fid] in set(changed["label"]), planted["function"]
+changed[["label", "status", "mean_a", "mean_b", "ratio"]].head(8)""",
+    ),
+    (
+        "md",
+        """\
+## Where a task's time goes: publish, queue wait, run
+
+`ps.latency()` puts the three stages side by side, per task, with percentiles. Queue wait is the start of the run
+minus the publish time (minus any requested `countdown`/`eta`); it splits into time in the broker and time held by
+the worker.""",
+    ),
+    (
+        "code",
+        """\
+lat = ps.where(run="candidate").latency()
+orders = lat.set_index(["task_name", "stage"]).loc["demo.orders.process"]
+assert orders.loc["queue_wait", "max"] > manifest["queue_wait"]["threshold_s"]
+lat[lat["task_name"] == "demo.orders.process"]""",
+    ),
+    (
+        "code",
+        """\
+from celerylab.charts.latency import latency_breakdown, queue_wait_timeline
+
+latency_breakdown(lat)""",
+    ),
+    (
+        "md",
+        """\
+## When work waited
+
+A burst of orders was sent at once, in both runs. The queue-wait timeline climbs while run times stay flat; the
+episodes name when and which tasks waited.""",
+    ),
+    (
+        "code",
+        """\
+for run in ("baseline", "candidate"):
+    eps = an.queue_wait_episodes(ps.where(run=run), threshold=manifest["queue_wait"]["threshold_s"])
+    assert len(eps) and "demo.orders.process" in eps["tasks"].iloc[0], (run, eps)
+eps""",
+    ),
+    (
+        "code",
+        """\
+queue_wait_timeline(an.latency_over_time(ps.where(run="candidate"), freq="10s"))""",
+    ),
+]
+
+
 def build(name: str, cells: list[tuple[str, str]]) -> Path:
     # cell ids from the notebook and the position, not random: rebuilding changes only what the text changed
     stem = name.split("_", 1)[0]
@@ -497,6 +602,7 @@ def main() -> None:
         "02_compare_runs.ipynb": COMPARE,
         "03_db_and_memory_hotspots.ipynb": HOTSPOTS,
         "04_capture_in_your_app.ipynb": CAPTURE,
+        "05_producer_and_queue_wait.ipynb": PRODUCER,
     }
     for name, cells in notebooks.items():
         print(build(name, cells))

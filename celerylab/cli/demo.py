@@ -20,7 +20,8 @@ _FORMATS = {
     "wall_p50_s": "seconds", "wall_p95_s": "seconds", "total_s": "seconds", "ncalls": "int", "profiles": "int",
     "failed": "int", "n_a": "int", "n_b": "int", "workers": "int", "share": "percent", "affected_share": "percent",
     "grew_share": "percent", "ratio": "ratio", "p_adjusted": "pvalue", "rss_growth_mean": "bytes",
-    "mean_per_invocation": "number",
+    "mean_per_invocation": "number", "p50": "seconds", "p95": "seconds", "p99": "seconds", "max": "seconds",
+    "n": "int",
 }  # fmt: skip
 
 
@@ -83,11 +84,42 @@ def _print_comparison(ps: Any, n: int) -> None:
     if len(n1):
         click.echo(f"\nN+1 query suspects in {b}")
         click.echo(_table(n1, ["task_name", "sql", "caller", "mean_per_invocation", "affected_share"], 5))
+    _print_producer_side(ps, a, b, n)
     leaks = analysis.leak_suspects(side_b)
     leaks = leaks[leaks["suspect"].astype(bool)] if "suspect" in leaks.columns else leaks
     if len(leaks):
         click.echo(f"\nLeak suspects in {b}: tasks that come with the RSS growth of worker processes")
         click.echo(_table(leaks, ["task_name", "workers", "profiles", "rss_growth_mean", "grew_share", "suspect"], 5))
+
+
+def _print_producer_side(ps: Any, a: str, b: str, n: int) -> None:
+    """Publishing (producer profiles) compared per task, with the functions behind the change; then the life of
+    a task: publish, queue wait and run, and the episodes when work waited in the queue."""
+    import celerylab as cl
+    from celerylab import analysis
+
+    if "role" in ps.profiles and (ps.profiles["role"].astype(object) == "producer").any():
+        pub = ps.where(role="producer")
+        if set(pub.profiles["run"].dropna().astype(str)) >= {a, b}:
+            per_task = cl.diff(pub, split_by="run", values=(a, b), by="task_name")
+            click.echo(f"\nPublishing (producer side), {a} -> {b}: time per publish")
+            click.echo(_table(per_task, ["label", "status", "mean_a", "mean_b", "ratio", "p_adjusted", "n_a", "n_b"],
+                              10))  # fmt: skip
+            funcs = cl.diff(pub, split_by="run", values=(a, b))
+            slower = funcs[funcs["status"].isin(["slower", "new"])]
+            if len(slower):
+                click.echo("  what publishing does more of, by contribution:")
+                click.echo(_table(slower, ["label", "status", "mean_a", "mean_b", "ratio"], min(n, 6)))
+    lat = analysis.latency(ps)
+    waits = lat.loc[lat["stage"] == "queue_wait"]
+    if len(waits):
+        click.echo("\nLatency: queue wait per task (start of run - publish), seconds")
+        click.echo(_table(waits, ["task_name", "n", "p50", "p95", "p99", "max"], n))
+        for run in sorted(ps.profiles["run"].dropna().astype(str).unique()):
+            eps = analysis.queue_wait_episodes(ps.where(run=run), threshold=0.5)
+            for e in eps.itertuples(index=False):
+                click.echo(f"  {run}: queue-wait episode {e.start:%H:%M:%S}-{e.end:%H:%M:%S} UTC, p95 up to "
+                           f"{e.p95_max:.2f} s, tasks that waited: {', '.join(e.tasks)}")  # fmt: skip
 
 
 @click.command()

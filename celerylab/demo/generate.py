@@ -170,17 +170,75 @@ def _forget_queues(broker: str, queues: list[str]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------ sending
-def _send_all(client: Any, plan: list[Call], workers: list[Worker], chunk: int, timeout: float, log: Log) -> None:
+#: publishes of this task are profiled on the producer side (the "web process" of the demo publishes orders)
+PRODUCER_TASKS = "demo.orders.process"
+
+
+def producer_client(run: str, broker: str) -> Any:
+    """The app that publishes to one run."""
+    from celery import Celery
+
+    app = Celery(f"celerylab-demo-producer-{run}", broker=broker, backend=broker, set_as_current=False)
+    app.conf.update(broker_connection_retry_on_startup=True, result_expires=3600)
+    return app
+
+
+def publish(client: Any, run: str, call: Call, queue: str) -> str:
+    """Publish one message the way each run's producer does; returns the task id.  The baseline uses Celery's
+    pooled producer; the candidate's order publishing (:data:`PRODUCER_TASKS`, the profiled publishes) hands every
+    publish a connection of its own (``connection=``), which Celery connects and wraps in a new producer inside
+    ``send_task`` — the planted producer-side regression."""
+    if run == "candidate" and call.task == PRODUCER_TASKS:
+        with client.connection_for_write() as conn:
+            return str(client.send_task(call.task, args=call.args, kwargs=call.kwargs, queue=queue, connection=conn).id)
+    return str(client.send_task(call.task, args=call.args, kwargs=call.kwargs, queue=queue).id)
+
+
+def _chunks(plan: list[Call], chunk: int) -> list[list[Call]]:
+    """``chunk`` calls at a time, except that a burst (consecutive ``burst`` calls) goes as one piece."""
+    out: list[list[Call]] = []
+    i = 0
+    while i < len(plan):
+        if plan[i].burst:
+            j = i
+            while j < len(plan) and plan[j].burst:
+                j += 1
+        else:
+            j = i + 1
+            while j < len(plan) and j - i < chunk and not plan[j].burst:
+                j += 1
+        out.append(plan[i:j])
+        i = j
+    return out
+
+
+def _send_all(clients: dict[str, Any], plan: list[Call], workers: list[Worker], chunk: int, timeout: float,
+              producer_dir: Path, log: Log) -> None:  # fmt: skip
     """Send the plan to every worker, ``chunk`` calls at a time and one run at a time, alternating which run goes
     first.  Only one run is busy at any moment (no run slows the other down), slow drifts of the machine's load
     fall on both runs alike, and with ``chunk=1`` no task shares the machine with a planted task of its own run
-    either, so tasks whose code is unchanged come out the same.  (Group children and retries still overlap.)"""
-    for k, start in enumerate(range(0, len(plan), chunk)):
+    either, so tasks whose code is unchanged come out the same.  (Group children and retries still overlap; the
+    burst is sent at once, to both runs alike.)  Publishing runs under producer capture, with the run's label, into
+    ``producer_dir/<run>``: the demo's producer side."""
+    from ..capture import install_producer
+
+    pieces = _chunks(plan, chunk)
+    sent = 0
+    for k, piece in enumerate(pieces):
         for w in workers if k % 2 == 0 else workers[::-1]:
-            ids = {client.send_task(c.task, args=c.args, kwargs=c.kwargs, queue=w.queue).id
-                   for c in plan[start : start + chunk]}  # fmt: skip
-            _wait_done(client, ids, workers, timeout)
-        log(f"  sent {min(start + chunk, len(plan))}/{len(plan)} messages to each run")
+            client = clients[w.run]
+            cap = install_producer(producer_dir / w.run, run=w.run, tasks=PRODUCER_TASKS)
+            try:
+                ids = {publish(client, w.run, c, w.queue) for c in piece}
+            finally:
+                cap.uninstall()
+            if cap.counts.errors:
+                raise GenerationError(f"producer capture failed: {cap.counts.by_error}")
+            _wait_done(client, ids, [w], timeout)
+        sent += len(piece)
+        if piece[0].burst:
+            log(f"  sent a burst of {len(piece)} messages to each run")
+        log(f"  sent {sent}/{len(plan)} messages to each run")
 
 
 def _wait_done(client: Any, ids: set[str], workers: list[Worker], timeout: float) -> None:
@@ -203,7 +261,10 @@ def _wait_done(client: Any, ids: set[str], workers: list[Worker], timeout: float
         for w in workers:
             w.check_alive()
         if time.monotonic() > deadline:
-            raise GenerationError(f"{len(pending)} task(s) not finished after {timeout:.0f} s")
+            raise GenerationError(
+                f"{len(pending)} task(s) not finished after {timeout:.0f} s: "
+                f"{', '.join(sorted(pending)[:5])} (runs: {', '.join(w.run for w in workers)})"
+            )
         time.sleep(0.02)
 
 
@@ -222,9 +283,9 @@ def _wait_files(w: Worker, expected: int, timeout: float) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ post-processing
-def _collect(raw: Path, dest: Path) -> None:
+def _collect(raw: Path, dest: Path, exist_ok: bool = False) -> None:
     """Move profiles and sidecars into ``dest`` (flat), gzipping each ``.prof`` reproducibly (mtime 0)."""
-    dest.mkdir(parents=True)
+    dest.mkdir(parents=True, exist_ok=exist_ok)
     for prof in sorted(_profile_pairs(raw)):
         side = prof.with_suffix(".json")
         with (
@@ -237,8 +298,10 @@ def _collect(raw: Path, dest: Path) -> None:
         prof.unlink()
 
 
-def _sidecars(directory: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.json"))]
+def _sidecars(directory: Path, role: str = "worker") -> list[dict[str, Any]]:
+    """The sidecars of one role (``worker`` or ``producer``) in ``directory``."""
+    scs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.json"))]
+    return [sc for sc in scs if sc.get("role", "worker") == role]
 
 
 def _rss_delta(sc: dict[str, Any]) -> int | None:
@@ -276,6 +339,8 @@ def summarize_run(directory: Path, run: str) -> dict[str, Any]:
         "with_sql": sum(1 for sc in scs if (sc.get("sql") or {}).get("count")),
         "with_memory": sum(1 for sc in scs if sc.get("memory")),
         "bytes": sum(p.stat().st_size for p in directory.iterdir() if p.is_file()),
+        "publishes": len(pubs := _sidecars(directory, "producer")),
+        "median_publish_s": _median([float(sc["publish_s"]) for sc in pubs]),
         "started_at": min((str(sc.get("started_at")) for sc in scs), default=None),
         "finished_at": max((str(sc.get("finished_at")) for sc in scs), default=None),
     }
@@ -302,7 +367,7 @@ def observe(root: Path) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"id": item["id"], "function_label": str(ps.functions["label"].iloc[fid])}
         for run in RUNS:
             mine = [s for s in scs[run] if s.get("task_name") == item["task"] and s.get("state") == "SUCCESS"]
-            sub = ps.where(run=run, task_name=item["task"], state="SUCCESS")
+            sub = ps.where(run=run, task_name=item["task"], state="SUCCESS", role="worker")
             st = sub.stats
             cum = st.loc[st["func_id"] == fid].groupby("profile_id")["cumtime"].sum()
             entry[run] = {
@@ -321,6 +386,53 @@ def observe(root: Path) -> list[dict[str, Any]]:
     return observed
 
 
+def observe_producer(root: Path) -> list[dict[str, Any]]:
+    """What each planted producer-side change looks like: median publish time per run, the planted function's
+    mean cumulative time per publish, and their ratios."""
+    import celerylab as cl
+
+    ps = cl.load(str(root), cache=False, progress=False).where(role="producer")
+    observed = []
+    for item in mf.PLANTED_PRODUCER:
+        fid = ps.resolve(item["function"])
+        entry: dict[str, Any] = {"id": item["id"], "function_label": str(ps.functions["label"].iloc[fid])}
+        for run in RUNS:
+            sub = ps.where(run=run, task_name=item["task"])
+            st = sub.stats
+            cum = st.loc[st["func_id"] == fid, "cumtime"].sum()
+            entry[run] = {
+                "publishes": len(sub),
+                "median_publish_s": _median(sub.profiles["publish_s"].astype(float).tolist()),
+                "function_mean_cumtime_s": float(cum / len(sub)) if len(sub) else None,
+            }
+        b, c = entry["baseline"], entry["candidate"]
+        if b["median_publish_s"] and c["median_publish_s"]:
+            entry["publish_ratio"] = round(c["median_publish_s"] / b["median_publish_s"], 3)
+        observed.append(entry)
+    return observed
+
+
+def observe_queue_wait(root: Path) -> dict[str, Any]:
+    """The burst's queue-wait episode in each run (:func:`celerylab.analysis.queue_wait_episodes`)."""
+    import celerylab as cl
+    from celerylab.analysis import latency, queue_wait_episodes
+
+    ps = cl.load(str(root), cache=False, progress=False)
+    out: dict[str, Any] = {}
+    for run in RUNS:
+        sub = ps.where(run=run)
+        eps = queue_wait_episodes(sub, threshold=mf.QUEUE_WAIT["threshold_s"])
+        lat = latency(sub).set_index(["task_name", "stage"])
+        key = (mf.QUEUE_WAIT["task"], "queue_wait")
+        out[run] = {
+            "episodes": len(eps),
+            "episode_p95_max_s": round(float(eps["p95_max"].max()), 3) if len(eps) else None,
+            "episode_tasks": sorted({t for ts in eps["tasks"] for t in ts}) if len(eps) else [],
+            "queue_wait_p95_s": round(float(lat.loc[key, "p95"]), 3) if key in lat.index else None,
+        }
+    return out
+
+
 def observe_unchanged(root: Path) -> dict[str, dict[str, Any]]:
     """Median wall time per unchanged task in each run (SUCCESS only) and their ratio: what "same" looks like."""
     scs = {run: _sidecars(root / run) for run in RUNS}
@@ -336,6 +448,19 @@ def observe_unchanged(root: Path) -> dict[str, dict[str, Any]]:
         out[task] = {"baseline_median_wall_s": b, "candidate_median_wall_s": c,
                      "ratio": round(c / b, 3) if b and c else None}  # fmt: skip
     return out
+
+
+def check_producer_and_queue(observed: list[dict[str, Any]], queue: dict[str, Any]) -> list[str]:
+    """The producer-side plant and the queue-wait burst that did not show in the data (empty when both did)."""
+    problems = []
+    for item, obs in zip(mf.PLANTED_PRODUCER, observed):
+        ratio = obs.get("publish_ratio")
+        if not (ratio and ratio > 1.2):
+            problems.append(f"{item['id']}: publishing {item['task']} is not clearly slower (ratio {ratio})")
+    for run in RUNS:
+        if not queue[run]["episodes"] or mf.QUEUE_WAIT["task"] not in queue[run]["episode_tasks"]:
+            problems.append(f"queue wait: no episode of {mf.QUEUE_WAIT['task']} in {run}: {queue[run]}")
+    return problems
 
 
 def check_planted(observed: list[dict[str, Any]]) -> list[str]:
@@ -403,6 +528,8 @@ def generate(
     workers: list[Worker] = []
     client = Celery("celerylab-demo-generator", broker=broker, backend=broker)
     client.conf.update(broker_connection_retry_on_startup=True, result_expires=3600)
+    clients = {run: producer_client(run, broker) for run in RUNS}
+    producer_dir = staging / "raw-producer"
     urls = {run: run_database_url(base_db, run) for run in RUNS}
     t0 = time.monotonic()
     try:
@@ -415,13 +542,15 @@ def generate(
         for w in workers:
             log(f"worker {w.hostname} ready, pool processes {list(w.pids)}")
         log(f"sending {len(plan)} messages ({per_run} profiled executions) to each run")
-        _send_all(client, plan, workers, chunk, timeout, log)
+        _send_all(clients, plan, workers, chunk, timeout, producer_dir, log)
         for w in workers:
             _wait_files(w, per_run, timeout)
     finally:
         for w in workers:
             _stop_worker(w)
         client.close()
+        for c in clients.values():
+            c.close()
         _forget_queues(broker, [w.queue for w in workers])
         for url in urls.values():
             try:
@@ -433,8 +562,16 @@ def generate(
             _collect(w.directory, staging / w.run)
             if (n := len(list((staging / w.run).glob("*.json")))) != per_run:
                 raise GenerationError(f"{w.run}: expected {per_run} profiles, found {n}")
+            published = sum(1 for c in plan if c.task == PRODUCER_TASKS)
+            _collect(producer_dir / w.run, staging / w.run, exist_ok=True)
+            if (n := len(list((staging / w.run).glob("*.publish.json")))) != published:
+                raise GenerationError(f"{w.run}: expected {published} producer profiles, found {n}")
         observed = observe(staging)
+        observed_producer = observe_producer(staging)
+        observed_queue = observe_queue_wait(staging) if any(c.burst for c in plan) else None
         problems = check_planted(observed)
+        if observed_queue is not None:
+            problems += check_producer_and_queue(observed_producer, observed_queue)
         if problems:
             raise GenerationError("planted changes do not show in the generated data:\n  " + "\n  ".join(problems))
         from sqlalchemy import make_url
@@ -455,13 +592,25 @@ def generate(
                 "concurrency": concurrency,
                 "capture": {"sample_rate": 1.0, "memory": "tracemalloc", "sql": True},
             },
-            "files": {"profile": "<task_name>.<task_id>*.prof.gz", "sidecar": "<same stem>.json"},
+            "files": {
+                "profile": "<task_name>.<task_id>*.prof.gz",
+                "sidecar": "<same stem>.json",
+                "publish": "<task_name>.<task_id>.publish.prof.gz (producer side)",
+            },
+            "producer": {
+                "tasks": PRODUCER_TASKS,
+                "sample_rate": 1.0,
+                "candidate": "broker_pool_limit = 0 (a new broker connection per publish)",
+            },
             "runs": {run: summarize_run(staging / run, run) for run in RUNS},
             "planted": [dict(p) for p in mf.PLANTED],
             "unchanged_tasks": list(mf.UNCHANGED_TASKS),
             "tasks": list(mf.TASKS),
             "observed": observed,
             "observed_unchanged": observe_unchanged(staging),
+            "planted_producer": [dict(p) for p in mf.PLANTED_PRODUCER],
+            "observed_producer": observed_producer,
+            "queue_wait": dict(mf.QUEUE_WAIT, burst_messages=sum(c.burst for c in plan), observed=observed_queue),
         }
         problems = mf.validate_manifest(manifest)
         if problems:

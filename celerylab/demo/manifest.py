@@ -17,7 +17,7 @@ from ..errors import UsageError
 SCHEMA = "celerylab.samples/1"
 RUNS = ("baseline", "candidate")
 KINDS = ("regression", "improvement", "leak")
-CATEGORIES = ("db", "serialization", "memory", "cpu")
+CATEGORIES = ("db", "serialization", "memory", "cpu", "publish")
 
 #: Every task of the demo app.
 TASKS = (
@@ -80,6 +80,30 @@ PLANTED: tuple[dict[str, Any], ...] = (
         "expect": {"direction": "faster", "measure": "cumtime"},
     },
 )
+
+#: What the candidate changes on the producer side (the generator's publishing, profiled with ``role: producer``).
+PLANTED_PRODUCER: tuple[dict[str, Any], ...] = (
+    {
+        "id": "connection_per_publish",
+        "kind": "regression",
+        "role": "producer",
+        "task": "demo.orders.process",
+        "function": "establish_connection",
+        "category": "publish",
+        "description": "The producer hands every send_task a broker connection of its own (connection=...), so "
+        "each publish connects to the broker and builds a new producer instead of reusing the pooled one.",
+        "expect": {"direction": "slower", "measure": "publish_s"},
+    },
+)
+
+#: The queue-wait episode: a burst of messages sent at once, more than the two pool processes can take, in both
+#: runs alike (so it is not a change between them, but it shows in each run's latency).
+QUEUE_WAIT: dict[str, Any] = {
+    "task": "demo.orders.process",
+    "threshold_s": 0.5,
+    "description": "Halfway through each run a burst of demo.orders.process messages is sent at once: they queue "
+    "behind the worker's two pool processes (prefetched, then waiting for a free process).",
+}
 
 #: Tasks whose code path is identical in both runs: a correct diff reports them ``same``.
 UNCHANGED_TASKS = (
@@ -156,6 +180,17 @@ def validate_manifest(obj: Any) -> list[str]:
         if item.get("id") in seen:
             problems.append(f"planted[{i}].id {item.get('id')!r} is not unique")
         seen.add(item.get("id"))
+    producer = obj.get("planted_producer", [])
+    if not isinstance(producer, list):
+        problems.append("planted_producer must be a list")
+        producer = []
+    for i, item in enumerate(producer):
+        keys = ("id", "kind", "role", "task", "function", "description")
+        if not isinstance(item, dict) or any(not isinstance(item.get(k), str) or not item.get(k) for k in keys):
+            problems.append(f"planted_producer[{i}] must be an object with {', '.join(keys)}")
+    queue = obj.get("queue_wait")
+    if queue is not None and (not isinstance(queue, dict) or not isinstance(queue.get("task"), str)):
+        problems.append("queue_wait must be an object naming its task")
     unchanged = obj.get("unchanged_tasks")
     if not isinstance(unchanged, list) or not all(isinstance(t, str) for t in unchanged):
         problems.append("unchanged_tasks must be a list of task names")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import UsageError
@@ -27,6 +27,8 @@ class Call:
     outcome: str = "success"
     #: executions that end in RETRY
     retries: int = 0
+    #: sent at once with the rest of its burst (a queue forms: more work than the workers can take)
+    burst: bool = False
 
 
 def _orders(rng: random.Random, fail: bool | None = None) -> Call:
@@ -103,11 +105,22 @@ def _prelude(rng: random.Random) -> list[Call]:
 MIN_EXECUTIONS = sum(c.executions for c in _prelude(random.Random(0)))
 
 
+def burst_size(executions: int) -> int:
+    """How many messages of a plan of ``executions`` are one burst: a sixth of the plan, at most 60 (none below
+    :data:`MIN_EXECUTIONS` + 12)."""
+    return min(60, executions // 6) if executions >= MIN_EXECUTIONS + 12 else 0
+
+
 def build_plan(executions: int, seed: int = 7) -> list[Call]:
-    """Messages that cause exactly ``executions`` profiled task executions, deterministic for ``seed``."""
+    """Messages that cause exactly ``executions`` profiled task executions, deterministic for ``seed``.
+
+    Halfway through, :func:`burst_size` successful ``demo.orders.process`` messages form one burst: the generator
+    sends them at once, so a queue forms behind the two pool processes (the queue-wait episode of the samples)."""
     if executions < MIN_EXECUTIONS:
         raise UsageError(f"a plan needs at least {MIN_EXECUTIONS} executions (one of each task, a retry, failures)")
     rng = random.Random(seed)
+    n_burst = burst_size(executions)
+    executions -= n_burst
     plan = _prelude(rng)
     total = sum(c.executions for c in plan)
     kinds = list(MIX)
@@ -121,4 +134,6 @@ def build_plan(executions: int, seed: int = 7) -> list[Call]:
         total += call.executions
     # The prelude is spread through the run rather than bunched at the start.
     rng.shuffle(plan)
-    return plan
+    burst = [replace(_orders(rng, fail=False), burst=True) for _ in range(n_burst)]
+    half = len(plan) // 2
+    return plan[:half] + burst + plan[half:]

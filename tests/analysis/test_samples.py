@@ -53,7 +53,8 @@ def test_planted_functions_change_in_the_expected_direction(sample):
 
 def test_function_diff_blames_only_planted_tasks(sample):
     m, a, b = sample
-    planted_tasks = {p["task"] for p in m["planted"]}
+    # the worker plants, and publishing the task whose publishes the producer-side plant slows down
+    planted_tasks = {p["task"] for p in m["planted"]} | {f"{p['task']} (publish)" for p in m["planted_producer"]}
     for metric in ("tottime", "cumtime"):
         d = cl.diff(a, b, group_by="task_name", metric=metric)
         changed = d.loc[d.status.astype(str).isin(["slower", "faster"])]
@@ -97,3 +98,30 @@ def test_memory_suspects_point_at_the_leak(sample):
     fid = b.resolve(item["function"])
     f = b.functions.iloc[fid]
     assert str(f["file"]).endswith(item["module"].split("/")[-1]) and top_site["line"] > int(f["line"])
+
+
+def test_the_producer_side_regression_is_found_on_producer_profiles(sample):
+    m, a, b = sample
+    item = m["planted_producer"][0]
+    pa, pb = a.where(role="producer"), b.where(role="producer")
+    assert len(pa) == m["runs"]["baseline"]["publishes"] and len(pb) == m["runs"]["candidate"]["publishes"]
+    per_task = cl.diff(pa, pb, by="task_name").set_index("label")
+    row = per_task.loc[f"{item['task']} (publish)"]
+    assert row["status"] == "slower" and row["ratio"] > 1.2, row
+    funcs = cl.diff(pa, pb)
+    fid = pb.resolve(item["function"])
+    label = pb.functions["label"].iloc[fid]
+    hit = funcs.loc[funcs["label"] == label]
+    assert len(hit) == 1 and hit["status"].astype(str).iloc[0] in ("slower", "new"), hit
+
+
+def test_the_burst_shows_as_a_queue_wait_episode_in_each_run(sample):
+    m, a, b = sample
+    q = m["queue_wait"]
+    for side in (a, b):
+        eps = an.queue_wait_episodes(side, threshold=q["threshold_s"])
+        assert len(eps) >= 1 and q["task"] in eps["tasks"].iloc[0], eps
+        lat = an.latency(side).set_index(["task_name", "stage"])
+        assert lat.loc[(q["task"], "queue_wait"), "max"] > q["threshold_s"]
+        # publishing is recorded for the producer's task only, and a publish is never counted as a run
+        assert lat.loc[(q["task"], "publish"), "n"] == len(side.where(role="producer"))

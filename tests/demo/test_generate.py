@@ -55,12 +55,16 @@ def test_layout_and_manifest(generated):
     out, _ = generated
     assert sorted(p.name for p in out.iterdir()) == ["baseline", "candidate", "manifest.json"]  # no staging left
     m = mf.read_manifest(out)
+    published = sum(1 for c in build_plan(PER_RUN, SEED) if c.task == m["producer"]["tasks"])
     for run in mf.RUNS:
         files = sorted(p.name for p in (out / run).iterdir())
         profs = [f for f in files if f.endswith(".prof.gz")]
         sides = [f for f in files if f.endswith(".json")]
-        assert len(profs) == len(sides) == PER_RUN == m["runs"][run]["profiles"]
-        assert len(files) == 2 * PER_RUN  # nothing uncompressed, nothing else
+        pubs = [f for f in profs if f.endswith(".publish.prof.gz")]
+        assert len(profs) == len(sides) == PER_RUN + published
+        assert len(profs) - len(pubs) == PER_RUN == m["runs"][run]["profiles"]
+        assert len(pubs) == published == m["runs"][run]["publishes"] > 0  # the producer side, one per publish
+        assert len(files) == 2 * (PER_RUN + published)  # nothing uncompressed, nothing else
         assert {f.removesuffix(".prof.gz") for f in profs} == {f.removesuffix(".json") for f in sides}
         assert m["runs"][run]["bytes"] == sum(p.stat().st_size for p in (out / run).iterdir())
     assert [p["id"] for p in m["planted"]] == [p["id"] for p in mf.PLANTED]
@@ -80,14 +84,18 @@ def test_both_runs_ran_the_same_plan_on_two_processes_each(generated, loaded):
         if call.task == "demo.batch.fan_out":
             expected["demo.batch.score_item"] += call.kwargs["items"]
     for run in mf.RUNS:
-        mine = p[p["run"] == run]
+        mine = p[(p["run"] == run) & (p["role"] == "worker")]
         assert Counter(mine["task_name"].astype(str)) == expected
         assert m["runs"][run]["tasks"] == dict(sorted(expected.items()))
         assert mine["pid"].nunique() == 2, f"{run}: tasks ran on {mine['pid'].unique()}"
         assert sorted(mine["pid"].unique().tolist()) == m["runs"][run]["pids"]
         assert (mine["pool"].astype(str) == "prefork").all()
         assert mine["hostname"].astype(str).str.startswith(f"{run}-").all()
-    assert set(p.loc[p["run"] == "baseline", "pid"]).isdisjoint(p.loc[p["run"] == "candidate", "pid"])
+    w = p[p["role"] == "worker"]
+    assert set(w.loc[w["run"] == "baseline", "pid"]).isdisjoint(w.loc[w["run"] == "candidate", "pid"])
+    # both runs were published by the same producer process (the generator)
+    producers = p.loc[p["role"] == "producer"].groupby("run", observed=True)["pid"].unique()
+    assert [list(v) for v in producers] == [[os.getpid()], [os.getpid()]]
 
 
 def test_failures_and_retries_were_profiled(generated, loaded):
@@ -95,7 +103,7 @@ def test_failures_and_retries_were_profiled(generated, loaded):
     m = mf.read_manifest(out)
     p = loaded.profiles
     for run in mf.RUNS:
-        mine = p[p["run"] == run]
+        mine = p[(p["run"] == run) & (p["role"] == "worker")]
         failed = mine[mine["state"] == "FAILURE"]
         retried = mine[mine["state"] == "RETRY"]
         assert set(failed["task_name"].astype(str)) >= {"demo.partners.fetch_rates", "demo.orders.process"}
@@ -125,6 +133,7 @@ def test_sql_statements_recorded_for_db_tasks(loaded):
 
 def test_memory_data_points_at_the_planted_leak(loaded):
     p = loaded.profiles
+    p = p[p["role"] == "worker"]  # a producer profile has no memory readings
     assert p["memory_rss_before"].notna().all() and p["memory_rss_after"].notna().all()
     allocs = loaded.allocations.merge(p[["profile_id", "run", "task_name"]], on="profile_id")
     thumbs = allocs[(allocs["run"] == "candidate") & (allocs["task_name"] == "demo.thumbnails.render")]

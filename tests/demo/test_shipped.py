@@ -33,8 +33,11 @@ def test_files_match_the_manifest(shipped):
     assert len(ps.errors) == 0
     p = ps.profiles
     for run in mf.RUNS:
-        mine = p[p["run"] == run]
+        mine = p[(p["run"] == run) & (p["role"] == "worker")]
         info = m["runs"][run]
+        published = p[(p["run"] == run) & (p["role"] == "producer")]
+        assert len(published) == info["publishes"] > 0
+        assert set(published["task_name"].astype(str)) == {m["producer"]["tasks"]}
         assert info["profiles"] >= 300 and len(mine) == info["profiles"]
         assert dict(Counter(mine["task_name"].astype(str))) == info["tasks"]
         assert set(info["tasks"]) == set(mf.TASKS)
@@ -51,3 +54,7 @@ def test_planted_functions_resolve_in_the_shipped_set(shipped):
         fid = ps.resolve(item["function"])
         assert ps.functions["label"].iloc[fid] == obs["function_label"]
         assert {"baseline", "candidate"} <= set(ps.where(task_name=item["task"]).profiles["run"])
+    for item, obs in zip(m["planted_producer"], m["observed_producer"]):
+        fid = ps.resolve(item["function"])
+        assert ps.functions["label"].iloc[fid] == obs["function_label"]
+        assert obs["publish_ratio"] > 1.2

@@ -18,7 +18,7 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = {"01_quickstart.ipynb", "02_compare_runs.ipynb", "03_db_and_memory_hotspots.ipynb",
-            "04_capture_in_your_app.ipynb"}  # fmt: skip
+            "04_capture_in_your_app.ipynb", "05_producer_and_queue_wait.ipynb"}  # fmt: skip
 
 
 def test_the_worked_notebooks_exist():

@@ -47,7 +47,11 @@ def test_diff_json_carries_the_exit_code_and_every_regression_clears_the_thresho
     out = json.loads(capsys.readouterr().out)
     assert code == 3 == out["exit_code"]
     assert out["a"]["name"] == "run=baseline" and out["b"]["name"] == "run=candidate"
-    assert out["a"]["profiles"] == out["b"]["profiles"] == 340
+    with open(os.path.join(SAMPLES, "manifest.json"), encoding="utf-8") as f:
+        runs = json.load(f)["runs"]
+    # every profile of the run: its task executions and the producer's profiled publishes
+    assert out["a"]["profiles"] == runs["baseline"]["profiles"] + runs["baseline"]["publishes"]
+    assert out["b"]["profiles"] == runs["candidate"]["profiles"] + runs["candidate"]["publishes"]
     assert out["regressions"], out
     for row in out["regressions"]:
         assert row["status"] == "slower" and row["ratio"] > 1.2 and row["p_adjusted"] < 0.05
@@ -63,8 +67,11 @@ def test_a_higher_threshold_lets_the_same_diff_pass(capsys):
 def test_task_level_gate_names_exactly_the_planted_regressions(capsys):
     # GIVEN the manifest of what the candidate run plants
     with open(os.path.join(SAMPLES, "manifest.json"), encoding="utf-8") as f:
-        planted = json.load(f)["planted"]
+        manifest = json.load(f)
+    planted = manifest["planted"]
     want = {p["task"] for p in planted if p["kind"] == "regression"}
+    # the producer-side regression: publishing its task got slower (a row of its own: "<task> (publish)")
+    want |= {f"{p['task']} (publish)" for p in manifest["planted_producer"] if p["kind"] == "regression"}
     improved = {p["task"] for p in planted if p["kind"] == "improvement"}
     # WHEN the gate compares whole tasks per invocation
     code = main(["diff", SAMPLES, "--by", "run", "--per", "task", "--fail-on-regression", "20", "--json"])
