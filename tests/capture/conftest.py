@@ -72,13 +72,14 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05, 
 class Worker:
     """One ``celery worker`` subprocess with its own queue, capture directory and log file."""
 
-    def __init__(self, tmp: Path, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, tmp: Path, name: str, argv: list[str], env: dict[str, str] | None = None,
+                 queue: str | None = None, directory: Path | None = None) -> None:  # fmt: skip
         from celery import Celery
 
         self.name = name
-        self.queue = f"captest-{name}-{uuid.uuid4().hex[:8]}"
+        self.queue = queue or f"captest-{name}-{uuid.uuid4().hex[:8]}"
         self.hostname = f"{name}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
-        self.dir = tmp / "profiles"
+        self.dir = directory or tmp / "profiles"
         self.log_path = tmp / "worker.log"
         full_env = dict(os.environ)
         for k in list(full_env):
@@ -139,12 +140,13 @@ class Worker:
 
 @pytest.fixture(scope="module")
 def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """``start_worker(name, argv, env)`` -> a ready :class:`Worker`, stopped at the end of the module."""
+    """``start_worker(name, argv, env, queue=None, directory=None)`` -> a ready :class:`Worker` (on its own queue and
+    directory unless given), stopped at the end of the module."""
     workers: list[Worker] = []
 
-    def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> Worker:
+    def start(name: str, argv: list[str], env: dict[str, str] | None = None, **kw: Any) -> Worker:
         require_services(6379, 5432)
-        w = Worker(tmp_path_factory.mktemp(name), name, argv, env)
+        w = Worker(tmp_path_factory.mktemp(name), name, argv, env, **kw)
         workers.append(w)
         w.wait_ready()
         return w

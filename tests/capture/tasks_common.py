@@ -122,6 +122,13 @@ def add_tasks(app: Any) -> None:
         step_b()
         return "second delivery"
 
+    @app.task(name="captest.after_write", acks_late=True, reject_on_worker_lost=True)
+    def after_write(marker: str) -> str:
+        """With CAPTEST_KILL_AFTER_POSTRUN (plainapp), the first delivery's pool process is SIGKILLed after
+        capture wrote its files and before the message is acknowledged: the message is delivered again."""
+        step_a()
+        return marker
+
 
 class _Unprintable(Exception):
     def __str__(self) -> str:

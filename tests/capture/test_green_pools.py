@@ -137,3 +137,53 @@ def test_patching_happens_before_click_and_the_app_are_imported(tmp_path):
     imports = [line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line]
     # importtime lists a module when its import ends: gevent.monkey (and what it imports) ends before click starts
     assert imports.index("gevent.monkey") < imports.index("click"), "patched after click was imported"
+
+
+# ------------------------------------------------------------------------------------------ one file set per attempt
+@pytest.fixture(scope="module")
+def redelivering(start_worker):
+    """Prefork, one process; acks_late tasks whose pool process is SIGKILLed are delivered again."""
+    return start_worker("redeliver", [*CELERYLAB, "worker", "--dir", "{dir}", "--", "-A", "tests.capture.plainapp",
+                                      "-P", "prefork", "-c", "1"], {"CAPTEST_KILL_AFTER_POSTRUN": "1"})  # fmt: skip
+
+
+def _sidecars(w: Any, tid: str) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(w.dir.glob(f"*{tid}*.json"))]
+
+
+def test_redelivery_after_the_files_were_written_keeps_both_file_sets(start_worker, tmp_path):
+    # GIVEN a solo worker whose process is SIGKILLed after capture wrote an acks_late task's files, before the ack
+    argv = [*CELERYLAB, "worker", "--dir", "{dir}", "--", "-A", "tests.capture.plainapp", "-P", "solo"]
+    env = {"CAPTEST_KILL_AFTER_POSTRUN": "1", "CAPTEST_VISIBILITY": "2"}
+    first = start_worker("killedsolo", argv, env)
+    r = first.send("captest.after_write", str(tmp_path / "marker-after"))
+    wait_for(lambda: first.proc.poll() is not None, 60, "the first worker to be killed")
+    assert len(_sidecars(first, r.id)) == 1
+    # WHEN another worker on the same queue gets the unacknowledged message again (Redis visibility timeout)
+    second = start_worker("redeliversolo", argv, env, queue=first.queue, directory=first.dir)
+    # THEN the redelivered run writes a second file set beside the first instead of replacing it
+    wait_for(lambda: len(list(first.dir.glob(f"*{r.id}*.prof"))) >= 2, 90, "the second file set",
+             check=second.check_alive)  # fmt: skip
+    metas = _sidecars(first, r.id)
+    assert sorted(m["attempt"] for m in metas) == [1, 2]
+    assert {m["task_id"] for m in metas} == {r.id} and {m["state"] for m in metas} == {"SUCCESS"}
+    by_attempt = sorted(metas, key=lambda m: m["attempt"])
+    assert [m["pid"] for m in by_attempt] == [first.proc.pid, second.proc.pid]
+    assert [m["redelivered"] for m in by_attempt] == [False, True]  # what the broker said
+    names = sorted(p.name for p in first.dir.glob(f"*{r.id}*"))
+    assert names == [f"captest.after_write.{r.id}.a2.json", f"captest.after_write.{r.id}.a2.prof",
+                     f"captest.after_write.{r.id}.json", f"captest.after_write.{r.id}.prof"]  # fmt: skip
+    ps = __import__("celerylab").load(first.dir, cache=False)
+    assert len(ps.errors) == 0 and list(ps.profiles["task_id"].astype(str)) == [r.id, r.id]
+
+
+def test_redelivery_after_a_kill_mid_run_profiles_the_run_that_finished(redelivering, tmp_path):
+    # GIVEN an acks_late task whose pool process is SIGKILLed mid-run (no files for that run)
+    w = redelivering
+    r = w.send("captest.redelivered", str(tmp_path / "marker-mid"))
+    assert r.get(timeout=90) == "second delivery"
+    prof, meta = w.files(r.id)
+    names = {k[2] for k in pstats.Stats(str(prof)).stats}
+    # THEN the one file set is the redelivered run's alone
+    assert "step_b" in names and "step_a" not in names
+    assert meta["attempt"] == 1 and meta["state"] == "SUCCESS" and len(_sidecars(w, r.id)) == 1
