@@ -73,7 +73,7 @@ class Worker:
     """One ``celery worker`` subprocess with its own queue, capture directory and log file."""
 
     def __init__(self, tmp: Path, name: str, argv: list[str], env: dict[str, str] | None = None,
-                 queue: str | None = None, directory: Path | None = None) -> None:  # fmt: skip
+                 queue: str | None = None, directory: Path | None = None, broker: str = BROKER) -> None:  # fmt: skip
         from celery import Celery
 
         self.name = name
@@ -85,7 +85,7 @@ class Worker:
         for k in list(full_env):
             if k.startswith("CELERYLAB_") and k != "CELERYLAB_CACHE_DIR":
                 del full_env[k]
-        full_env.update(PYTHONPATH=str(REPO), CAPTEST_QUEUE=self.queue, CAPTEST_BROKER=BROKER, PYTHONUNBUFFERED="1")
+        full_env.update(PYTHONPATH=str(REPO), CAPTEST_QUEUE=self.queue, CAPTEST_BROKER=broker, PYTHONUNBUFFERED="1")
         full_env.update({k: v.replace("{dir}", str(self.dir)) for k, v in (env or {}).items()})
         argv = [a.replace("{dir}", str(self.dir)) for a in argv]
         argv += ["-n", self.hostname, "-Q", self.queue, "-l", "INFO", "--without-mingle", "--without-gossip",
@@ -94,7 +94,7 @@ class Worker:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        self.client = Celery("captest-client", broker=BROKER, backend=BROKER, set_as_current=False)
+        self.client = Celery("captest-client", broker=broker, backend=broker, set_as_current=False)
         self.client.conf.update(broker_connection_retry_on_startup=True, result_expires=600)
 
     def log(self) -> str:

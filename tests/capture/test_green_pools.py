@@ -155,26 +155,32 @@ def test_redelivery_after_the_files_were_written_keeps_both_file_sets(start_work
     # GIVEN a solo worker whose process is SIGKILLed after capture wrote an acks_late task's files, before the ack
     argv = [*CELERYLAB, "worker", "--dir", "{dir}", "--", "-A", "tests.capture.plainapp", "-P", "solo"]
     env = {"CAPTEST_KILL_AFTER_POSTRUN": "1", "CAPTEST_VISIBILITY": "2"}
-    first = start_worker("killedsolo", argv, env)
+    # a Redis database of its own: a 2 s visibility timeout hands out again every unacknowledged message of the
+    # database that is older than that, other workers' running acks_late tasks included
+    broker = "redis://127.0.0.1:6379/7"
+    first = start_worker("killedsolo", argv, env, broker=broker)
     r = first.send("captest.after_write", str(tmp_path / "marker-after"))
     wait_for(lambda: first.proc.poll() is not None, 60, "the first worker to be killed")
     assert len(_sidecars(first, r.id)) == 1
     # WHEN another worker on the same queue gets the unacknowledged message again (Redis visibility timeout)
-    second = start_worker("redeliversolo", argv, env, queue=first.queue, directory=first.dir)
-    # THEN the redelivered run writes a second file set beside the first instead of replacing it
-    wait_for(lambda: len(list(first.dir.glob(f"*{r.id}*.prof"))) >= 2, 90, "the second file set",
-             check=second.check_alive)  # fmt: skip
-    metas = _sidecars(first, r.id)
-    assert sorted(m["attempt"] for m in metas) == [1, 2]
-    assert {m["task_id"] for m in metas} == {r.id} and {m["state"] for m in metas} == {"SUCCESS"}
-    by_attempt = sorted(metas, key=lambda m: m["attempt"])
-    assert [m["pid"] for m in by_attempt] == [first.proc.pid, second.proc.pid]
-    assert [m["redelivered"] for m in by_attempt] == [False, True]  # what the broker said
-    names = sorted(p.name for p in first.dir.glob(f"*{r.id}*"))
-    assert names == [f"captest.after_write.{r.id}.a2.json", f"captest.after_write.{r.id}.a2.prof",
-                     f"captest.after_write.{r.id}.json", f"captest.after_write.{r.id}.prof"]  # fmt: skip
-    ps = __import__("celerylab").load(first.dir, cache=False)
-    assert len(ps.errors) == 0 and list(ps.profiles["task_id"].astype(str)) == [r.id, r.id]
+    second = start_worker("redeliversolo", argv, env, queue=first.queue, directory=first.dir, broker=broker)
+    try:
+        # THEN the redelivered run writes a second file set beside the first instead of replacing it
+        wait_for(lambda: len(list(first.dir.glob(f"*{r.id}*.prof"))) >= 2, 90, "the second file set",
+                 check=second.check_alive)  # fmt: skip
+        metas = _sidecars(first, r.id)
+        assert sorted(m["attempt"] for m in metas) == [1, 2]
+        assert {m["task_id"] for m in metas} == {r.id} and {m["state"] for m in metas} == {"SUCCESS"}
+        by_attempt = sorted(metas, key=lambda m: m["attempt"])
+        assert [m["pid"] for m in by_attempt] == [first.proc.pid, second.proc.pid]
+        assert [m["redelivered"] for m in by_attempt] == [False, True]  # what the broker said
+        names = sorted(p.name for p in first.dir.glob(f"*{r.id}*"))
+        assert names == [f"captest.after_write.{r.id}.a2.json", f"captest.after_write.{r.id}.a2.prof",
+                         f"captest.after_write.{r.id}.json", f"captest.after_write.{r.id}.prof"]  # fmt: skip
+        ps = __import__("celerylab").load(first.dir, cache=False)
+        assert len(ps.errors) == 0 and list(ps.profiles["task_id"].astype(str)) == [r.id, r.id]
+    finally:
+        second.stop()
 
 
 def test_redelivery_after_a_kill_mid_run_profiles_the_run_that_finished(redelivering, tmp_path):
