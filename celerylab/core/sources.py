@@ -34,6 +34,7 @@ def _hidden_skipped(name: str, is_dir: bool) -> bool:
     base = name[:-3] if name.endswith(".gz") else name
     return not (base.endswith(PROFILE_EXTENSIONS) or name.endswith(TEMP_SUFFIXES))
 
+
 @dataclass
 class Found:
     files: list[str] = field(default_factory=list)
