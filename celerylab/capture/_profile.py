@@ -73,22 +73,28 @@ class _Tracer:
 
     def __call__(self, event: str, args: Any) -> None:
         if event in ("switch", "throw"):
-            origin, target = args
-            now = None
-            out = _slots.get(origin)
-            if out is not None:
-                if out.since is not None:
-                    now = time.thread_time()
-                    out.cpu += now - out.since
-                    out.since = None
-                if sys.getprofile() is out.prof:
-                    sys.setprofile(None)
-            into = _slots.get(target)
-            if into is not None:
-                into.prof.enable()
-                into.since = time.thread_time() if now is None else now
+            try:  # noqa: SIM105 (hot path: cheaper than contextlib.suppress)
+                _switch(*args)
+            except Exception:  # never into the switch, that is into the app: the profile is then incomplete
+                pass
         if self.previous is not None:
             self.previous(event, args)
+
+
+def _switch(origin: Any, target: Any) -> None:
+    now = None
+    out = _slots.get(origin)
+    if out is not None:
+        if out.since is not None:
+            now = time.thread_time()
+            out.cpu += now - out.since
+            out.since = None
+        if sys.getprofile() is out.prof:
+            sys.setprofile(None)
+    into = _slots.get(target)
+    if into is not None:
+        into.prof.enable()
+        into.since = time.thread_time() if now is None else now
 
 
 def _green_current() -> Any:
@@ -112,7 +118,7 @@ def start() -> Profile | None:
     if profiler_busy():
         return None
     prof = Profile()
-    g = _green_current()
+    g = None if _HAS_MONITORING else _green_current()  # 3.12+: one profiler per process, no switching
     if g is not None:
         _ensure_tracer()
         slot = prof.slot = _slots[g] = _Slot(g, prof)

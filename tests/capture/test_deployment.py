@@ -367,3 +367,75 @@ def test_retention_does_not_count_files_another_process_deleted(tmp_path, monkey
     ret.enforce()
     assert len(list(tmp_path.glob("*.prof"))) == 4  # 90 % of the cap
     assert ret.deleted == 6 - 2  # six went, two of them by someone else
+
+
+# ------------------------------------------------------------------------------- 5. one profile per greenlet
+def _step_a() -> int:
+    return 1
+
+
+def _step_b() -> int:
+    return 2
+
+
+def test_each_greenlet_has_its_own_profile(tmp_path):
+    import sys
+
+    import greenlet
+
+    from celerylab.capture import _profile
+
+    main = greenlet.getcurrent()
+    done: dict[str, Any] = {}
+
+    def entry(step: Any, n: int) -> int:
+        total = 0
+        for _ in range(n):
+            total += step()
+            main.switch()  # yield to the scheduler, which runs the other greenlet
+        return total
+
+    def task(name: str, step: Any) -> None:
+        prof = _profile.start()
+        assert prof is not None  # the other greenlet's profiler is not hooked while this one runs
+        entry(step, 100)
+        _profile.stop(prof)
+        done[name] = prof
+
+    previous = greenlet.gettrace()
+    try:
+        ga = greenlet.greenlet(lambda: task("a", _step_a))
+        gb = greenlet.greenlet(lambda: task("b", _step_b))
+        while not (ga.dead and gb.dead):
+            for g in (ga, gb):
+                if not g.dead:
+                    g.switch()
+                assert sys.getprofile() is None  # the scheduler (like gevent's hub) is never profiled
+    finally:
+        greenlet.settrace(previous)
+    for name, own, other in (("a", "_step_a", "_step_b"), ("b", "_step_b", "_step_a")):
+        path = tmp_path / f"{name}.prof"
+        path.write_bytes(_profile.dump(done[name]))
+        stats = {k[2]: v for k, v in pstats.Stats(str(path)).stats.items()}
+        assert stats[own][:2] == (100, 100) and other not in stats
+        assert stats["entry"][:2] == (1, 1)  # 100 yields, one call
+        assert "task" not in stats and "<lambda>" not in stats  # nothing from before the profile started
+        assert 0 <= _profile.cpu_time(done[name]) < 1
+
+
+def test_a_failing_switch_hook_never_reaches_the_app(monkeypatch):
+    import greenlet
+
+    from celerylab.capture import _profile
+
+    def broken(origin: Any, target: Any) -> None:
+        raise RuntimeError("bug in the switch hook")
+
+    monkeypatch.setattr(_profile, "_switch", broken)
+    previous = greenlet.gettrace()
+    try:
+        _profile._ensure_tracer()
+        g = greenlet.greenlet(lambda: 42)
+        assert g.switch() == 42
+    finally:
+        greenlet.settrace(previous)
