@@ -98,6 +98,18 @@ def add_tasks(app: Any) -> None:
     def yield_b(times: int = 100, pause: float = 0.002) -> int:
         return _interleave(step_b, times, pause)
 
+    @app.task(name="captest.sql_interleave")
+    def sql_interleave(table: str, times: int = 20, pause: float = 0.002) -> int:
+        """``times`` queries on ``table`` with a cooperative sleep after each: concurrent tasks interleave."""
+        conn = sqlite3.connect(":memory:")
+        conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
+        total = 0
+        for i in range(times):
+            total += conn.execute(f"SELECT count(*) FROM {table} WHERE id <= ?", (i,)).fetchone()[0] + 1
+            time.sleep(pause)
+        conn.close()
+        return total
+
     @app.task(name="captest.echo")
     def echo(*args: Any, **kwargs: Any) -> int:
         return len(args) + len(kwargs)

@@ -94,6 +94,21 @@ def test_green_pool_through_celerylab_worker_profiles_each_task_alone(start_work
     assert "MonkeyPatchWarning" not in w.log()
 
 
+@pytest.mark.parametrize("pool", ["gevent", "eventlet"])
+def test_green_pool_sql_is_recorded_per_task(start_worker, pool):
+    # GIVEN tasks on two tables whose queries interleave at cooperative sleeps in one thread
+    w = start_worker(f"sql{pool}", [*CELERYLAB, "worker", "--dir", "{dir}", "--", "-A", "tests.capture.plainapp",
+                                    "-P", pool, "-c", "10"])  # fmt: skip
+    sent = [(t, w.send("captest.sql_interleave", t, 20 + i)) for i in range(5) for t in ("item_a", "item_b")]
+    assert [r.get(timeout=120) for _, r in sent] == [20 + i for i in range(5) for _ in range(2)]
+    # THEN each task's sidecar holds its own statements only, with its own count
+    for i, (table, r) in enumerate(sent):
+        _, meta = w.files(r.id)
+        stmts = {s["sql"]: s["count"] for s in meta["sql"]["statements"]}
+        assert stmts == {f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)": 1,
+                         f"SELECT count(*) FROM {table} WHERE id <= ?": 20 + i // 2}, stmts  # fmt: skip
+
+
 def test_threads_pool_20_profiles_each_task_alone(start_worker):
     w = start_worker("clithreads20", [*CELERYLAB, "worker", "--dir", "{dir}", "--", "-A", "tests.capture.plainapp",
                                       "-P", "threads", "-c", "20"])  # fmt: skip
