@@ -439,3 +439,38 @@ def test_a_failing_switch_hook_never_reaches_the_app(monkeypatch):
         assert g.switch() == 42
     finally:
         greenlet.settrace(previous)
+
+
+# ------------------------------------------------------------------------- 1. finding the pool before patching
+@pytest.mark.parametrize(
+    ("args", "env", "pool"),
+    [
+        (["-A", "proj", "-P", "gevent"], {}, "gevent"),
+        (["-A", "proj", "-Peventlet", "-c", "4"], {}, "eventlet"),
+        (["-A", "proj", "--pool", "gevent"], {}, "gevent"),
+        (["-A", "proj", "worker", "--pool=eventlet"], {}, "eventlet"),
+        (["-A", "proj", "-P", "gevent", "-P", "threads"], {}, "threads"),  # the last one wins, as in click
+        (["-A", "proj"], {"CELERY_WORKER_POOL": "gevent"}, "gevent"),
+        (["-A", "proj", "-P", "solo"], {"CELERY_WORKER_POOL": "gevent"}, "solo"),  # the command line wins
+        (["-A", "proj", "-c", "2"], {}, None),
+    ],
+)
+def test_requested_pool(args, env, pool):
+    from celerylab import _patch
+
+    assert _patch.requested_pool(args, env) == pool
+
+
+def test_only_the_worker_command_patches():
+    from celerylab import _patch
+
+    celery_part = ["--", "-A", "p", "-P", "gevent"]
+    assert _patch.worker_args(["worker", "--dir", "d", *celery_part]) == ["--dir", "d", *celery_part]
+    assert _patch.worker_args(["report", "worker"]) is None
+    assert _patch.worker_args(["--help"]) is None
+    assert _patch.app_from_args(["-A", "proj", "worker"], {}) == "proj"
+    assert _patch.app_from_args(["--app=proj.celery"], {}) == "proj.celery"
+    assert _patch.app_from_args(["-c", "2"], {"CELERY_APP": "envproj"}) == "envproj"
+    assert _patch.invoked_as_celerylab("/usr/local/bin/celerylab")
+    assert _patch.invoked_as_celerylab("-m")
+    assert not _patch.invoked_as_celerylab("/usr/bin/pytest")
