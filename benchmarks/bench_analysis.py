@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_analysis.py --n 2000 --repeat 3
     .venv/bin/python benchmarks/bench_analysis.py --dir /tmp/celerylab-bench-load   # reuse bench_load's corpus
 
-Targets (issue #5): callers/callees of one function <= 20 ms on 10 000 profiles (~10 M edge rows); diff of two
+Targets: callers/callees of one function <= 20 ms on 10 000 profiles (~10 M edge rows); diff of two
 5 000-profile runs <= 1 s.  Every figure is printed next to a baseline measured in the same run on the same data:
 callers/callees vs building the all-pairs edge totals and filtering them (what a naive implementation does);
 diff vs a naive pandas ``groupby`` of per-run means (no distributions, no test) and vs ``scipy.stats.mannwhitneyu``

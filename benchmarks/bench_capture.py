@@ -3,7 +3,7 @@
     scripts/dev bench bench_capture                 # all three parts (needs Redis at 127.0.0.1:6379 for part 3)
     scripts/dev bench bench_capture --skip-worker   # parts 1 and 2 only (in-process)
 
-Every ratio is against a baseline measured in the same run.  Targets (issue #3):
+Every ratio is against a baseline measured in the same run.  Targets:
 
 1. a task that is sampled out costs <= 20 us extra (celery's real tracer, ``Task.apply()``, and the bare cost of
    the signal dispatch that celery adds when receivers are connected);

@@ -4,7 +4,7 @@
     scripts/dev bench bench_load --n 300 --rss-n 2000
 
 Every ratio is against a baseline measured in the same run on the same files (warm page cache: each timing
-is the best of --repeat runs after one untimed read of every file).  Targets (issue #2):
+is the best of --repeat runs after one untimed read of every file).  Targets:
 jobs=1 <= 1.3x the marshal floor; jobs=2 >= 1.6x faster than the floor; re-open >= 20x faster than the first
 load; 10 000 profiles in <= 1 GB peak RSS.
 """

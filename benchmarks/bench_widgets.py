@@ -6,7 +6,7 @@
 A "click" is ``DrilldownTab.on_figure_click`` on a caller/callee bar (exactly what plotly calls in the kernel):
 resolve the function, callers + callees, the info line, both lists, the neighbours figure, the per-profile box
 plot and the breadcrumb.  The baseline is ``ps.callers(f)`` alone (the analysis call every click needs), timed
-on the same functions; the target (issue #6) is ≤ 200 ms per click.  Also printed: building the explorer, the
+on the same functions; the target is ≤ 200 ms per click.  Also printed: building the explorer, the
 first drilldown after a filter change (which computes the filtered set's edge totals once), and a filter change.
 Timings are the median and max over ``--clicks`` clicks on the largest callers/callees, after one warm-up click.
 """

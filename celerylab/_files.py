@@ -85,6 +85,12 @@ def capture_stem(task_name: str, task_id: str, retries: int = 0, attempt: int = 
     return f"{name}.{tid}{digest}{tail}"
 
 
+def publish_stem(task_name: str, task_id: str) -> str:
+    """The file stem of a profiled publish (producer side): the task's stem plus ``.publish``, so that the profile
+    of publishing a task and the profile of running it can share a folder."""
+    return capture_stem(task_name, task_id) + ".publish"
+
+
 def temp_name(final_name: str) -> str:
     """The hidden temporary name a file is written under before it is renamed to ``final_name``."""
     return f".{final_name}.{os.getpid()}-{os.urandom(4).hex()}.tmp"

@@ -8,8 +8,9 @@ is one call down (imported when called, so ``import celerylab`` stays light).  :
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
-import re
 from typing import Any
 
 import pandas as pd
@@ -91,6 +92,12 @@ class ProfileSet(ProfileData):
 
         return db_hotspots(self, **options)
 
+    def latency(self, by: str | None = "task_name") -> pd.DataFrame:
+        """Publish, queue wait and run per task with percentiles; :func:`celerylab.analysis.latency`."""
+        from .analysis import latency
+
+        return latency(self, by=by)
+
     def memory_hotspots(self, **options: Any) -> pd.DataFrame:
         """RSS growth per worker process, leak suspects; :func:`celerylab.analysis.memory_hotspots`."""
         from .analysis import memory_hotspots
@@ -113,18 +120,9 @@ class ProfileSet(ProfileData):
         return f"<div><b>celerylab.ProfileSet</b>{head}{task_html}</div>"
 
 
-def load(
-    source: Source,
-    *,
-    metadata: pd.DataFrame | str | os.PathLike[str] | None = None,
-    jobs: int | None = None,
-    cache: bool | str | os.PathLike[str] = True,
-    strict: bool = False,
-    progress: bool | None = None,
-    name_pattern: str | re.Pattern[str] | None = None,
-) -> ProfileSet:
-    return ProfileSet.of(_load_data(source, metadata=metadata, jobs=jobs, cache=cache, strict=strict,
-                                    progress=progress, name_pattern=name_pattern))  # fmt: skip
+@functools.wraps(_load_data)
+def load(source: Source, **options: Any) -> ProfileSet:
+    return ProfileSet.of(_load_data(source, **options))
 
 
-load.__doc__ = _load_data.__doc__
+load.__signature__ = inspect.signature(_load_data).replace(return_annotation="ProfileSet")  # type: ignore[attr-defined]

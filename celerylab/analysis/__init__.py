@@ -3,7 +3,7 @@
 Public functions (columns in ``docs/analysis.md``): :func:`top`, :func:`callers`, :func:`callees`,
 :func:`call_tree`, :func:`categorize`, :func:`category_shares`, :func:`diff`, :func:`db_time`,
 :func:`db_hotspots`, :func:`n_plus_one`, :func:`memory_by_task`, :func:`memory_hotspots`, :func:`leak_suspects`,
-:func:`allocation_sites`.
+:func:`allocation_sites`, :func:`latency`, :func:`latency_over_time`, :func:`queue_wait_episodes`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .hotspots import (
     n_plus_one,
     normalize_sql,
 )
+from .latency import latency, latency_over_time, queue_wait_episodes
 
 __all__ = [
     "APPROXIMATION_NOTE",
@@ -37,11 +38,14 @@ __all__ = [
     "db_hotspots",
     "db_time",
     "diff",
+    "latency",
+    "latency_over_time",
     "leak_suspects",
     "memory_by_task",
     "memory_hotspots",
     "n_plus_one",
     "normalize_sql",
     "per_invocation",
+    "queue_wait_episodes",
     "top",
 ]

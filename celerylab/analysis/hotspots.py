@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .._sqltext import statement_shape
+from ..core.rules import UNKNOWN, group_key
 from ..errors import ColumnNotFound
 from .categories import function_categories
 
@@ -48,8 +49,8 @@ def _norm_column(sql: pd.Series) -> pd.Series:
 
 def _task_names(ps: ProfileData) -> pd.Series:
     p = ps.profiles
-    names = p["task_name"].astype(object) if "task_name" in p.columns else pd.Series(None, index=p.index)
-    return pd.Series(names.where(names.notna(), "(unknown)").to_numpy(), index=p["profile_id"].to_numpy())
+    names = p["task_name"] if "task_name" in p.columns else pd.Series(None, index=p.index, dtype=object)
+    return pd.Series(group_key(names).to_numpy(), index=p["profile_id"].to_numpy())
 
 
 def _first_caller(callers: object) -> object:
@@ -225,8 +226,7 @@ def _memory_frame(ps: ProfileData) -> pd.DataFrame:
         return pd.DataFrame(columns=[*cols, "growth"])
     d = pd.DataFrame({
         "profile_id": p["profile_id"].to_numpy(),
-        "task_name": p["task_name"].astype(object).where(p["task_name"].notna(), "(unknown)").to_numpy()
-        if "task_name" in p.columns else "(unknown)",
+        "task_name": group_key(p["task_name"]).to_numpy() if "task_name" in p.columns else UNKNOWN,
         "hostname": p["hostname"].astype(object).to_numpy() if "hostname" in p.columns else None,
         "pid": p["pid"].to_numpy() if "pid" in p.columns else None,
         "started_at": p["started_at"].to_numpy() if "started_at" in p.columns else None,

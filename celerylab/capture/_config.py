@@ -82,3 +82,26 @@ def settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
     if not out.get("directory"):
         return {}
     return out
+
+
+#: install_producer() keywords that come from the same settings as a worker's
+PRODUCER_KEYS = ("directory", "sample_rate", "tasks", "run", "max_files", "max_bytes")
+
+
+def producer_settings(options: Mapping[str, Any] | None = None,
+                      environ: Mapping[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """install_producer() keywords when producer capture is switched on (``CELERYLAB_PRODUCER=1``, or
+    ``producer: True`` in ``options``, e.g. a Django ``CELERYLAB`` setting with the same names as the environment
+    variables without their prefix: ``{"producer": True, "dir": ..., "sample": 0.01}``); else empty."""
+    environ = os.environ if environ is None else environ
+    opts = {str(k).lower(): v for k, v in (options or {}).items()}
+    on = opts.get("producer", environ.get("CELERYLAB_PRODUCER", ""))
+    if not (on if isinstance(on, bool) else parse_bool(str(on))):
+        return {}
+    flags = {key: opts.get(var[len("CELERYLAB_") :].lower()) for var, key in ENV.items()}
+    conf = settings(flags, environ) or {k: v for k, v in ((k, _convert(k, v)) for k, v in flags.items()) if v}
+    out = {k: v for k, v in conf.items() if k in PRODUCER_KEYS}
+    out.setdefault("directory", None)
+    if out["directory"] is None:
+        out["sample_rate"] = 0.0  # no folder to write to: stamp the timing header only
+    return out

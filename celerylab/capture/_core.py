@@ -21,8 +21,8 @@ from typing import Any
 import celery
 from celery import signals
 
-from .._files import PROFILE_SUFFIX, SCHEMA, SIDECAR_SUFFIX, capture_stem
-from . import _memory, _profile, _redact, _sql, _writer
+from .._files import SCHEMA, capture_stem
+from . import _memory, _profile, _redact, _sql, _timing, _writer
 
 logger = logging.getLogger("celerylab.capture")
 
@@ -136,6 +136,7 @@ class Capture:
             (signals.task_failure, self._on_failure, "failure"),
             (signals.task_retry, self._on_retry, "retry"),
             (signals.task_revoked, self._on_revoked, "revoked"),
+            (signals.task_received, self._on_received, "received"),
             (signals.worker_init, self._on_worker_init, "worker_init"),
             (signals.worker_process_shutdown, self._on_shutdown, "process_shutdown"),
             (signals.worker_shutdown, self._on_shutdown, "worker_shutdown"),
@@ -265,6 +266,13 @@ class Capture:
         except Exception as e:
             self._fail("task_revoked", e)
 
+    def _on_received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
+        """In the consumer: when the message arrived (every task, sampled or not: the decision comes later)."""
+        try:
+            _timing.stamp_received(request)
+        except Exception as e:
+            self._fail("received", e)
+
     def _on_worker_init(self, sender: Any = None, **_: Any) -> None:
         try:
             if self.pool is None and sender is not None:
@@ -347,6 +355,7 @@ class Capture:
             delivery = {}
         meta: dict[str, Any] = {
             "schema": SCHEMA,
+            "role": "worker",
             "task_id": t.task_id,
             "task_name": t.task_name,
             "state": _text(state, str) if state else "UNKNOWN",
@@ -366,6 +375,7 @@ class Capture:
             "sample_rate": self.sample_rate,
             **self._static,
         }
+        meta.update(_timing.worker_timing(req, t.wall0))
         if t.exception is not None:
             meta["exception"] = t.exception
         if memory is not None:
@@ -391,12 +401,8 @@ class Capture:
             meta["attempt"] = attempt
             stem = capture_stem(t.task_name, t.task_id, meta["retries"], attempt)
             side = _encode_sidecar(meta)
-            try:
-                try:
-                    n = self._write_pair(stem, side, data)
-                except FileNotFoundError:  # the directory vanished: make it again, once
-                    os.makedirs(self.directory, exist_ok=True)
-                    n = self._write_pair(stem, side, data)
+            try:  # never over another file set: a redelivered or re-run task keeps both
+                n = _writer.write_pair(self.directory, stem, side, data, exclusive=True)
                 break
             except FileExistsError:  # a file set of this run is there already (a redelivery): the next attempt
                 continue
@@ -408,17 +414,6 @@ class Capture:
                 before = self.retention.deleted
                 self.retention.added(n)
                 self.counts.deleted += self.retention.deleted - before
-
-    def _write_pair(self, stem: str, side: bytes, data: bytes) -> int:
-        # never over another file set: a redelivered or re-run task keeps both (FileExistsError: next attempt)
-        n = _writer.write_atomic(self.directory, stem + SIDECAR_SUFFIX, side, "sidecar", exclusive=True)
-        try:
-            n += _writer.write_atomic(self.directory, stem + PROFILE_SUFFIX, data, "profile")
-        except BaseException:
-            with contextlib.suppress(OSError):  # no orphan sidecar
-                os.unlink(os.path.join(self.directory, stem + SIDECAR_SUFFIX))
-            raise
-        return n
 
 
 # ------------------------------------------------------------------------------------------------- helpers

@@ -65,6 +65,28 @@ def _link_new(tmp: str, final: str) -> None:
     os.unlink(tmp)
 
 
+def write_pair(directory: str, stem: str, sidecar: bytes, profile: bytes, *, exclusive: bool = False) -> int:
+    """Write ``<stem>.json`` then ``<stem>.prof`` atomically; returns the bytes written.  If the profile cannot be
+    written, the sidecar is removed again (no orphan sidecar).  A vanished directory is made again, once.
+    ``exclusive``: :class:`FileExistsError` when ``<stem>.json`` exists (another file set is there)."""
+    try:
+        return _write_pair(directory, stem, sidecar, profile, exclusive)
+    except FileNotFoundError:
+        os.makedirs(directory, exist_ok=True)
+        return _write_pair(directory, stem, sidecar, profile, exclusive)
+
+
+def _write_pair(directory: str, stem: str, sidecar: bytes, profile: bytes, exclusive: bool = False) -> int:
+    n = write_atomic(directory, stem + SIDECAR_SUFFIX, sidecar, "sidecar", exclusive=exclusive)
+    try:
+        n += write_atomic(directory, stem + PROFILE_SUFFIX, profile, "profile")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, stem + SIDECAR_SUFFIX))
+        raise
+    return n
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..errors import ColumnNotFound, UsageError
-from .functions import plotly_text
+from ._style import margin, plotly_text
 
 APPROXIMATION_NOTE = "reconstructed from caller edges: an approximation, not recorded stacks"
 KINDS = ("icicle", "sunburst")
@@ -60,6 +60,6 @@ def calltree(
     fig.update_layout(
         title={"text": f"{head}<sup>{APPROXIMATION_NOTE}</sup>", "font": {"size": 13}},
         height=460 if kind == "icicle" else 520,
-        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        margin=margin(t=60, b=10),
     )
     return fig

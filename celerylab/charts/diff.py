@@ -7,9 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..errors import ColumnNotFound
-from .functions import plotly_text, unique_labels
-
-STATUS_COLORS = {"slower": "#d62728", "faster": "#2ca02c", "new": "#ff7f0e", "gone": "#1f77b4", "same": "#9e9e9e"}
+from ._style import BAR_AXIS, OTHER_COLOR, REFERENCE_LINE, STATUS_COLORS, colors, margin, plotly_text, unique_labels
 
 
 def diff_changes(
@@ -39,17 +37,17 @@ def diff_changes(
             x=d[value].to_numpy(dtype=float),
             y=ticks,
             orientation="h",
-            marker={"color": [STATUS_COLORS.get(s, "#9467bd") for s in st]},
+            marker={"color": colors(st, STATUS_COLORS)},
             customdata=[[s] for s in st],
             hovertemplate="%{y}<br>" + value + ": %{x:.4~g}<br>%{customdata[0]}<extra></extra>",
         )
     )
-    fig.add_vline(x=0, line={"color": "#444", "width": 1})
+    fig.add_vline(x=0, line=REFERENCE_LINE)
     fig.update_layout(
         xaxis_title=f"{value} (B − A)",
-        yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
+        yaxis=BAR_AXIS,
         height=max(240, 26 * len(d) + 110),
-        margin={"l": 10, "r": 20, "t": 20, "b": 40},
+        margin=margin(r=20),
         showlegend=False,
     )
     return fig
@@ -78,12 +76,10 @@ def diff_volcano(
                 y=y[m],
                 mode="markers",
                 name=s,
-                marker={"color": STATUS_COLORS.get(s, "#9467bd"), "size": 7},
+                marker={"color": STATUS_COLORS.get(s, OTHER_COLOR), "size": 7},
                 text=[plotly_text(t) for t in d.loc[m, label].astype(str)],
                 hovertemplate="%{text}<br>log2 ratio %{x:.3~f}<br>−log10 p %{y:.3~f}<extra></extra>",
             )
         )
-    fig.update_layout(
-        xaxis_title="log2(B / A)", yaxis_title="−log10(p)", height=380, margin={"l": 10, "r": 10, "t": 20, "b": 40}
-    )
+    fig.update_layout(xaxis_title="log2(B / A)", yaxis_title="−log10(p)", height=380, margin=margin())
     return fig

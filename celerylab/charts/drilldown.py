@@ -13,10 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..errors import ColumnNotFound
-from .functions import plotly_text
-
-CALLER_COLOR = "#1f77b4"
-CALLEE_COLOR = "#ff7f0e"
+from ._style import BOX_POINTS, CALLEE_COLOR, CALLER_COLOR, CATEGORY_AXIS, group_labels, margin, plotly_text
 
 
 def _ticks(df: pd.DataFrame) -> list[str]:
@@ -100,7 +97,7 @@ def neighbours(
         title={"text": plotly_text(focus), "x": 0.5, "font": {"size": 13}},
         showlegend=False,
         height=neighbours_height(rows),
-        margin={"l": 10, "r": 10, "t": 70, "b": 40},
+        margin=margin(t=70),
         clickmode="event",
     )
     fig.update_xaxes(title_text=f"{value} on the edge (s)", row=1, col=1, autorange="reversed")
@@ -126,17 +123,17 @@ def per_profile(stats: pd.DataFrame, *, value: str = "cumtime", by: str = "run",
     for c in (value, by):
         if c not in stats.columns:
             raise ColumnNotFound(f"per_profile: no column {c!r}; columns are {list(stats.columns)}")
-    key = stats[by].astype(object).where(stats[by].notna(), "(unknown)").astype(str)
+    key = group_labels(stats[by])
     fig = go.Figure()
     for name, g in stats.groupby(key, sort=True):
-        fig.add_trace(go.Box(y=g[value].to_numpy(dtype=float), name=plotly_text(name), boxpoints="all", jitter=0.4,
-                             pointpos=0, marker={"size": 4}, hovertemplate="%{y:.4~g} s<extra></extra>"))  # fmt: skip
+        fig.add_trace(go.Box(y=g[value].to_numpy(dtype=float), name=plotly_text(name), **BOX_POINTS,
+                             hovertemplate="%{y:.4~g} s<extra></extra>"))  # fmt: skip
     fig.update_layout(
         title={"text": plotly_text(title), "font": {"size": 12}} if title else None,
         yaxis_title=f"{value} per profile (s)",
-        xaxis={"type": "category", "automargin": True},
+        xaxis=CATEGORY_AXIS,
         showlegend=False,
         height=300,
-        margin={"l": 10, "r": 10, "t": 40 if title else 20, "b": 40},
+        margin=margin(t=40 if title else 20),
     )
     return fig

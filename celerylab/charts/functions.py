@@ -1,9 +1,4 @@
-"""Function-level figures: top functions by own / cumulative time.
-
-Also holds the text helpers every chart module uses.  Plotly.js reads a small HTML-like markup in every text it
-draws (``<b>``, ``<br>``, ``<a href>``…), so a raw function name such as ``<genexpr>`` or ``<script>`` would be
-swallowed or interpreted.  :func:`plotly_text` turns ``& < >`` into entities, which plotly.js draws literally.
-"""
+"""Function-level figures: top functions by own / cumulative time."""
 
 from __future__ import annotations
 
@@ -14,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..errors import ColumnNotFound
+from ._style import BAR_AXIS, KIND_COLORS, colors, margin, plotly_text
 
 _LINE = re.compile(r":(\d+)\([^()]*\)$")
 
@@ -26,22 +22,6 @@ VALUE_TITLES = {
     "ncalls": "calls",
     "pcalls": "primitive calls",
 }
-
-
-def plotly_text(value: object) -> str:
-    """``value`` as text that plotly.js draws literally (``& < >`` as entities; no markup survives)."""
-    s = "" if value is None else str(value)
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def unique_labels(labels: list[str]) -> list[str]:
-    """Axis categories must differ: the second and later repeats of a text get `` (2)``, `` (3)``, …"""
-    seen: dict[str, int] = {}
-    out = []
-    for t in labels:
-        seen[t] = seen.get(t, 0) + 1
-        out.append(t if seen[t] == 1 else f"{t} ({seen[t]})")
-    return out
 
 
 def short_labels(df: pd.DataFrame) -> list[str]:
@@ -96,8 +76,7 @@ def top_functions(top: pd.DataFrame, *, value: str = "tottime", title: str | Non
     df = top.reset_index(drop=True)
     ticks = [plotly_text(t) for t in short_labels(df)]
     custom, hover = _hover(df, ["tottime", "cumtime", "ncalls", "share"])
-    colors = {"app": "#1f77b4", "third-party": "#ff7f0e", "stdlib": "#2ca02c", "builtin": "#7f7f7f"}
-    marker = {"color": [colors.get(str(k), "#9467bd") for k in df["kind"]]} if "kind" in df.columns else {}
+    marker = {"color": colors(df["kind"], KIND_COLORS)} if "kind" in df.columns else {}
     fig = go.Figure(
         go.Bar(
             x=df[value].to_numpy(),
@@ -112,9 +91,9 @@ def top_functions(top: pd.DataFrame, *, value: str = "tottime", title: str | Non
     fig.update_layout(
         title=plotly_text(title) if title else None,
         xaxis_title=VALUE_TITLES.get(value, value),
-        yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
+        yaxis=BAR_AXIS,
         height=max(260, 28 * len(df) + 120),
-        margin={"l": 10, "r": 20, "t": 50 if title else 20, "b": 40},
+        margin=margin(r=20, t=50 if title else 20),
         showlegend=False,
     )
     return fig

@@ -6,7 +6,18 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..errors import ColumnNotFound
-from .functions import plotly_text, unique_labels
+from ._style import (
+    BAR_AXIS,
+    BOX_POINTS,
+    CATEGORY_AXIS,
+    MEMORY_COLOR,
+    SQL_COLOR,
+    ZERO_LINE,
+    group_labels,
+    margin,
+    plotly_text,
+    unique_labels,
+)
 
 
 def _clip(text: object, width: int) -> str:
@@ -36,14 +47,14 @@ def sql_statements(df: pd.DataFrame, *, text: str = "sql", value: str = "time_s"
             orientation="h",
             customdata=custom,
             hovertemplate=hover + "<extra></extra>",
-            marker={"color": "#d62728"},
+            marker={"color": SQL_COLOR},
         )
     )
     fig.update_layout(
         xaxis_title="query time (s), summed" if value == "time_s" else value,
-        yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
+        yaxis=BAR_AXIS,
         height=max(240, 28 * len(d) + 110),
-        margin={"l": 10, "r": 20, "t": 20, "b": 40},
+        margin=margin(r=20),
     )
     return fig
 
@@ -59,27 +70,24 @@ def memory_growth(
             raise ColumnNotFound(f"memory_growth: no column {c!r} in profiles (no memory data captured?)")
     p = profiles.loc[profiles[before].notna() & profiles[after].notna()]
     growth = (p[after].astype(float) - p[before].astype(float)) / 2**20
-    key = p[by].astype(object).where(p[by].notna(), "(unknown)").astype(str)
+    key = group_labels(p[by])
     fig = go.Figure()
     for name, g in growth.groupby(key, sort=True):
         fig.add_trace(
             go.Box(
                 y=g.to_numpy(),
                 name=plotly_text(name),
-                boxpoints="all",
-                jitter=0.4,
-                pointpos=0,
-                marker={"size": 4},
+                **BOX_POINTS,
                 hovertemplate="%{y:.3~f} MiB<extra></extra>",
             )
         )
-    fig.add_hline(y=0, line={"color": "#888", "dash": "dot"})
+    fig.add_hline(y=0, line=ZERO_LINE)
     fig.update_layout(
         yaxis_title="RSS growth per task (MiB)",
         showlegend=False,
         height=360,
-        xaxis={"type": "category", "automargin": True},
-        margin={"l": 10, "r": 10, "t": 20, "b": 40},
+        xaxis=CATEGORY_AXIS,
+        margin=margin(),
     )
     return fig
 
@@ -100,14 +108,14 @@ def allocation_sites(df: pd.DataFrame, *, value: str = "size", site: str | None 
             x=d[value].to_numpy() / 2**20,
             y=ticks,
             orientation="h",
-            marker={"color": "#9467bd"},
+            marker={"color": MEMORY_COLOR},
             hovertemplate="%{y}<br>%{x:.3~f} MiB<extra></extra>",
         )
     )
     fig.update_layout(
         xaxis_title="allocated (MiB), summed over profiles",
-        yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
+        yaxis=BAR_AXIS,
         height=max(220, 28 * len(d) + 110),
-        margin={"l": 10, "r": 20, "t": 20, "b": 40},
+        margin=margin(r=20),
     )
     return fig

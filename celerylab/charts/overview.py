@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..core.rules import duration_column
 from ..errors import ColumnNotFound
-from .functions import plotly_text
+from ._style import BAR_AXIS, BOX_POINTS, CATEGORY_AXIS, group_labels, margin, plotly_text
 
 
 def _duration_column(profiles: pd.DataFrame, value: str | None) -> str:
@@ -14,15 +15,13 @@ def _duration_column(profiles: pd.DataFrame, value: str | None) -> str:
         if value not in profiles.columns:
             raise ColumnNotFound(f"no column {value!r} in profiles; columns are {list(profiles.columns)}")
         return value
-    if "wall_s" in profiles.columns and profiles["wall_s"].notna().any():
-        return "wall_s"
-    return "total_tt"
+    return duration_column(profiles)
 
 
 def _groups(profiles: pd.DataFrame, by: str) -> list[tuple[str, pd.DataFrame]]:
     if by not in profiles.columns:
         raise ColumnNotFound(f"no column {by!r} in profiles; columns are {list(profiles.columns)}")
-    key = profiles[by].astype(object).where(profiles[by].notna(), "(unknown)").astype(str)
+    key = group_labels(profiles[by])
     return [(str(k), g) for k, g in profiles.groupby(key, sort=True)]
 
 
@@ -39,33 +38,27 @@ def task_durations(
                 go.Box(
                     y=g[col].to_numpy(),
                     name=plotly_text(name),
-                    boxpoints="all",
-                    jitter=0.4,
-                    pointpos=0,
-                    marker={"size": 4},
+                    **BOX_POINTS,
                     hovertemplate="%{y:.4~g} s<extra></extra>",
                 )
             )
     else:
         for cname, cg in _groups(profiles, color):
-            x = cg[by].astype(object).where(cg[by].notna(), "(unknown)").astype(str).map(plotly_text)
+            x = group_labels(cg[by]).map(plotly_text)
             fig.add_trace(
                 go.Box(
                     x=x.to_numpy(),
                     y=cg[col].to_numpy(),
                     name=plotly_text(cname),
-                    boxpoints="all",
-                    jitter=0.4,
-                    pointpos=0,
-                    marker={"size": 4},
+                    **BOX_POINTS,
                 )
             )
         fig.update_layout(boxmode="group")
     fig.update_layout(
         yaxis_title=f"{col} (s)",
-        xaxis={"type": "category", "automargin": True},
+        xaxis=CATEGORY_AXIS,
         showlegend=color is not None,
-        margin={"l": 10, "r": 10, "t": 30, "b": 40},
+        margin=margin(t=30),
         height=380,
     )
     return fig
@@ -88,9 +81,9 @@ def task_totals(task_summary: pd.DataFrame, *, value: str = "total_s") -> go.Fig
     )
     fig.update_layout(
         xaxis_title="wall time (s), summed" if value == "total_s" else value,
-        yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
+        yaxis=BAR_AXIS,
         height=max(220, 30 * len(df) + 100),
-        margin={"l": 10, "r": 20, "t": 20, "b": 40},
+        margin=margin(r=20),
     )
     return fig
 
@@ -108,6 +101,6 @@ def task_timeline(profiles: pd.DataFrame, *, by: str = "task_name", value: str |
         yaxis_title=f"{col} (s)",
         xaxis_title="started at (UTC)",
         height=360,
-        margin={"l": 10, "r": 10, "t": 20, "b": 40},
+        margin=margin(),
     )
     return fig

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "demo": "celerylab.cli.demo:demo",
     "summary": "celerylab.cli.demo:summary",
     "worker": "celerylab.cli.worker:worker",
+    "run": "celerylab.cli.run:run",
     "generate-samples": "celerylab.cli.generate:generate_samples",
     "report": "celerylab.cli.report:report",
     "diff": "celerylab.cli.diff:diff",

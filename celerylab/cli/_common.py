@@ -117,5 +117,15 @@ def with_selection(f: Any) -> Any:
     return click.option("--task", default=None, help="Only profiles of this task name (glob allowed: 'orders.*').")(f)
 
 
+def range_option(*decls: str, low: float, high: float | None = None, default: float, help: str) -> Any:
+    """A numeric option with bounds and its default shown; whole numbers when ``default`` is an ``int``."""
+    kind: click.ParamType
+    if isinstance(default, int):
+        kind = click.IntRange(min=int(low), max=None if high is None else int(high))
+    else:
+        kind = click.FloatRange(min=low, max=high)
+    return click.option(*decls, type=kind, default=default, show_default=True, help=help)
+
+
 def output_option(help: str) -> Any:
     return click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help=help)

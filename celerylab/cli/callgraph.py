@@ -6,42 +6,18 @@ import os
 
 import click
 
-from ._common import check_output, load_selection, output_option, with_common, with_selection
+from ._common import check_output, load_selection, output_option, range_option, with_common, with_selection
 
 
 @click.command()
 @click.argument("src", nargs=-1, required=True)
 @output_option("File to write: .svg, .png, .pdf or .dot.")
 @with_selection
-@click.option(
-    "--node-thres",
-    type=click.FloatRange(min=0, max=100),
-    default=0.5,
-    show_default=True,
-    help="Drop functions below this % of the total time.",
-)
-@click.option(
-    "--edge-thres",
-    type=click.FloatRange(min=0, max=100),
-    default=0.1,
-    show_default=True,
-    help="Drop calls below this % of the total time.",
-)
-@click.option(
-    "--max-nodes",
-    type=click.IntRange(min=1),
-    default=250,
-    show_default=True,
-    help="Raise the thresholds until at most this many functions remain.",
-)
+@range_option("--node-thres", low=0, high=100, default=0.5, help="Drop functions below this % of the total time.")
+@range_option("--edge-thres", low=0, high=100, default=0.1, help="Drop calls below this % of the total time.")
+@range_option("--max-nodes", low=1, default=250, help="Raise the thresholds until at most this many functions remain.")
 @click.option("--root", default=None, help="Only what this function calls (gprof2dot 'module:line:name' glob).")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=60.0,
-    show_default=True,
-    help="Seconds to let Graphviz 'dot' run.",
-)
+@range_option("--timeout", low=0.1, default=60.0, help="Seconds to let Graphviz 'dot' run.")
 @with_common
 def callgraph(
     src: tuple[str, ...],

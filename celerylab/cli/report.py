@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ._common import check_output, echo_json, load_selection, output_option, with_common, with_selection
+from ._common import check_output, echo_json, load_selection, output_option, range_option, with_common, with_selection
 
 
 @click.command()
@@ -14,14 +14,8 @@ from ._common import check_output, echo_json, load_selection, output_option, wit
 @output_option("HTML file to write (one self-contained file, plotly.js inlined).")
 @with_selection
 @click.option("--title", default=None, help="Report title.")
-@click.option("-n", "top_n", type=click.IntRange(min=1), default=20, show_default=True, help="Functions per top table.")
-@click.option(
-    "--max-tasks",
-    type=click.IntRange(min=1),
-    default=12,
-    show_default=True,
-    help="Tasks that get their own top table (by summed wall time).",
-)
+@range_option("-n", "top_n", low=1, default=20, help="Functions per top table.")
+@range_option("--max-tasks", low=1, default=12, help="Tasks that get their own top table (by summed wall time).")
 @click.option("--no-callgraph", is_flag=True, help="Skip the call graph (needs Graphviz 'dot').")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @with_common

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import echo_json, load_selection, records, with_common, with_selection
+from ._common import echo_json, load_selection, range_option, records, with_common, with_selection
 
 _TOP_FORMATS = {
     "ncalls": "int",
@@ -28,7 +28,7 @@ _TOP_FORMATS = {
     help="Rank by own time, cumulative time or calls.",
 )
 @with_selection
-@click.option("-n", "top_n", type=click.IntRange(min=1), default=20, show_default=True, help="How many functions.")
+@range_option("-n", "top_n", low=1, default=20, help="How many functions.")
 @click.option("--json", "as_json", is_flag=True, help="JSON records instead of a table (numbers unformatted).")
 @with_common
 def top(

@@ -18,9 +18,10 @@ from . import names as _names
 from .classify import classify
 from .parse import Parsed
 
-_CORE_COLUMNS = ["task_id", "task_name", "run", "hostname", "pid", "state", "started_at", "finished_at",
+_CORE_COLUMNS = ["task_id", "task_name", "run", "role", "hostname", "pid", "state", "started_at", "finished_at",
                  "wall_s", "cpu_s"]  # fmt: skip
-_CATEGORY_COLUMNS = ("task_name", "run", "hostname", "state", "pool", "queue", "exception_type", "name_source")
+_CATEGORY_COLUMNS = ("task_name", "run", "hostname", "state", "pool", "queue", "exception_type", "name_source", "role",
+                     "publish_kind", "broker", "exchange")  # fmt: skip
 _TIME_COLUMNS = ("started_at", "finished_at")
 
 
@@ -76,6 +77,7 @@ def build_frames(parsed: Parsed, pattern: re.Pattern[str] | None) -> dict[str, p
         if sc:
             _flatten_sidecar(sc, row, pid, sql_rows, alloc_rows)
             row["name_source"] = "sidecar"
+            row.setdefault("role", "worker")  # sidecars before the producer side existed came from workers
             if isinstance(sc.get("sys_prefixes"), list):
                 prefixes.update(str(p) for p in sc["sys_prefixes"])
         if not row.get("task_name") or not row.get("task_id"):

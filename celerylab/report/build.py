@@ -68,6 +68,9 @@ def build_report(
     rep.sections.append(_summary_section(ps))
     rep.sections.append(_top_section(ps, top_n, max_tasks))
     rep.sections.append(_distribution_section(ps))
+    latency = _latency_section(ps)
+    if latency is not None:
+        rep.sections.append(latency)
     rep.sections.append(_db_section(ps, top_n))
     rep.sections.append(_memory_section(ps, top_n))
     if callgraph:
@@ -168,6 +171,33 @@ def _distribution_section(ps: ProfileData) -> Section:
     if "started_at" in p and p["started_at"].notna().any():
         items.append(Figure(task_timeline(p), "Duration against start time"))
     return Section("distribution", "Time distributions", f"Per-task {col} (seconds).", items)
+
+
+def _latency_section(ps: ProfileData) -> Section | None:
+    """Publish, queue wait and run per task — only when the set holds producer profiles or queue-wait readings."""
+    from ..analysis.latency import latency, latency_over_time, queue_wait_episodes
+    from ..charts.latency import latency_breakdown, queue_wait_timeline
+
+    lat = latency(ps)
+    if not len(lat) or set(lat["stage"]) <= {"run"}:
+        return None
+    fmts = {c: "seconds" for c in ("mean", "p50", "p95", "p99", "max")}
+    items: list[Any] = [Figure(latency_breakdown(lat), "Publish, queue wait and run per task (p50)"),
+                        Table(lat, fmts, caption="Per task and stage, in seconds", id="latency")]  # fmt: skip
+    over = latency_over_time(ps)
+    if len(over) and (over["stage"] == "queue_wait").any():
+        items.append(Figure(queue_wait_timeline(over), "Queue wait over time (p95 per minute)"))
+    episodes = queue_wait_episodes(ps)
+    if len(episodes):
+        items.append(Table(episodes, {"p95_max": "seconds", "n": "int"}, caption="Queue-wait episodes (p95 > 1 s)",
+                           id="queue-wait-episodes"))  # fmt: skip
+    return Section(
+        "latency",
+        "Latency: publish, queue wait, run",
+        "Publish time from producer profiles; queue wait = start of run − max(publish, eta), split into time in the "
+        "broker (two hosts' clocks) and time held by the worker (one host's clock); run time from worker profiles.",
+        items,
+    )
 
 
 def _db_section(ps: ProfileData, top_n: int) -> Section:

@@ -4,7 +4,6 @@ in-place figure updates."""
 from __future__ import annotations
 
 import functools
-import html
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -13,12 +12,11 @@ import ipywidgets as w
 import pandas as pd
 import plotly.graph_objects as go
 
+from .. import fmt
+from ..charts._style import margin
+from ..fmt import esc
+
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def esc(value: object) -> str:
-    """``value`` as HTML text: every function/task name that reaches an ``ipywidgets.HTML`` goes through here."""
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 class ErrorArea:
@@ -92,7 +90,7 @@ def new_figure_widget(height: int = 360) -> go.FigureWidget:
     """An empty FigureWidget (plotly.js comes from the installed plotly package: works offline)."""
     fig = go.FigureWidget()
     fig._config = FIGURE_CONFIG
-    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 30})
+    fig.update_layout(height=height, margin=margin(t=30, b=30))
     return fig
 
 
@@ -114,33 +112,12 @@ def message_figure(text: str, height: int = 200) -> go.Figure:
     fig.add_annotation(text=text.replace("<", "&lt;").replace(">", "&gt;"), showarrow=False, x=0.5, y=0.5,
                        xref="paper", yref="paper", font={"size": 14, "color": "#666"})  # fmt: skip
     fig.update_layout(height=height, xaxis={"visible": False}, yaxis={"visible": False},
-                      margin={"l": 10, "r": 10, "t": 10, "b": 10})  # fmt: skip
+                      margin=margin(t=10, b=10))  # fmt: skip
     return fig
-
-
-def fmt_value(v: Any) -> str:
-    """A compact text for one table cell."""
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        if v != v:
-            return ""
-        return f"{v:.4g}"
-    return str(v)
 
 
 def html_table(df: pd.DataFrame, columns: Sequence[str] | None = None, *, max_rows: int = 50,
                css_class: str = "celerylab-table", highlight: Iterable[bool] | None = None) -> str:  # fmt: skip
-    """``df`` as an escaped HTML table (names like ``<script>`` are shown, never interpreted)."""
-    cols = [c for c in (columns or list(df.columns)) if c in df.columns]
-    d = df.head(max_rows)
-    hl = list(highlight)[: len(d)] if highlight is not None else [False] * len(d)
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{esc(c)}</th>" for c in cols)
-    rows = []
-    for i, r in enumerate(d[cols].itertuples(index=False)):
-        style = " style='background:#fff3cd'" if i < len(hl) and hl[i] else ""
-        cells = "".join(f"<td style='padding:1px 8px'>{esc(fmt_value(v))}</td>" for v in r)
-        rows.append(f"<tr{style}>{cells}</tr>")
-    more = f"<div style='color:#666'>… {len(df) - max_rows} more rows</div>" if len(df) > max_rows else ""
-    return (f"<table class='{esc(css_class)}' style='border-collapse:collapse;font-size:12px'><thead><tr>{head}"
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}")  # fmt: skip
+    """``df`` as an escaped HTML table for notebook output (:func:`celerylab.fmt.html_table`, styled inline)."""
+    return fmt.html_table(df, columns, max_rows=max_rows, css_class=css_class, highlight=highlight,
+                          inline_style=True, missing="")  # fmt: skip

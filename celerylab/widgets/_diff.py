@@ -9,14 +9,14 @@ import pandas as pd
 
 from ..charts.diff import diff_changes
 from ..charts.overview import task_durations
-from ..errors import UsageError
 from ._base import esc, guarded, html_table, message_figure, new_figure_widget, show_figure
 from ._data import diff_frame
 from ._tab import TabController
 
 if TYPE_CHECKING:
     from ..core.data import ProfileData
-    from ._explorer import Explorer
+    from ._base import ErrorArea
+    from ._state import ExplorerState
 
 GROUP_COLUMNS = ["run", "task_name", "hostname", "state", "queue", "pool"]
 TABLE_COLUMNS = ["label", "status", "mean_a", "mean_b", "delta", "ratio", "contribution", "p_value", "p_adjusted",
@@ -31,9 +31,9 @@ class DiffTab(TabController):
 
     title = "Diff"
 
-    def __init__(self, app: Explorer) -> None:
-        super().__init__(app)
-        cols = [c for c in GROUP_COLUMNS if c in app.ps.profiles.columns]
+    def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
+        super().__init__(state, errors)
+        cols = [c for c in GROUP_COLUMNS if c in state.data.profiles.columns]
         self.group_by = w.Dropdown(options=cols, value=cols[0] if cols else None, description="compare by",
                                    layout=w.Layout(width="220px"), style={"description_width": "72px"})  # fmt: skip
         self.a = w.Dropdown(options=[], description="A", layout=w.Layout(width="220px"),
@@ -56,9 +56,9 @@ class DiffTab(TabController):
 
     def _values(self) -> list[str]:
         col = self.group_by.value
-        if col is None or col not in self.app.ps.profiles.columns:
+        if col is None or col not in self.state.data.profiles.columns:
             return []
-        return sorted(self.app.ps.profiles[col].dropna().astype(str).unique().tolist())
+        return sorted(self.state.data.profiles[col].dropna().astype(str).unique().tolist())
 
     def _fill_groups(self) -> None:
         vals = self._values()
@@ -80,7 +80,7 @@ class DiffTab(TabController):
         """The filtered profiles of group A and of group B."""
         col = self.group_by.value
         if col is None or self.a.value is None or self.b.value is None:
-            raise UsageError("Diff: pick a column and two values to compare")
+            raise ValueError("Diff: pick a column and two values to compare")
         text = self.ps.profiles[col].astype(object).map(lambda v: None if v is None or v != v else str(v))
         a = self.ps.where((text == self.a.value).to_numpy())
         b = self.ps.where((text == self.b.value).to_numpy())
@@ -111,7 +111,7 @@ class DiffTab(TabController):
             f"B = {esc(col)} <b>{esc(self.b.value)}</b>: {len(b):,} profiles (after the filters)</div>"
         )
         if self.a.value == self.b.value:
-            raise UsageError(f"Diff: A and B are both {self.a.value!r}; pick two different values")
+            raise ValueError(f"Diff: A and B are both {self.a.value!r}; pick two different values")
         if not len(a) or not len(b):
             self.current = pd.DataFrame()
             show_figure(self.fig, message_figure("one side has no profiles under the current filters"))
@@ -149,7 +149,7 @@ class DiffTab(TabController):
         shown = self.current.loc[self.current["status"].astype(str) != "same"] if self.significant_only.value \
             else self.current  # fmt: skip
         label = str(shown["label"].iloc[points.point_inds[0]])
-        self.app.drill(label)
+        self.state.drill(label)
 
     @property
     def selected(self) -> pd.DataFrame:

@@ -9,13 +9,14 @@ import ipywidgets as w
 import pandas as pd
 
 from .. import analysis as an
+from ..charts._style import group_labels, plotly_text
 from ..charts.drilldown import bar_data, neighbours, neighbours_height, per_profile, side_title
-from ..charts.functions import plotly_text
 from ._base import esc, guarded, message_figure, new_figure_widget, show_figure
 from ._tab import TabController
 
 if TYPE_CHECKING:
-    from ._explorer import Explorer
+    from ._base import ErrorArea
+    from ._state import ExplorerState
 
 MAX_PICKER_OPTIONS = 3000
 BREADCRUMB_SHOWN = 8
@@ -37,9 +38,8 @@ class DrilldownTab(TabController):
 
     title = "Drilldown"
 
-    def __init__(self, app: Explorer) -> None:
-        super().__init__(app)
-        self.focus: int | None = None
+    def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
+        super().__init__(state, errors)
         self.history: list[int] = []
         self.last_update_ms: float = float("nan")
         self.callers_df = pd.DataFrame()
@@ -84,9 +84,18 @@ class DrilldownTab(TabController):
             ]
         )
 
+    @property
+    def focus(self) -> int | None:
+        """The func_id in focus (``state.focus``)."""
+        return self.state.focus
+
+    @focus.setter
+    def focus(self, fid: int | None) -> None:
+        self.state.focus = fid
+
     # ---------------------------------------------------------------------------------------------- drawing
-    def set_data(self, ps: Any) -> None:
-        super().set_data(ps)
+    def on_selection(self, change: dict[str, Any]) -> None:
+        super().on_selection(change)
         self._options_for = None
 
     _options_for: object | None = None
@@ -194,7 +203,7 @@ class DrilldownTab(TabController):
             show_figure(self.runs_fig, message_figure(""))
             self._runs_groups = None
             return
-        key = rows[by].astype(object).where(rows[by].notna(), "(unknown)").astype(str)
+        key = group_labels(rows[by])
         groups = sorted(key.unique().tolist())
         if groups == self._runs_groups:
             with self.runs_fig.batch_update():

@@ -15,6 +15,7 @@ from ._functions import FunctionsTab
 from ._graphs import CallgraphTab, CalltreeTab
 from ._hotspots import HotspotsTab
 from ._overview import OverviewTab
+from ._state import ExplorerState
 from ._tab import TabController
 
 if TYPE_CHECKING:
@@ -24,8 +25,9 @@ if TYPE_CHECKING:
 class Explorer:
     """Interactive explorer of a :class:`~celerylab.ProfileSet`; build it with :func:`explore`.
 
-    The filters apply to every tab.  State can be read back from Python:
+    The filters apply to every tab.  State can be read back from Python, and observed (:attr:`state`, traitlets):
 
+    * :attr:`state` — :class:`~._state.ExplorerState`: ``data``, ``selection``, ``focus``; tabs talk only through it;
     * :attr:`selection` — the filtered ProfileSet; :attr:`profiles` its profile rows;
     * :attr:`current` — the frame the visible tab shows (task summary, function table, callers+callees, diff…);
     * :attr:`selected` — the function in drilldown focus (one row with its totals), or empty;
@@ -37,20 +39,22 @@ class Explorer:
 
     def __init__(self, ps: ProfileData, **filters: Any) -> None:
         self.ps = ps
-        self.selection: ProfileData = ps
+        self.state = ExplorerState(ps)
         self.errors = ErrorArea()
         self.filters = FilterBar(ps, self.errors, self._on_filtered)
-        self.overview = OverviewTab(self)
-        self.functions = FunctionsTab(self)
-        self.drilldown = DrilldownTab(self)
-        self.calltree = CalltreeTab(self)
-        self.diff = DiffTab(self)
-        self.hotspots = HotspotsTab(self)
-        self.callgraph = CallgraphTab(self)
+        self.overview = OverviewTab(self.state, self.errors)
+        self.functions = FunctionsTab(self.state, self.errors)
+        self.drilldown = DrilldownTab(self.state, self.errors)
+        self.calltree = CalltreeTab(self.state, self.errors)
+        self.diff = DiffTab(self.state, self.errors)
+        self.hotspots = HotspotsTab(self.state, self.errors)
+        self.callgraph = CallgraphTab(self.state, self.errors)
         self.tab_list: list[TabController] = [self.overview, self.functions, self.drilldown, self.calltree,
                                               self.diff, self.hotspots, self.callgraph]  # fmt: skip
         self.tabs = w.Tab(children=[t.widget for t in self.tab_list], titles=[t.title for t in self.tab_list])
         self.tabs.observe(self.on_tab, names="selected_index")
+        self.state.observe(self.on_selection, names="selection")
+        self.state.observe(self.on_drill_request, names="drill_target")
         self.widget = w.VBox([self.filters.widget, self.errors.widget, self.tabs],
                              layout=w.Layout(width="100%"))  # fmt: skip
         self.widget.add_class("celerylab-explorer")
@@ -64,6 +68,11 @@ class Explorer:
     def active(self) -> TabController:
         """The visible tab's controller."""
         return self.tab_list[self.tabs.selected_index or 0]
+
+    @property
+    def selection(self) -> ProfileData:
+        """The profiles that pass the filters (``state.selection``)."""
+        return self.state.selection
 
     @property
     def profiles(self) -> pd.DataFrame:
@@ -97,22 +106,26 @@ class Explorer:
     def drill(self, func: FuncRef) -> int:
         """Open ``func`` (func_id, label or unique name fragment) in the Drilldown tab; returns its func_id."""
         fid = self.drilldown.move_to(func)
-        self.calltree.stale = True
         self.tabs.selected_index = self.tab_list.index(self.drilldown)
         return fid
 
     # ------------------------------------------------------------------------------------------ handlers
     def _on_filtered(self, ps: ProfileData) -> None:
-        self.selection = ps
-        for t in self.tab_list:
-            t.set_data(ps)
+        self.state.selection = ps
+
+    def on_selection(self, change: dict[str, Any]) -> None:
+        """The filters changed (every tab is stale now): draw the visible one."""
         self.active.ensure()
 
     @guarded
+    def on_drill_request(self, change: dict[str, Any]) -> None:
+        """A tab asked for a function in the drilldown (``state.drill``)."""
+        if change["new"] is not None:
+            self.drill(change["new"][1])
+
+    @guarded
     def on_tab(self, change: dict[str, Any]) -> None:
-        """A tab was shown: draw it if the filters changed since it was last drawn."""
-        if self.active is self.calltree:
-            self.calltree.stale = True  # follows the drilldown focus
+        """A tab was shown: draw it if the filters or the focus it follows changed since it was last drawn."""
         self.active.ensure()
 
     # --------------------------------------------------------------------------------------------- display

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 import pandas as pd
 
-from ..errors import UsageError
 from ._base import ErrorArea, esc, guarded
 
 if TYPE_CHECKING:
@@ -33,11 +32,11 @@ def _parse_time(text: str, what: str) -> pd.Timestamp | None:
     try:
         ts = pd.Timestamp(text)
     except (ValueError, TypeError) as e:
-        raise UsageError(
+        raise ValueError(
             f"time window {what}: {text!r} is not a date/time (use ISO-8601, e.g. 2026-01-01T10:00)"
         ) from e
     if ts is pd.NaT:
-        raise UsageError(f"time window {what}: {text!r} is not a date/time")
+        raise ValueError(f"time window {what}: {text!r} is not a date/time")
     return ts.tz_localize("UTC") if ts.tz is None else ts
 
 
@@ -97,7 +96,7 @@ class FilterBar:
         lo = _parse_time(self.time_from.value, "from")
         hi = _parse_time(self.time_to.value, "to")
         if lo is not None and hi is not None and lo >= hi:
-            raise UsageError(f"time window: 'from' ({lo}) must be before 'to' ({hi})")
+            raise ValueError(f"time window: 'from' ({lo}) must be before 'to' ({hi})")
         if lo is not None or hi is not None:
             cond["started_at"] = slice(lo, hi)
         return cond

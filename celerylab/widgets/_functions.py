@@ -9,12 +9,12 @@ import pandas as pd
 
 from .. import analysis as an
 from ..charts.functions import top_functions
-from ..errors import UsageError
 from ._base import guarded, html_table, message_figure, new_figure_widget, show_figure
 from ._tab import TabController
 
 if TYPE_CHECKING:
-    from ._explorer import Explorer
+    from ._base import ErrorArea
+    from ._state import ExplorerState
 
 SORT_COLUMNS = ["tottime", "cumtime", "ncalls", "pcalls", "tottime_mean", "cumtime_mean", "n_profiles", "label"]
 TABLE_COLUMNS = ["name", "module", "line", "kind", "ncalls", "tottime", "cumtime", "tottime_mean", "share",
@@ -34,8 +34,8 @@ class FunctionsTab(TabController):
 
     title = "Functions"
 
-    def __init__(self, app: Explorer) -> None:
-        super().__init__(app)
+    def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
+        super().__init__(state, errors)
         self.sort_by = w.Dropdown(options=SORT_COLUMNS, value="tottime", description="sort by",
                                   layout=w.Layout(width="210px"), style={"description_width": "56px"})  # fmt: skip
         self.descending = w.ToggleButton(value=True, description="descending", layout=w.Layout(width="110px"))
@@ -66,8 +66,8 @@ class FunctionsTab(TabController):
             ]
         )
 
-    def set_data(self, ps: Any) -> None:
-        super().set_data(ps)
+    def on_selection(self, change: dict[str, Any]) -> None:
+        super().on_selection(change)
         self._all = None
 
     def table_frame(self) -> pd.DataFrame:
@@ -112,8 +112,8 @@ class FunctionsTab(TabController):
     def on_drill(self, _button: Any = None) -> None:
         """Open the picked function in the Drilldown tab."""
         if self.picker.value is None:
-            raise UsageError("pick a function in the list first")
-        self.app.drill(int(self.picker.value))
+            raise ValueError("pick a function in the list first")
+        self.state.drill(int(self.picker.value))
 
     @guarded
     def on_bar_click(self, trace: Any, points: Any, state: Any = None) -> None:
@@ -121,7 +121,7 @@ class FunctionsTab(TabController):
         if not points.point_inds:
             return
         row = self.current.iloc[points.point_inds[0]]
-        self.app.drill(int(row["func_id"]))
+        self.state.drill(int(row["func_id"]))
 
     @property
     def selected(self) -> pd.DataFrame:

@@ -13,7 +13,8 @@ from ._data import calltree_frame
 from ._tab import TabController
 
 if TYPE_CHECKING:
-    from ._explorer import Explorer
+    from ._base import ErrorArea
+    from ._state import ExplorerState
 
 
 class CallgraphTab(TabController):
@@ -23,27 +24,11 @@ class CallgraphTab(TabController):
 
     title = "Call graph"
 
-    def __init__(self, app: Explorer) -> None:
-        super().__init__(app)
+    def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
+        super().__init__(state, errors)
         self.svg = ""
-        self.node_thres = w.BoundedFloatText(
-            value=0.5,
-            min=0.0,
-            max=100.0,
-            step=0.5,
-            description="node %",
-            layout=w.Layout(width="150px"),
-            style={"description_width": "50px"},
-        )
-        self.edge_thres = w.BoundedFloatText(
-            value=0.1,
-            min=0.0,
-            max=100.0,
-            step=0.1,
-            description="edge %",
-            layout=w.Layout(width="150px"),
-            style={"description_width": "50px"},
-        )
+        self.node_thres = _percent_box("node %", 0.5, 0.5)
+        self.edge_thres = _percent_box("edge %", 0.1, 0.1)
         self.rooted = w.Checkbox(
             value=False, description="only below the drilldown function", indent=False, layout=w.Layout(width="260px")
         )
@@ -66,8 +51,8 @@ class CallgraphTab(TabController):
             self.status.value = "<i>no profiles match the filters</i>"
             return
         root = None
-        if self.rooted.value and self.app.drilldown.focus is not None:
-            root = str(self.ps.functions["name"].iloc[self.app.drilldown.focus])
+        if self.rooted.value and self.state.focus is not None:
+            root = str(self.ps.functions["name"].iloc[self.state.focus])
         opts = CallgraphOptions(
             node_thres=float(self.node_thres.value), edge_thres=float(self.edge_thres.value), root=root
         )
@@ -110,8 +95,9 @@ class CalltreeTab(TabController):
 
     title = "Call tree"
 
-    def __init__(self, app: Explorer) -> None:
-        super().__init__(app)
+    def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
+        super().__init__(state, errors)
+        state.observe(self.on_focus, names="focus")
         self.kind = w.ToggleButtons(options=["icicle", "sunburst"], value="icicle", style={"button_width": "80px"})
         # off by default: the drilldown starts on the function with the most own time, usually a leaf, whose tree
         # is a single box; the whole tree from the functions nobody calls is the useful first view
@@ -133,7 +119,7 @@ class CalltreeTab(TabController):
         self.widget = w.VBox([w.HBox([self.kind, self.rooted, self.depth]), self.note, self.fig])
 
     def refresh(self) -> None:
-        root = self.app.drilldown.focus if self.rooted.value else None
+        root = self.state.focus if self.rooted.value else None
         tree = calltree_frame(self.ps, root=root, max_depth=int(self.depth.value))
         self.current = tree
         if not len(tree):
@@ -142,8 +128,18 @@ class CalltreeTab(TabController):
         title = None if root is None else f"below {self.ps.functions['label'].iloc[root]}"
         show_figure(self.fig, calltree(tree, kind=self.kind.value, title=title))
 
+    def on_focus(self, change: dict[str, Any]) -> None:
+        """The drilldown focus moved: a rooted tree follows it on next show."""
+        self.stale = True
+
     @guarded
     def on_control(self, change: dict[str, Any]) -> None:
         """Kind, rooting or depth changed: redraw."""
         self.stale = False
         self.refresh()
+
+
+def _percent_box(description: str, value: float, step: float) -> w.BoundedFloatText:
+    """A threshold in % of the total time (0-100), as the call graph's pruning options take it."""
+    return w.BoundedFloatText(value=value, min=0.0, max=100.0, step=step, description=description,
+                              layout=w.Layout(width="150px"), style={"description_width": "50px"})  # fmt: skip

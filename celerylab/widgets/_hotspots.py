@@ -13,7 +13,8 @@ from ._data import allocations_frame, memory_frame, sql_frame
 from ._tab import TabController
 
 if TYPE_CHECKING:
-    from ._explorer import Explorer
+    from ._base import ErrorArea
+    from ._state import ExplorerState
 
 
 class HotspotsTab(TabController):
@@ -22,8 +23,8 @@ class HotspotsTab(TabController):
 
     title = "Hotspots"
 
-    def __init__(self, app: Explorer) -> None:
-        super().__init__(app)
+    def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
+        super().__init__(state, errors)
         self.sql = pd.DataFrame()
         self.memory = pd.DataFrame()
         self.allocations = pd.DataFrame()

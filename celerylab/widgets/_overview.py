@@ -11,7 +11,8 @@ from ._base import esc, html_table, message_figure, new_figure_widget, show_figu
 from ._tab import TabController
 
 if TYPE_CHECKING:
-    from ._explorer import Explorer
+    from ._base import ErrorArea
+    from ._state import ExplorerState
 
 SUMMARY_COLUMNS = ["task_name", "profiles", "failed", "wall_mean_s", "wall_p50_s", "wall_p95_s", "total_s"]
 
@@ -22,8 +23,8 @@ class OverviewTab(TabController):
 
     title = "Overview"
 
-    def __init__(self, app: Explorer) -> None:
-        super().__init__(app)
+    def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
+        super().__init__(state, errors)
         self.summary = w.HTML()
         self.table = w.HTML()
         self.totals_fig = new_figure_widget(260)

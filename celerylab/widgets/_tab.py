@@ -11,30 +11,35 @@ from ._base import ErrorArea, guarded
 
 if TYPE_CHECKING:
     from ..core.data import ProfileData
-    from ._explorer import Explorer
+    from ._state import ExplorerState
 
 
 class TabController:
     """One tab: a thin controller that owns its widgets, draws from the filtered :class:`ProfileSet`, and keeps
     what it shows in :attr:`current` (a DataFrame).
 
-    Tabs are lazy: a filter change marks every tab stale, and a tab redraws when it is shown (or at once if it is
-    the visible one).  Handlers are named methods (``on_…``) that tests call directly.
+    Tabs talk only through the shared :class:`~._state.ExplorerState`: they read ``state.selection`` and observe it.
+    Tabs are lazy: a filter change marks every tab stale, and a tab redraws when it is shown (the explorer draws the
+    visible one at once).  Handlers are named methods (``on_…``) that tests call directly.
     """
 
     title = ""
 
-    def __init__(self, app: Explorer) -> None:
-        self.app = app
-        self.errors: ErrorArea = app.errors
-        self.ps: ProfileData = app.selection
+    def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
+        self.state = state
+        self.errors = errors
         self.stale = True
         self.current: pd.DataFrame = pd.DataFrame()
         self.widget: w.Widget = w.VBox()
+        state.observe(self.on_selection, names="selection")
 
-    def set_data(self, ps: ProfileData) -> None:
-        """The filters changed: remember the new selection, redraw on next show."""
-        self.ps = ps
+    @property
+    def ps(self) -> ProfileData:
+        """The filtered selection this tab draws from."""
+        return self.state.selection
+
+    def on_selection(self, change: dict[str, Any]) -> None:
+        """The filters changed: redraw on next show."""
         self.stale = True
 
     @guarded

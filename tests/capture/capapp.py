@@ -13,7 +13,7 @@ import celerylab.capture
 from tests.capture.tasks_common import add_tasks
 
 BROKER = os.environ.get("CAPTEST_BROKER", "redis://127.0.0.1:6379/0")
-app = Celery("captest", broker=BROKER, backend=BROKER)
+app = Celery("captest", broker=BROKER, backend=os.environ.get("CAPTEST_BACKEND", BROKER))
 app.conf.update(broker_connection_retry_on_startup=True, worker_hijack_root_logger=False, result_expires=600,
                 task_default_queue=os.environ.get("CAPTEST_QUEUE", "captest"))  # fmt: skip
 add_tasks(app)

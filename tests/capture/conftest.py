@@ -18,6 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BROKER = "redis://127.0.0.1:6379/0"
+AMQP = "amqp://guest:guest@127.0.0.1:5672//"
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 CELERY = [sys.executable, "-m", "celery"]
 CELERYLAB = [sys.executable, "-m", "celerylab.cli"]
@@ -85,7 +86,8 @@ class Worker:
         for k in list(full_env):
             if k.startswith("CELERYLAB_") and k != "CELERYLAB_CACHE_DIR":
                 del full_env[k]
-        full_env.update(PYTHONPATH=str(REPO), CAPTEST_QUEUE=self.queue, CAPTEST_BROKER=broker, PYTHONUNBUFFERED="1")
+        full_env.update(PYTHONPATH=str(REPO), CAPTEST_QUEUE=self.queue, CAPTEST_BROKER=broker, CAPTEST_BACKEND=BROKER,
+                        PYTHONUNBUFFERED="1")  # fmt: skip
         full_env.update({k: v.replace("{dir}", str(self.dir)) for k, v in (env or {}).items()})
         argv = [a.replace("{dir}", str(self.dir)) for a in argv]
         argv += ["-n", self.hostname, "-Q", self.queue, "-l", "INFO", "--without-mingle", "--without-gossip",
@@ -94,7 +96,7 @@ class Worker:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        self.client = Celery("captest-client", broker=broker, backend=broker, set_as_current=False)
+        self.client = Celery("captest-client", broker=broker, backend=BROKER, set_as_current=False)
         self.client.conf.update(broker_connection_retry_on_startup=True, result_expires=600)
 
     def log(self) -> str:
@@ -144,9 +146,10 @@ def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     directory unless given), stopped at the end of the module."""
     workers: list[Worker] = []
 
-    def start(name: str, argv: list[str], env: dict[str, str] | None = None, **kw: Any) -> Worker:
-        require_services(6379, 5432)
-        w = Worker(tmp_path_factory.mktemp(name), name, argv, env, **kw)
+    def start(name: str, argv: list[str], env: dict[str, str] | None = None, broker: str = BROKER,
+              **kw: Any) -> Worker:  # fmt: skip
+        require_services(6379, 5432, *([5672] if broker.startswith("amqp") else []))
+        w = Worker(tmp_path_factory.mktemp(name), name, argv, env, broker=broker, **kw)
         workers.append(w)
         w.wait_ready()
         return w

@@ -71,6 +71,8 @@ def test_task_filter_applies_to_every_tab(app, ps):
     # AND reset brings everything back
     app.filters.on_reset()
     assert len(app.selection) == 12 and app.filters.dropdowns["task"].value == ALL
+    # AND the visible Functions tab redraws from the whole set (no table cached from the filtered one)
+    assert app.current.set_index("func_id").loc[evil, "n_profiles"] == 12
 
 
 def test_set_filters_accepts_where_conditions_and_time_window(app):
