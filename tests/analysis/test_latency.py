@@ -94,7 +94,7 @@ def test_latency_charts_and_the_report_section(ps, tmp_path):
     assert fig.layout.title.text and fig.layout.xaxis.title.text == "seconds (p50)"
     bars = {t.name: dict(zip(t.y, t.x)) for t in fig.data}
     assert bars["queue wait"]["reports.build"] == pytest.approx(np.median([0.1] * 10 + [5.0] * 10))
-    assert list(fig.data[0].y)[0] == "reports.build"  # the task that waits most comes first
+    assert next(iter(fig.data[0].y)) == "reports.build"  # the task that waits most comes first
     tl = queue_wait_timeline(an.latency_over_time(ps, freq="5min"))
     assert {t.name for t in tl.data} == {"reports.build", "orders.sync"} and tl.layout.yaxis.title.text
     rep = build_report(ps, callgraph=False)
