@@ -52,14 +52,15 @@ def _portable(text: str) -> str:
     return _UNSAFE.sub("_", folded)
 
 
-def capture_stem(task_name: str, task_id: str, retries: int = 0, attempt: int = 1) -> str:
+def capture_stem(task_name: str, task_id: str, retries: int = 0, attempt: int = 1, *, extra: str = "") -> str:
     """The file stem capture writes for one task run: ``<task_name>.<task_id>[.retry<N>][.a<K>]``.
 
     Portable and bounded: characters outside ``[A-Za-z0-9_.@+-]`` become ``_`` (accented letters are folded to
     ASCII first), a leading ``.`` or ``-`` becomes ``_``, Windows' reserved names get a ``_`` prefix, and the
     stem plus its longest suffix stays within :data:`MAX_NAME` characters.  Whenever the name or id had to be
     changed, ``~<hash>`` (10 hex digits of a SHA-256 of the exact task name and id) keeps distinct tasks apart.
-    ``attempt`` > 1 marks a further file set of the same run (a redelivery).  The sidecar always keeps the exact
+    ``attempt`` > 1 marks a further file set of the same run (a redelivery); ``extra`` is a fixed ending
+    (``.publish``) kept within the bound too.  The sidecar always keeps the exact
     ``task_name`` and ``task_id``; the loader reports those, never what it reads in the file name.
 
     >>> capture_stem("billing.charge", "5f1c", 2)
@@ -73,7 +74,7 @@ def capture_stem(task_name: str, task_id: str, retries: int = 0, attempt: int = 
         name, exact = "_" + name.lstrip(".-"), False
     if name.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
         name, exact = "_" + name, False
-    tail = (f".retry{retries}" if retries else "") + (f".a{attempt}" if attempt > 1 else "")
+    tail = (f".retry{retries}" if retries else "") + (f".a{attempt}" if attempt > 1 else "") + extra
     room = MAX_NAME - max(len(PROFILE_SUFFIX), len(SIDECAR_SUFFIX)) - len(tail)
     if exact and len(name) + 1 + len(tid) <= room:
         return f"{name}.{tid}{tail}"
@@ -88,7 +89,7 @@ def capture_stem(task_name: str, task_id: str, retries: int = 0, attempt: int = 
 def publish_stem(task_name: str, task_id: str) -> str:
     """The file stem of a profiled publish (producer side): the task's stem plus ``.publish``, so that the profile
     of publishing a task and the profile of running it can share a folder."""
-    return capture_stem(task_name, task_id) + ".publish"
+    return capture_stem(task_name, task_id, extra=".publish")
 
 
 def temp_name(final_name: str) -> str:

@@ -474,3 +474,11 @@ def test_only_the_worker_command_patches():
     assert _patch.invoked_as_celerylab("/usr/local/bin/celerylab")
     assert _patch.invoked_as_celerylab("-m")
     assert not _patch.invoked_as_celerylab("/usr/bin/pytest")
+
+
+def test_publish_stem_is_bounded_too():
+    from celerylab._files import publish_stem
+
+    stem = publish_stem("n" * 250, "i" * 220)
+    assert stem.endswith(".publish") and len(stem) + len(".prof") <= MAX_NAME
+    assert publish_stem("billing.charge", U) == f"billing.charge.{U}.publish"
