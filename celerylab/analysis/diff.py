@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..core.rules import pstats_ordered
+from ..core.rules import pstats_ordered, task_key
 from ..errors import ColumnNotFound, UsageError
 from ._dist import (
     bh_adjust,
@@ -65,11 +65,20 @@ class _Side:
 
 
 def _side(ps: ProfileData, ids: np.ndarray | None) -> _Side:
+    prof = _per_task(ps.profiles)
     if ids is None:
-        return _Side(ps, ps.profiles, None)
+        return _Side(ps, prof, None)
     keep = ps.id_lookup(ids)
-    prof = ps.profiles.loc[keep[ps.profiles["profile_id"].to_numpy()]]
+    prof = prof.loc[keep[prof["profile_id"].to_numpy()]]
     return _Side(ps, prof, keep[ps.stats["profile_id"].to_numpy()])
+
+
+def _per_task(profiles: pd.DataFrame) -> pd.DataFrame:
+    """``profiles`` whose ``task_name`` is the :func:`~celerylab.core.rules.task_key` when the set holds producer
+    profiles: publishing a task and running it are compared (and stratified) as different tasks."""
+    if "role" not in profiles.columns or not (profiles["role"].astype(object) == "producer").any():
+        return profiles
+    return profiles.assign(task_name=task_key(profiles))
 
 
 def split_values(profiles: pd.DataFrame, column: str, a: Any = None, b: Any = None) -> tuple[Any, Any]:

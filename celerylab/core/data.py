@@ -30,7 +30,7 @@ import pandas as pd
 
 from .._io import write_atomic
 from ..errors import AmbiguousFunction, ColumnNotFound, FunctionNotFound, UsageError
-from .rules import duration, group_key, id_lookup, pstats_row_order
+from .rules import duration, id_lookup, pstats_row_order, task_key
 
 FuncRef = int | str
 
@@ -263,11 +263,12 @@ class ProfileData:
         return out
 
     def task_summary(self) -> pd.DataFrame:
-        """One row per task name: profiles, failures, wall/total time (mean, p50, p95)."""
+        """One row per task name (publishing a task, from producer profiles, is its own row: ``name (publish)``):
+        profiles, failures, wall/total time (mean, p50, p95)."""
         p = self.profiles
         if not len(p):
             return pd.DataFrame(columns=["task_name", "profiles"])
-        names = group_key(p["task_name"])
+        names = task_key(p)
         g = p.assign(task_name=names).groupby("task_name", observed=True)
         wall = duration(p)
         out = pd.DataFrame({"profiles": g.size()})

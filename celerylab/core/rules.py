@@ -7,7 +7,9 @@
 * :func:`pstats_row_order` / :func:`pstats_ordered` — the order in which ``pstats.Stats(*paths)`` adds rows: float
   sums in that order equal pstats' to the last digit;
 * :func:`id_lookup` — a boolean array indexed by profile id, the one way a subset of profiles is selected from the
-  ``stats``/``edges`` rows.
+  ``stats``/``edges`` rows;
+* :func:`task_key` — the task a profile stands for when profiles are grouped per task: publishing a task (a producer
+  profile) and running it (a worker profile) are never pooled.
 """
 
 from __future__ import annotations
@@ -71,3 +73,19 @@ def id_lookup(ids: Iterable[int] | np.ndarray, *id_columns: np.ndarray) -> np.nd
     lookup = np.zeros(size, dtype=bool)
     lookup[ids] = True
     return lookup
+
+
+#: what a producer profile's task is called when profiles are grouped per task
+PUBLISH_SUFFIX = " (publish)"
+
+
+def task_key(profiles: pd.DataFrame) -> pd.Series:
+    """Per profile, the task it stands for: :func:`group_key` of ``task_name``, with :data:`PUBLISH_SUFFIX` for
+    producer profiles (``role == "producer"``), so that a task's publishes and its runs are separate groups."""
+    names = group_key(profiles["task_name"]) if "task_name" in profiles else pd.Series(UNKNOWN, index=profiles.index)
+    if "role" not in profiles:
+        return names
+    producer = (profiles["role"].astype(object) == "producer").to_numpy()
+    if not producer.any():
+        return names
+    return names.where(~producer, names.astype(str) + PUBLISH_SUFFIX)

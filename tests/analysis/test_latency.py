@@ -94,7 +94,7 @@ def test_latency_charts_and_the_report_section(ps, tmp_path):
     assert fig.layout.title.text and fig.layout.xaxis.title.text == "seconds (p50)"
     bars = {t.name: dict(zip(t.y, t.x)) for t in fig.data}
     assert bars["queue wait"]["reports.build"] == pytest.approx(np.median([0.1] * 10 + [5.0] * 10))
-    assert next(iter(fig.data[0].y)) == "reports.build"  # the task that waits most comes first
+    assert fig.data[0].y[0] == "reports.build"  # the task that waits most comes first
     tl = queue_wait_timeline(an.latency_over_time(ps, freq="5min"))
     assert {t.name for t in tl.data} == {"reports.build", "orders.sync"} and tl.layout.yaxis.title.text
     rep = build_report(ps, callgraph=False)
@@ -110,3 +110,13 @@ def test_no_latency_section_without_timing(tmp_path):
                   meta=sidecar("x.y", str(uuid.UUID(int=7)), wall_s=0.25))  # fmt: skip
     rep = build_report(cl.load(tmp_path, cache=False), callgraph=False)
     assert "latency" not in [s.id for s in rep.sections]
+
+
+def test_publishing_and_running_a_task_are_never_pooled(ps):
+    # the task summary and the per-task diff keep a task's publishes apart from its runs
+    ts = ps.task_summary().set_index("task_name")
+    assert ts.loc["reports.build", "profiles"] == 20 and ts.loc["reports.build (publish)", "profiles"] == 20
+    assert ts.loc["reports.build (publish)", "wall_p50_s"] == pytest.approx(0.002)
+    half = ps.profiles["started_at"] < pd.Timestamp(T0 + timedelta(minutes=10))
+    d = cl.diff(ps.where(half.to_numpy()), ps.where((~half).to_numpy()), by="task_name")
+    assert {"reports.build", "reports.build (publish)", "orders.sync"} <= set(d["label"])

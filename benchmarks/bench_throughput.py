@@ -1,0 +1,190 @@
+"""Worker throughput with capture: tasks/s of a real worker over Redis, uncaptured vs captured at several rates.
+
+    scripts/dev bench bench_throughput                       # prefork (and gevent when installed), 3 task sizes
+    scripts/dev bench bench_throughput --pools prefork --rounds 3 --rates 0.01
+
+One worker process runs the tasks (``-P prefork -c 1``; ``-P gevent -c 1``), so tasks/s is the worker's own rate, not
+the machine's parallelism.  Capture is switched on and off *inside the running worker* between rounds (a control
+task installs or uninstalls it in the process that runs the tasks), so every configuration shares the process, its
+caches and the machine's load of the moment; rounds alternate the order.  For each task size (trivial, 1 ms of
+CPU, 20 ms of CPU) and sample rate, a fixed batch of tasks is sent and timed until the last result arrives; the
+printed ratio is the median over rounds of (captured tasks/s) / (uncaptured tasks/s) of the same round pair, next
+to the same ratio per CPU second of the worker's processes (less sensitive to the rest of the machine).
+Target: at 1 % sampling >= 99 % of the uncaptured rate for the 1 ms task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BROKER = "redis://127.0.0.1:6379/0"
+
+APP_SOURCE = '''
+import os, time
+from celery import Celery
+app = Celery("throughput", broker=os.environ["BENCH_BROKER"], backend=os.environ["BENCH_BROKER"])
+app.conf.update(broker_connection_retry_on_startup=True, task_default_queue=os.environ["BENCH_QUEUE"],
+                worker_hijack_root_logger=False, result_expires=600)
+_capture = []
+
+@app.task(name="tp.trivial")
+def trivial():
+    return 1
+
+@app.task(name="tp.cpu")
+def cpu(ms):
+    end = time.thread_time() + ms / 1000.0
+    n = 0
+    while time.thread_time() < end:
+        n += 1
+    return n
+
+@app.task(name="tp.capture")
+def capture(directory, rate):
+    """Install capture (rate > 0) or uninstall it, in the process that runs the tasks."""
+    import celerylab.capture as c
+    while _capture:
+        _capture.pop().uninstall()
+    if directory:
+        _capture.append(c.install(app, directory, sample_rate=rate, tasks="tp.trivial,tp.cpu"))
+    return os.getpid()
+'''
+
+KINDS = {"trivial": ("tp.trivial", ()), "1ms": ("tp.cpu", (1.0,)), "20ms": ("tp.cpu", (20.0,))}
+
+
+def _group_cpu(pgid: int) -> float:
+    """utime + stime of every process in the worker's process group (/proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def run_pool(pool: str, tmp: Path, rates: list[float], rounds: int, batch: dict[str, int]) -> list[dict[str, Any]]:
+    from celery import Celery
+
+    queue = f"tp-{pool}-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERYLAB_")}
+    env.update(BENCH_BROKER=BROKER, BENCH_QUEUE=queue, PYTHONPATH=f"{tmp}:{ROOT}")
+    host = f"tp-{pool}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    argv = [sys.executable, "-m", "celery", "-A", "tpapp", "worker", "-P", pool, "-c", "1", "-n", host, "-Q", queue,
+            "-l", "WARNING", "--without-mingle", "--without-gossip", "--without-heartbeat"]  # fmt: skip
+    log_path = tmp / f"worker-{pool}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    client = Celery("tp-client", broker=BROKER, backend=BROKER, set_as_current=False)
+    profiles = tmp / f"profiles-{pool}"
+
+    def switch(rate: float) -> None:
+        r = client.send_task("tp.capture", args=(str(profiles) if rate > 0 else None, rate), queue=queue)
+        r.get(timeout=120)
+
+    def one_round(kind: str) -> tuple[float, float]:
+        name, args = KINDS[kind]
+        n = batch[kind]
+        cpu0, t0 = _group_cpu(proc.pid), time.perf_counter()
+        results = [client.send_task(name, args=args, queue=queue) for _ in range(n)]
+        for r in results:
+            r.get(timeout=600)
+        return n / (time.perf_counter() - t0), n / max(_group_cpu(proc.pid) - cpu0, 1e-9)
+
+    out = []
+    try:
+        deadline = time.monotonic() + 60
+        warm = client.send_task("tp.trivial", queue=queue)
+        while not warm.ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{pool} worker did not start: see {log_path}")
+            time.sleep(0.02)
+        for kind in KINDS:
+            one_round(kind)  # warm-up
+            for rate in rates:
+                pairs = []
+                for i in range(rounds):
+                    got = {}
+                    for r in (0.0, rate) if i % 2 == 0 else (rate, 0.0):
+                        switch(r)
+                        got[r] = one_round(kind)
+                    pairs.append((got[0.0], got[rate]))
+                switch(0.0)
+                wall = [on[0] / off[0] for off, on in pairs]
+                cpu = [on[1] / off[1] for off, on in pairs]
+                row = {
+                    "pool": pool, "task": kind, "rate": rate, "rounds": rounds, "batch": batch[kind],
+                    "uncaptured_tasks_per_s": statistics.median(off[0] for off, _ in pairs),
+                    "captured_tasks_per_s": statistics.median(on[0] for _, on in pairs),
+                    "wall_ratio": statistics.median(wall), "cpu_ratio": statistics.median(cpu),
+                    "wall_ratio_range": [min(wall), max(wall)],
+                }  # fmt: skip
+                out.append(row)
+                print(f"  {pool:8} {kind:8} {100 * rate:6.1f} %   {row['uncaptured_tasks_per_s']:8.1f} -> "
+                      f"{row['captured_tasks_per_s']:8.1f} tasks/s   {100 * row['wall_ratio']:6.1f} % wall "
+                      f"(range {100 * min(wall):.1f}-{100 * max(wall):.1f})   {100 * row['cpu_ratio']:6.1f} % per "
+                      "worker CPU second", flush=True)  # fmt: skip
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        with client.connection_for_write() as conn:
+            conn.default_channel.queue_delete(queue)
+        client.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pools", default="prefork,gevent", help="comma-separated pools (gevent skipped if missing)")
+    p.add_argument("--rates", default="0.01,0.1,1", help="comma-separated sample rates")
+    p.add_argument("--rounds", type=int, default=5, help="alternating pairs of rounds per configuration")
+    p.add_argument("--batch", default="trivial=400,1ms=300,20ms=60", help="tasks per round, per task size")
+    p.add_argument("--json", help="also write the figures here")
+    args = p.parse_args(argv)
+    rates = [float(x) for x in args.rates.split(",")]
+    batch = {k: int(v) for k, v in (item.split("=") for item in args.batch.split(","))}
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    print("  pool     task       rate    uncaptured -> captured            ratio (median of pairs)")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as d:
+        tmp = Path(d)
+        (tmp / "tpapp.py").write_text(APP_SOURCE)
+        for pool in args.pools.split(","):
+            if pool == "gevent":
+                try:
+                    import gevent  # noqa: F401
+                except ImportError:
+                    print("  gevent: not installed, skipped")
+                    continue
+            rows += run_pool(pool, tmp, rates, args.rounds, batch)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
