@@ -9,8 +9,9 @@
   ``CELERYLAB_PRODUCER=1`` with :mod:`celerylab.capture.autostart`, or the Django app
   ``celerylab.capture.django`` turn it on without an app change.
 
-Per profiled task: ``<task_name>.<task_id>.prof`` and its ``.json`` sidecar (``celerylab.task/1``), both written
-to a hidden temporary name and renamed into place, the sidecar first.  See docs/capture.md.
+Per profiled task: ``<task_name>.<task_id>.prof`` and its ``.json`` sidecar (``celerylab.task/1``; the name is made
+portable and bounded by :func:`celerylab._files.capture_stem`, a redelivered run adds ``.a2``...), both written to
+a hidden temporary name and moved into place, the sidecar first.  See docs/capture.md.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ ENV = {
     "CELERYLAB_MAX_FILES": "max_files",
     "CELERYLAB_MAX_BYTES": "max_bytes",
     "CELERYLAB_ARGS": "record_args",
+    "CELERYLAB_REDACT": "redact",
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 

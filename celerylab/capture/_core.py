@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fnmatch
 import json
 import logging
 import os
 import platform
 import random
-import re
 import reprlib
 import sys
 import threading
@@ -22,14 +22,16 @@ import celery
 from celery import signals
 
 from .._files import SCHEMA, capture_stem
-from . import _memory, _profile, _sql, _timing, _writer
+from . import _memory, _profile, _redact, _sql, _timing, _writer
 
 logger = logging.getLogger("celerylab.capture")
 
 MEMORY_MODES = ("off", "rss", "tracemalloc")
 MAX_MESSAGE = 1000
 MAX_REPR = 200
-_SECRET = re.compile(r"pass(word|wd)?|token|secret|key|auth|credential|cookie|session", re.IGNORECASE)
+_SECRET = _redact.SECRET_NAME
+#: How many further file sets of one task run (same name, id and retry number: a redelivery) capture writes.
+MAX_ATTEMPTS = 100
 
 _active: list[Capture] = []
 
@@ -51,6 +53,7 @@ class _Task:
     sql: _sql.SqlRecorder | None = None
     traced: bool = False
     exception: dict[str, str] | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -73,7 +76,7 @@ class Capture:
                  tasks: str | list[str] | tuple[str, ...] | None = None, run: str | None = None,
                  memory: str | bool | None = "rss", sql: bool = True, max_files: int | None = None,
                  max_bytes: int | None = None, record_args: bool = False, top: int = 20,
-                 pool: str | None = None) -> None:  # fmt: skip
+                 pool: str | None = None, redact: str | list[str] | tuple[str, ...] | None = None) -> None:  # fmt: skip
         if not 0.0 <= float(sample_rate) <= 1.0:
             raise ValueError(f"sample_rate must be between 0 and 1, not {sample_rate!r}")
         if memory is True:
@@ -98,10 +101,14 @@ class Capture:
         self.top = int(top)
         self.pool = pool
         self.counts = Counts()
+        self.redactor = _redact.Redactor(_redact.patterns_from(redact))
         self.retention = _writer.Retention(self.directory, max_files, max_bytes)
         self._retention_lock = threading.Lock()
         self._match: dict[str, bool] = {}
-        self._local = threading.local()
+        # the task being profiled, per context: a thread (threads pool) or a greenlet (gevent, eventlet)
+        self._current: contextvars.ContextVar[_Task | None] = contextvars.ContextVar(
+            f"celerylab_capture_{id(self):x}", default=None
+        )
         self._logged: set[str] = set()
         self._uid = f"celerylab.capture.{id(self):x}"
         self._installed = False
@@ -162,7 +169,7 @@ class Capture:
             self._logged.add(key)
             with contextlib.suppress(Exception):
                 logger.warning("celerylab capture: %s failed (%s: %s); the task is not affected, further %s errors "
-                               "are counted silently", what, type(exc).__name__, exc, key)  # fmt: skip
+                               "are counted silently", what, type(exc).__name__, _text(exc, str), key)  # fmt: skip
 
     def _log_once(self, key: str, msg: str, *args: Any) -> None:
         if key not in self._logged:
@@ -192,17 +199,17 @@ class Capture:
             self._fail("prerun", e)
 
     def _begin(self, task: Any, task_id: str, args: Any, kwargs: Any) -> None:
-        if getattr(self._local, "active", None) is not None:  # a postrun never came (should not happen)
+        if self._current.get() is not None:  # a postrun never came (should not happen)
             self._discard()
         if _profile.profiler_busy():
             self._skip_busy()
             return
-        cpu = time.thread_time if self._pool() == "threads" else time.process_time
+        cpu = _cpu_clock(self._pool())
         t = _Task(task_id, task.name, task, time.time(), time.perf_counter(), cpu(),
                   _memory.rss() if self.memory != "off" else None)  # fmt: skip
         if self.record_args:
             t.args, t.kwargs = args, kwargs
-        self._local.active = t
+        self._current.set(t)
         if self.sql:
             _sql.ensure_hooks()
             t.sql = _sql.state.rec = _sql.SqlRecorder()
@@ -222,8 +229,8 @@ class Capture:
 
     def _discard(self) -> None:
         """Drop the task being profiled in this thread, if any: profiler off, recorders detached."""
-        t: _Task | None = getattr(self._local, "active", None)
-        self._local.active = None
+        t: _Task | None = self._current.get()
+        self._current.set(None)
         if t is None:
             return
         if t.profiler is not None:
@@ -234,20 +241,30 @@ class Capture:
             _memory.trace_abort(t)
 
     def _on_failure(self, sender: Any = None, task_id: Any = None, exception: Any = None, **_: Any) -> None:
-        t = getattr(self._local, "active", None)
-        if t is not None and t.task_id == str(task_id) and exception is not None:
-            t.exception = _exception(exception)
+        try:
+            t = self._current.get()
+            if t is not None and t.task_id == str(task_id) and exception is not None:
+                t.exception = _exception(exception, self.redactor, t.notes)
+        except Exception as e:
+            self._fail("task_failure", e)
 
     def _on_retry(self, sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
-        t = getattr(self._local, "active", None)
-        if t is not None and request is not None and t.task_id == str(getattr(request, "id", None)):
-            inner = getattr(reason, "exc", None)  # celery.exceptions.Retry wraps the reason for the retry
-            t.exception = _exception(inner if isinstance(inner, BaseException) else reason)
+        try:
+            t = self._current.get()
+            if t is not None and request is not None and t.task_id == str(getattr(request, "id", None)):
+                inner = getattr(reason, "exc", None)  # celery.exceptions.Retry wraps the reason for the retry
+                t.exception = _exception(inner if isinstance(inner, BaseException) else reason, self.redactor,
+                                         t.notes)  # fmt: skip
+        except Exception as e:
+            self._fail("task_retry", e)
 
     def _on_revoked(self, sender: Any = None, request: Any = None, **_: Any) -> None:
-        t = getattr(self._local, "active", None)
-        if t is not None and request is not None and t.task_id == str(getattr(request, "id", None)):
-            self._discard()
+        try:
+            t = self._current.get()
+            if t is not None and request is not None and t.task_id == str(getattr(request, "id", None)):
+                self._discard()
+        except Exception as e:
+            self._fail("task_revoked", e)
 
     def _on_received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
         """In the consumer: when the message arrived (every task, sampled or not: the decision comes later)."""
@@ -257,19 +274,24 @@ class Capture:
             self._fail("received", e)
 
     def _on_worker_init(self, sender: Any = None, **_: Any) -> None:
-        if self.pool is None and sender is not None:
-            self.pool = _pool_name(getattr(sender, "pool_cls", None))
+        try:
+            if self.pool is None and sender is not None:
+                self.pool = _pool_name(getattr(sender, "pool_cls", None))
+        except Exception as e:
+            self._fail("worker_init", e)
 
     def _on_shutdown(self, **_: Any) -> None:
         c = self.counts
         if c.profiled or c.skipped_busy or c.errors:
-            logger.info("celerylab capture: pid %s profiled %d tasks, wrote %d, sampled out %d, skipped %d "
-                        "(profiler busy), %d errors %s, deleted %d old profiles", os.getpid(), c.profiled,
-                        c.written, c.sampled_out, c.skipped_busy, c.errors, c.by_error or "", c.deleted)  # fmt: skip
+            with contextlib.suppress(Exception):
+                logger.info("celerylab capture: pid %s profiled %d tasks, wrote %d, sampled out %d, skipped %d "
+                            "(profiler busy), %d errors %s, deleted %d old profiles", os.getpid(), c.profiled,
+                            c.written, c.sampled_out, c.skipped_busy, c.errors, c.by_error or "",
+                            c.deleted)  # fmt: skip
 
     def _on_postrun(self, sender: Any = None, task_id: Any = None, task: Any = None, retval: Any = None,
                     state: Any = None, **_: Any) -> None:  # fmt: skip
-        t: _Task | None = getattr(self._local, "active", None)
+        t: _Task | None = self._current.get()
         if t is None:
             return
         prof = t.profiler
@@ -277,9 +299,9 @@ class Capture:
             if prof is not None:
                 _profile.stop(prof)
             perf1 = time.perf_counter()
-            cpu1 = (time.thread_time if self._pool() == "threads" else time.process_time)()
+            cpu1 = _cpu_clock(self._pool())()
             wall1 = time.time()
-            self._local.active = None
+            self._current.set(None)
             if t.sql is not None and _sql.state.rec is t.sql:
                 _sql.state.rec = None
                 _sql.ensure_hooks()  # a library first imported by this task is hooked from the next one on
@@ -297,19 +319,26 @@ class Capture:
                 state = "INTERRUPTED"
                 exc = sys.exc_info()[1]
                 if exc is not None and t.exception is None:
-                    t.exception = _exception(exc)
+                    t.exception = _exception(exc, self.redactor, t.notes)
             self.counts.profiled += 1
-            meta = self._sidecar(t, state, wall1, perf1 - t.perf0, cpu1 - t.cpu0, memory)
+            green_cpu = _profile.cpu_time(prof)
+            if green_cpu is not None:  # the greenlet's own thread CPU time (see _profile)
+                cpu_s, cpu_scope = green_cpu, "task"
+            else:
+                cpu_s, cpu_scope = cpu1 - t.cpu0, _cpu_scope(self._pool())
+            meta = self._sidecar(t, state, wall1, perf1 - t.perf0, cpu_s, memory)
+            meta["cpu_scope"] = cpu_scope
             self._write(t, meta, prof)
         except Exception as e:
             self._fail("writing the profile", e)
         finally:
-            if prof is not None:
-                _profile.stop(prof)
-            if t.traced:
-                _memory.trace_abort(t)
-            if getattr(self._local, "active", None) is t:
-                self._local.active = None
+            with contextlib.suppress(Exception):
+                if prof is not None:
+                    _profile.stop(prof)
+                if t.traced:
+                    _memory.trace_abort(t)
+                if self._current.get() is t:
+                    self._current.set(None)
 
     # -------------------------------------------------------------------------------------------- writing
     def _pool(self) -> str | None:
@@ -322,12 +351,14 @@ class Capture:
                  memory: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
         req = getattr(t.task, "request", None)
         delivery = getattr(req, "delivery_info", None) or {}
+        if not isinstance(delivery, dict):
+            delivery = {}
         meta: dict[str, Any] = {
             "schema": SCHEMA,
             "role": "worker",
             "task_id": t.task_id,
             "task_name": t.task_name,
-            "state": str(state) if state else "UNKNOWN",
+            "state": _text(state, str) if state else "UNKNOWN",
             "started_at": datetime.fromtimestamp(t.wall0, UTC).isoformat(),
             "finished_at": datetime.fromtimestamp(wall1, UTC).isoformat(),
             "wall_s": round(wall_s, 9),
@@ -336,7 +367,10 @@ class Capture:
             "pid": os.getpid(),
             "pool": self._pool(),
             "queue": delivery.get("routing_key"),
-            "retries": int(getattr(req, "retries", 0) or 0),
+            "retries": _int(getattr(req, "retries", 0)),
+            "attempt": 1,
+            "redelivered": bool(delivery.get("redelivered")) if "redelivered" in delivery else None,
+            "concurrent": self._pool() in _CONCURRENT_POOLS,
             "run": self.run,
             "sample_rate": self.sample_rate,
             **self._static,
@@ -346,18 +380,34 @@ class Capture:
             meta["exception"] = t.exception
         if memory is not None:
             meta["memory"] = memory
+            meta["rss_scope"] = "process"  # RSS is the whole process's, shared by every task it runs at a time
         if t.sql is not None:
             meta["sql"] = t.sql.to_dict(top=self.top)
         if self.record_args:
-            meta["args"] = {"args": [_safe_repr(a) for a in (t.args or ())],
-                            "kwargs": {str(k): _redacted(k, v) for k, v in (t.kwargs or {}).items()}}  # fmt: skip
+            try:
+                meta["args"] = {"args": [_safe_repr(a, self.redactor) for a in (t.args or ())],
+                                "kwargs": {_text(k, str): _redacted(k, v, self.redactor)
+                                           for k, v in (t.kwargs or {}).items()}}  # fmt: skip
+            except Exception as e:  # an args object that is not iterable, a kwargs that is not a mapping
+                t.notes.append(f"args not recorded: {_describe(e)}")
+        if t.notes:
+            meta["notes"] = list(t.notes)
         return meta
 
     def _write(self, t: _Task, meta: dict[str, Any], prof: Any) -> None:
-        stem = capture_stem(t.task_name, t.task_id, meta["retries"])
         data = _profile.dump(prof)
-        side = json.dumps(meta, ensure_ascii=False, default=str).encode("utf-8")
-        n = _writer.write_pair(self.directory, stem, side, data)
+        n = 0
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            meta["attempt"] = attempt
+            stem = capture_stem(t.task_name, t.task_id, meta["retries"], attempt)
+            side = _encode_sidecar(meta)
+            try:  # never over another file set: a redelivered or re-run task keeps both
+                n = _writer.write_pair(self.directory, stem, side, data, exclusive=True)
+                break
+            except FileExistsError:  # a file set of this run is there already (a redelivery): the next attempt
+                continue
+        else:
+            raise FileExistsError(f"{MAX_ATTEMPTS} file sets of task {t.task_id} already")
         self.counts.written += 1
         if self.retention.enabled:
             with self._retention_lock:  # threads pool: one scan at a time
@@ -384,53 +434,137 @@ def _pool_name(pool_cls: Any) -> str | None:
     return target.split(":")[0].rsplit(".", 1)[-1] or None
 
 
-def _exception(exc: Any) -> dict[str, str]:
-    if isinstance(exc, BaseException):
+_CONCURRENT_POOLS = ("threads", "gevent", "eventlet")
+
+
+def _cpu_clock(pool: str | None) -> Any:
+    """The clock a task's ``cpu_s`` is read from: the thread's on the threads pool, else the process's."""
+    return time.thread_time if pool == "threads" else time.process_time
+
+
+def _cpu_scope(pool: str | None) -> str:
+    """What ``cpu_s`` covers when it is not the task's own (``"task"``, measured per greenlet): its ``"thread"``
+    (threads pool: one task per thread at a time) or the whole ``"process"`` (prefork and solo run one task at a
+    time; gevent/eventlet tasks that were not profiled per greenlet share the process with other tasks)."""
+    return "thread" if pool == "threads" else "process"
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except Exception:
+        return 0
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception, whatever its ``__str__`` does."""
+    return f"{type(exc).__name__}: {_text(exc, str)}"
+
+
+def _text(value: Any, how: Any = str) -> str:
+    """``str(value)`` (or ``how(value)``) that never raises: ``<unprintable Type>`` when it does."""
+    try:
+        text = how(value)
+        if isinstance(text, str):
+            return text
+    except Exception:
+        pass
+    try:
+        return f"<unprintable {type(value).__qualname__}>"
+    except Exception:
+        return "<unprintable>"
+
+
+def _exception(exc: Any, redactor: _redact.Redactor | None = None, notes: list[str] | None = None) -> dict[str, str]:
+    """``{"type", "message"}`` of a task's exception: never raises (a ``__str__`` that raises is noted), secrets
+    in the message masked, the message truncated."""
+    try:
         cls = type(exc)
-        name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+        if isinstance(exc, BaseException):
+            name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+        else:
+            name = cls.__name__
+    except Exception:
+        name = "<unknown>"
+    try:
         message = str(exc)
-    else:
-        name, message = type(exc).__name__, str(exc)
+        if not isinstance(message, str):
+            raise TypeError("__str__ returned a non-string")
+    except Exception as e:
+        message = _text(exc, repr)
+        if message.startswith("<unprintable") and notes is not None:
+            notes.append(f"exception message not recorded: its __str__ and __repr__ raise ({type(e).__name__})")
+    message = (redactor or _redact.DEFAULT).sub(message)
     if len(message) > MAX_MESSAGE:
         message = message[:MAX_MESSAGE] + "…"
     return {"type": name, "message": message}
 
 
+def _encode_sidecar(meta: dict[str, Any]) -> bytes:
+    """The sidecar's bytes; a value that cannot be encoded is left out and noted, never the whole sidecar."""
+    try:
+        return json.dumps(meta, ensure_ascii=False, default=_json_default).encode("utf-8", "surrogatepass")
+    except Exception:
+        pass
+    clean: dict[str, Any] = {}
+    notes = list(meta.get("notes") or [])
+    for key, value in meta.items():
+        if key == "notes":
+            continue
+        try:
+            json.dumps(value, ensure_ascii=False, default=_json_default).encode("utf-8", "surrogatepass")
+            clean[key] = value
+        except Exception as e:
+            notes.append(f"{key} not recorded: {_describe(e)}")
+    clean["notes"] = notes
+    return json.dumps(clean, ensure_ascii=False, default=_json_default).encode("utf-8", "surrogatepass")
+
+
+def _json_default(value: Any) -> str:
+    return _text(value, str)
+
+
 _repr = reprlib.Repr()
 _repr.maxstring = MAX_REPR
-_repr.maxother = MAX_REPR
+_repr.maxother = 100_000  # an object's repr is masked whole, then cut (a cut could split a secret apart)
 _repr.maxlevel = 3
 
 
-def _scrub(value: Any, depth: int = 0) -> Any:
-    """``value`` with the values of secret-looking dict keys replaced, a few levels deep."""
+def _scrub(value: Any, redactor: _redact.Redactor | None = None, depth: int = 0) -> Any:
+    """``value`` with the values of secret-looking dict keys replaced and secrets in strings masked, a few levels
+    deep (strings are masked before ``reprlib`` shortens them)."""
+    r = redactor or _redact.DEFAULT
+    if isinstance(value, str):
+        return r.sub(value)
     if depth > 3:
         return value
     if isinstance(value, dict):
-        return {k: ("<redacted>" if isinstance(k, str) and _SECRET.search(k) else _scrub(v, depth + 1))
+        return {k: ("<redacted>" if isinstance(k, str) and r.secret_name(k) else _scrub(v, r, depth + 1))
                 for k, v in value.items()}  # fmt: skip
     if isinstance(value, list | tuple):
-        return type(value)(_scrub(v, depth + 1) for v in value) if not hasattr(value, "_fields") else value
+        return type(value)(_scrub(v, r, depth + 1) for v in value) if not hasattr(value, "_fields") else value
     return value
 
 
-def _safe_repr(value: Any) -> str:
+def _safe_repr(value: Any, redactor: _redact.Redactor | None = None) -> str:
+    r = redactor or _redact.DEFAULT
     try:
-        text = _repr.repr(_scrub(value))
+        text = r.sub(_repr.repr(_scrub(value, r)))
     except Exception as e:
-        text = f"<unrepresentable {type(value).__name__}: {type(e).__name__}>"
+        text = f"<unrepresentable {_text(type(value), lambda c: c.__name__)}: {type(e).__name__}>"
     return text if len(text) <= MAX_REPR else text[:MAX_REPR] + "…"
 
 
-def _redacted(key: Any, value: Any) -> str:
-    return "<redacted>" if isinstance(key, str) and _SECRET.search(key) else _safe_repr(value)
+def _redacted(key: Any, value: Any, redactor: _redact.Redactor | None = None) -> str:
+    r = redactor or _redact.DEFAULT
+    return "<redacted>" if isinstance(key, str) and r.secret_name(key) else _safe_repr(value, r)
 
 
 def install(app: Any, directory: str | os.PathLike[str], *, sample_rate: float = 1.0,
             tasks: str | list[str] | tuple[str, ...] | None = None, run: str | None = None,
             memory: str | bool | None = "rss", sql: bool = True, max_files: int | None = None,
             max_bytes: int | None = None, record_args: bool = False, top: int = 20,
-            pool: str | None = None) -> Capture:  # fmt: skip
+            pool: str | None = None, redact: str | list[str] | tuple[str, ...] | None = None) -> Capture:  # fmt: skip
     """Profile tasks of ``app`` in this process (and in pool processes forked from it).
 
     ``app=None`` profiles tasks of every app (what ``celerylab worker`` does).  ``tasks``: glob patterns on task
@@ -438,11 +572,14 @@ def install(app: Any, directory: str | os.PathLike[str], *, sample_rate: float =
     ``run``: a label (default ``$CELERYLAB_RUN``); ``memory``: ``"off"``, ``"rss"`` (RSS before/after) or
     ``"tracemalloc"`` (+ traced peak and top allocation sites); ``sql``: record statements; ``max_files`` /
     ``max_bytes``: retention caps (oldest profiles go first); ``record_args``: record redacted, truncated reprs of
-    the task arguments.  Installing again for the same app replaces the earlier installation.  Returns the handle;
-    call ``uninstall()`` on it to stop.
+    the task arguments; ``redact``: extra regular expressions whose matches are masked in recorded arguments and
+    exception messages (also ``$CELERYLAB_REDACT``), beside the built-in ones (URL passwords, ``Authorization``
+    values, ``password=``-style pairs, AWS access keys).  Installing again for the same app replaces the earlier
+    installation.  Returns the handle; call ``uninstall()`` on it to stop.
     """
     cap = Capture(app, directory, sample_rate=sample_rate, tasks=tasks, run=run, memory=memory, sql=sql,
-                  max_files=max_files, max_bytes=max_bytes, record_args=record_args, top=top, pool=pool)  # fmt: skip
+                  max_files=max_files, max_bytes=max_bytes, record_args=record_args, top=top, pool=pool,
+                  redact=redact)  # fmt: skip
     for old in list(_active):
         if old.app is app or old.app is None or app is None:
             logger.info("celerylab capture: replacing %r with %r", old, cap)

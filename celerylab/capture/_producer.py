@@ -37,7 +37,7 @@ import celery
 from celery import signals
 
 from .._files import SCHEMA, publish_stem
-from . import _profile, _timing, _writer
+from . import _profile, _redact, _timing, _writer
 
 logger = logging.getLogger("celerylab.capture")
 
@@ -205,7 +205,9 @@ class ProducerCapture:
             **self._static,
         }
         if error is not None:
-            meta["exception"] = {"type": _qualname(type(error)), "message": _safe_str(error)[:1000]}
+            # secrets masked before the cut, as on the worker side (a broker URL in a connection error)
+            message = _redact.DEFAULT.sub(_safe_str(error))[:1000]
+            meta["exception"] = {"type": _qualname(type(error)), "message": message}
         return meta
 
     def _write(self, meta: dict[str, Any], prof: Any) -> None:

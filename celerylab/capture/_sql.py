@@ -2,13 +2,15 @@
 
 Hooks are installed lazily (:func:`ensure_hooks`, called when a profiled task starts) and only for libraries that
 are already imported: capture never imports a database library itself.  A hook records only while the current
-thread has a :class:`SqlRecorder` (a task is being profiled); otherwise it costs one thread-local read.  Nested
+context (a thread, or a greenlet under gevent/eventlet) has a :class:`SqlRecorder` (a task is being profiled);
+otherwise it costs one context-variable read.  Nested
 hooks (SQLAlchemy over psycopg, Django over sqlite3) record the statement once, at the outermost layer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import os
 import site
@@ -24,9 +26,31 @@ from .._sqltext import statement_shape
 MAX_SQL_CHARS = 2000
 
 
-class _State(threading.local):
-    rec: SqlRecorder | None = None
-    depth: int = 0
+_REC: contextvars.ContextVar[SqlRecorder | None] = contextvars.ContextVar("celerylab_sql_rec", default=None)
+_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("celerylab_sql_depth", default=0)
+
+
+class _State:
+    """The current task's recorder and hook nesting depth, per context (``contextvars``: per thread and per
+    greenlet, so concurrent tasks of a threads, gevent or eventlet pool never record into each other)."""
+
+    __slots__ = ()
+
+    @property
+    def rec(self) -> SqlRecorder | None:
+        return _REC.get()
+
+    @rec.setter
+    def rec(self, value: SqlRecorder | None) -> None:
+        _REC.set(value)
+
+    @property
+    def depth(self) -> int:
+        return _DEPTH.get()
+
+    @depth.setter
+    def depth(self, value: int) -> None:
+        _DEPTH.set(value)
 
 
 state = _State()

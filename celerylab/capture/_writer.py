@@ -21,10 +21,12 @@ from .._files import PROFILE_SUFFIX, SIDECAR_SUFFIX, TEMP_RE, is_schema, temp_na
 fault_hook: Callable[[str, str], None] | None = None
 
 
-def write_atomic(directory: str, name: str, data: bytes, stage: str = "") -> int:
+def write_atomic(directory: str, name: str, data: bytes, stage: str = "", *, exclusive: bool = False) -> int:
     """Write ``data`` to ``directory/name`` atomically; returns the number of bytes written.
 
-    On any error the temporary file is removed and the error is raised to the caller.
+    ``exclusive``: never replace an existing ``name`` (raises :class:`FileExistsError`); done with ``os.link``,
+    atomic too, or, on a file system without hard links, a check then ``os.replace``.  On any error the temporary
+    file is removed and the error is raised to the caller.
     """
     final = os.path.join(directory, name)
     tmp = os.path.join(directory, temp_name(name))
@@ -38,7 +40,10 @@ def write_atomic(directory: str, name: str, data: bytes, stage: str = "") -> int
             os.close(fd)
         if fault_hook is not None:
             fault_hook(stage, final)
-        os.replace(tmp, final)
+        if exclusive:
+            _link_new(tmp, final)
+        else:
+            os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -46,18 +51,33 @@ def write_atomic(directory: str, name: str, data: bytes, stage: str = "") -> int
     return len(data)
 
 
-def write_pair(directory: str, stem: str, sidecar: bytes, profile: bytes) -> int:
-    """Write ``<stem>.json`` then ``<stem>.prof`` atomically; returns the bytes written.  If the profile cannot be
-    written, the sidecar is removed again (no orphan sidecar).  A vanished directory is made again, once."""
+def _link_new(tmp: str, final: str) -> None:
+    """Move ``tmp`` to ``final`` unless ``final`` exists (then :class:`FileExistsError`)."""
     try:
-        return _write_pair(directory, stem, sidecar, profile)
+        os.link(tmp, final)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (some FUSE, SMB, FAT file systems)
+        if os.path.lexists(final):
+            raise FileExistsError(final) from None
+        os.replace(tmp, final)
+        return
+    os.unlink(tmp)
+
+
+def write_pair(directory: str, stem: str, sidecar: bytes, profile: bytes, *, exclusive: bool = False) -> int:
+    """Write ``<stem>.json`` then ``<stem>.prof`` atomically; returns the bytes written.  If the profile cannot be
+    written, the sidecar is removed again (no orphan sidecar).  A vanished directory is made again, once.
+    ``exclusive``: :class:`FileExistsError` when ``<stem>.json`` exists (another file set is there)."""
+    try:
+        return _write_pair(directory, stem, sidecar, profile, exclusive)
     except FileNotFoundError:
         os.makedirs(directory, exist_ok=True)
-        return _write_pair(directory, stem, sidecar, profile)
+        return _write_pair(directory, stem, sidecar, profile, exclusive)
 
 
-def _write_pair(directory: str, stem: str, sidecar: bytes, profile: bytes) -> int:
-    n = write_atomic(directory, stem + SIDECAR_SUFFIX, sidecar, "sidecar")
+def _write_pair(directory: str, stem: str, sidecar: bytes, profile: bytes, exclusive: bool = False) -> int:
+    n = write_atomic(directory, stem + SIDECAR_SUFFIX, sidecar, "sidecar", exclusive=exclusive)
     try:
         n += write_atomic(directory, stem + PROFILE_SUFFIX, profile, "profile")
     except BaseException:
@@ -191,11 +211,17 @@ class Retention:
             for _mtime, stem, size in profiles:
                 if (keep_files is None or count <= keep_files) and (keep_bytes is None or total <= keep_bytes):
                     break
-                for suffix in (PROFILE_SUFFIX, SIDECAR_SUFFIX):  # profile first: no .prof without its sidecar
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(self.directory, stem + suffix))
+                try:  # profile first: no .prof without its sidecar
+                    os.unlink(os.path.join(self.directory, stem + PROFILE_SUFFIX))
+                    mine = True
+                except FileNotFoundError:  # another pool process deleted it first: gone, but not our deletion
+                    mine = False
+                except OSError:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.directory, stem + SIDECAR_SUFFIX))
                 count -= 1
                 total -= size + sizes.get(stem, 0)
-                self.deleted += 1
+                self.deleted += mine
         self.files = count
         self.bytes = total

@@ -9,13 +9,18 @@ usage errors exit 2, and anything else is a bug that surfaces with its traceback
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._patch import early_patch
 
-import click
+early_patch()  # `celerylab worker -P gevent`: monkey-patch before anything else is imported, as celery does
 
-from ..errors import CelerylabError
-from ._common import EXIT_ERROR
+import importlib  # noqa: E402
+import sys  # noqa: E402
+from typing import Any  # noqa: E402
+
+import click  # noqa: E402
+
+from ..errors import CelerylabError  # noqa: E402
+from ._common import EXIT_ERROR  # noqa: E402
 
 #: command name -> "module:click_command"
 COMMANDS: dict[str, str] = {
@@ -67,6 +72,9 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
+    from .. import _patch
+
+    _patch.maybe_patch(sys.argv[1:] if argv is None else argv)  # a no-op when early_patch() patched already
     try:
         # without standalone mode, click *returns* the code of ctx.exit(N) instead of raising it
         rv = cli.main(args=argv, prog_name="celerylab", standalone_mode=False)

@@ -91,6 +91,11 @@ def worker(celery_args: tuple[str, ...], **flags: Any) -> None:
         raise click.UsageError("give --dir DIR (or set CELERYLAB_DIR)")
     if not celery_args:
         raise click.UsageError("give the celery arguments after --, e.g. celerylab worker --dir D -- -A proj")
+    from .. import _patch
+
+    # a gevent/eventlet pool named on the command line or in $CELERY_WORKER_POOL was patched for in main();
+    # one named only in the app's configuration is seen here, and the command starts again with -P
+    _patch.reexec_for_configured_pool(_patch.app_from_args(celery_args), celery_args)
     from ..capture._core import install
 
     install(None, **conf)

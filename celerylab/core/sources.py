@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._files import TEMP_SUFFIXES, is_schema, sidecar_path
+from .._files import PROFILE_EXTENSIONS, TEMP_SUFFIXES, is_schema, sidecar_path
 from ..errors import UsageError
 from .decode import describe_error
 
@@ -23,6 +23,18 @@ SKIP_IN_WALK = (
 
 
 # ---------------------------------------------------------------------------------------------------- discovery
+def _hidden_skipped(name: str, is_dir: bool) -> bool:
+    """Whether a hidden entry met while walking is left out: hidden folders (``.git``, ``.ipynb_checkpoints``, our
+    own cache) and hidden files that are not profiles.  A hidden profile file (``.x.prof``, ``.x.prof.gz``) and a
+    temporary file are kept: the first is loaded, the second reported, never skipped in silence."""
+    if not name.startswith("."):
+        return False
+    if is_dir:
+        return True
+    base = name[:-3] if name.endswith(".gz") else name
+    return not (base.endswith(PROFILE_EXTENSIONS) or name.endswith(TEMP_SUFFIXES))
+
+
 @dataclass
 class Found:
     files: list[str] = field(default_factory=list)
@@ -47,13 +59,13 @@ def _walk(root: str, found: Found, seen_dirs: set[tuple[int, int]], seen_files: 
         found.errors.append((root, describe_error(e)))
         return
     for entry in entries:
-        if entry.name.startswith(".") and not entry.name.endswith(TEMP_SUFFIXES):
-            continue  # hidden files and folders: .git, .ipynb_checkpoints, our own cache
         path = entry.path
         try:
             is_dir = entry.is_dir()
         except OSError as e:
             found.errors.append((path, describe_error(e)))
+            continue
+        if _hidden_skipped(entry.name, is_dir):
             continue
         if is_dir:
             _walk(path, found, seen_dirs, seen_files)
@@ -96,7 +108,7 @@ def discover(source: Source) -> Found:
                 if os.path.isdir(m):
                     found.roots.append(os.path.abspath(m))
                     _walk(m, found, seen_dirs, seen_files)
-                elif not os.path.basename(m).startswith(".") or m.endswith(TEMP_SUFFIXES):
+                elif not _hidden_skipped(os.path.basename(m), False):
                     a = os.path.abspath(m)
                     if a not in seen_files:
                         seen_files.add(a)

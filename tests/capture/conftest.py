@@ -74,13 +74,13 @@ class Worker:
     """One ``celery worker`` subprocess with its own queue, capture directory and log file."""
 
     def __init__(self, tmp: Path, name: str, argv: list[str], env: dict[str, str] | None = None,
-                 broker: str = BROKER) -> None:  # fmt: skip
+                 queue: str | None = None, directory: Path | None = None, broker: str = BROKER) -> None:  # fmt: skip
         from celery import Celery
 
         self.name = name
-        self.queue = f"captest-{name}-{uuid.uuid4().hex[:8]}"
+        self.queue = queue or f"captest-{name}-{uuid.uuid4().hex[:8]}"
         self.hostname = f"{name}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
-        self.dir = tmp / "profiles"
+        self.dir = directory or tmp / "profiles"
         self.log_path = tmp / "worker.log"
         full_env = dict(os.environ)
         for k in list(full_env):
@@ -142,12 +142,14 @@ class Worker:
 
 @pytest.fixture(scope="module")
 def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """``start_worker(name, argv, env)`` -> a ready :class:`Worker`, stopped at the end of the module."""
+    """``start_worker(name, argv, env, queue=None, directory=None)`` -> a ready :class:`Worker` (on its own queue and
+    directory unless given), stopped at the end of the module."""
     workers: list[Worker] = []
 
-    def start(name: str, argv: list[str], env: dict[str, str] | None = None, broker: str = BROKER) -> Worker:
+    def start(name: str, argv: list[str], env: dict[str, str] | None = None, broker: str = BROKER,
+              **kw: Any) -> Worker:  # fmt: skip
         require_services(6379, 5432, *([5672] if broker.startswith("amqp") else []))
-        w = Worker(tmp_path_factory.mktemp(name), name, argv, env, broker)
+        w = Worker(tmp_path_factory.mktemp(name), name, argv, env, broker=broker, **kw)
         workers.append(w)
         w.wait_ready()
         return w

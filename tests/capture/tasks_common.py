@@ -90,6 +90,90 @@ def add_tasks(app: Any) -> None:
     def midwrite() -> str:
         return "written?"
 
+    @app.task(name="captest.yield_a")
+    def yield_a(times: int = 100, pause: float = 0.002) -> int:
+        return _interleave(step_a, times, pause)
+
+    @app.task(name="captest.yield_b")
+    def yield_b(times: int = 100, pause: float = 0.002) -> int:
+        return _interleave(step_b, times, pause)
+
+    @app.task(name="captest.sql_interleave")
+    def sql_interleave(table: str, times: int = 20, pause: float = 0.002) -> int:
+        """``times`` queries on ``table`` with a cooperative sleep after each: concurrent tasks interleave."""
+        conn = sqlite3.connect(":memory:")
+        conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
+        total = 0
+        for i in range(times):
+            total += conn.execute(f"SELECT count(*) FROM {table} WHERE id <= ?", (i,)).fetchone()[0] + 1
+            time.sleep(pause)
+        conn.close()
+        return total
+
+    @app.task(name="captest.echo")
+    def echo(*args: Any, **kwargs: Any) -> int:
+        return len(args) + len(kwargs)
+
+    @app.task(name="captest.unprintable_error")
+    def unprintable_error() -> None:
+        raise _Unprintable("never shown")
+
+    @app.task(name="captest.unrepresentable_result")
+    def unrepresentable_result() -> Any:
+        return _BadRepr()
+
+    @app.task(name="captest.redelivered", acks_late=True, reject_on_worker_lost=True)
+    def redelivered(marker: str) -> str:
+        """First delivery: the worker process SIGKILLs itself mid-run (the message stays unacknowledged and is
+        delivered again); second delivery: runs to the end."""
+        if not os.path.exists(marker):
+            with open(marker, "w") as f:
+                f.write(str(os.getpid()))
+            step_a()
+            os.kill(os.getpid(), 9)
+        step_b()
+        return "second delivery"
+
+    @app.task(name="captest.after_write", acks_late=True, reject_on_worker_lost=True)
+    def after_write(marker: str) -> str:
+        """With CAPTEST_KILL_AFTER_POSTRUN (plainapp), the first delivery's pool process is SIGKILLed after
+        capture wrote its files and before the message is acknowledged: the message is delivered again."""
+        step_a()
+        return marker
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ raises")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("__repr__ raises")
+
+
+class _BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("__repr__ raises")
+
+    __str__ = __repr__
+
+
+def step_a() -> int:
+    return 1
+
+
+def step_b() -> int:
+    return 2
+
+
+def _interleave(step: Any, times: int, pause: float) -> int:
+    """Call ``step`` ``times`` times with a cooperative sleep after each call: under gevent/eventlet (time.sleep is
+    patched) or threads, other tasks run in between."""
+    total = 0
+    for _ in range(times):
+        total += step()
+        time.sleep(pause)
+    return total
+
 
 def helper_a() -> int:
     return 1

@@ -193,3 +193,26 @@ def test_a_file_that_kills_its_parser_process_is_named_and_nothing_else_is_lost(
     ]
     assert sorted(ps.profiles["path"]) == good
     assert ps.to_pstats_dict() == pstats.Stats(*good).stats
+
+
+def test_hidden_profile_files_are_loaded_or_reported_never_skipped(tmp_path):
+    # GIVEN hidden profile files in a folder (another tool's, or an older capture's .hidden.task.<id>.prof)
+    good = make_set(tmp_path / "src", 3)
+    hidden = []
+    for i, p in enumerate(good):
+        target = tmp_path / f".hidden{i}.prof" if i < 2 else tmp_path / f".hidden{i}.prof.gz"
+        data = Path(p).read_bytes()
+        target.write_bytes(__import__("gzip").compress(data) if target.suffix == ".gz" else data)
+        hidden.append(str(target))
+    (tmp_path / ".broken.prof").write_bytes(b"")  # a hidden profile that cannot be read: reported
+    (tmp_path / ".DS_Store").write_bytes(b"\0\1")  # a hidden file that is no profile: left out, as before
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x.prof").write_bytes(b"")  # hidden folders are not walked
+    # WHEN the folder, and a glob naming hidden files, are loaded
+    with pytest.warns(UserWarning, match="could not be loaded"):
+        ps = cl.load(tmp_path, cache=False)
+    # THEN every hidden profile is loaded, the broken one is in ps.errors
+    assert set(hidden) <= set(ps.profiles["path"])
+    assert [os.path.basename(p) for p in ps.errors["path"]] == [".broken.prof"]
+    by_glob = cl.load(str(tmp_path / ".hidden*"), cache=False)
+    assert sorted(by_glob.profiles["path"]) == sorted(hidden) and len(by_glob.errors) == 0
