@@ -16,6 +16,7 @@ from .._files import sidecar_path
 from ..errors import LoadError
 from . import names as _names
 from .classify import classify
+from .decode import PROFILERS
 from .parse import Parsed
 
 _CORE_COLUMNS = ["task_id", "task_name", "run", "hostname", "pid", "state", "started_at", "finished_at",
@@ -93,6 +94,7 @@ def build_frames(parsed: Parsed, pattern: re.Pattern[str] | None) -> dict[str, p
             profiles[c] = None
     profiles["profile_id"] = profiles["profile_id"].astype(np.int32)
     profiles["total_tt"] = parsed.total_tt
+    profiles["profiler"] = pd.Categorical(parsed.profilers, categories=list(PROFILERS))
     profiles["n_functions"] = parsed.n_stats
     profiles["n_edges"] = parsed.n_edges
     for c in _TIME_COLUMNS:
