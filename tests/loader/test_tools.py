@@ -143,9 +143,12 @@ def _unknown_counts(files: list[str]) -> tuple[set, set]:
     return funcs, edges
 
 
-def assert_equals_pstats(ps, files: list[str]) -> None:
-    """Every per-function, per-edge and summary total of ``ps`` equals ``pstats.Stats(*files)`` (same order)."""
-    assert list(ps.profiles["path"]) == files
+def assert_equals_pstats(ps, files: list[str], *, same_paths: bool = True) -> None:
+    """Every per-function, per-edge and summary total of ``ps`` equals ``pstats.Stats(*files)`` (same order;
+    ``same_paths=False``: ``ps`` loaded copies of ``files``, in the same order)."""
+    assert len(ps.profiles) == len(files)
+    if same_paths:
+        assert list(ps.profiles["path"]) == files
     ref = pstats.Stats(*files)
     ref_stats = {_key(k): (v[0], v[1], v[2], v[3], {_key(c): x for c, x in v[4].items()}) for k, v in ref.stats.items()}
     unknown_funcs, unknown_edges = _unknown_counts(files)
@@ -176,7 +179,7 @@ def assert_equals_pstats(ps, files: list[str]) -> None:
         else:
             assert (nc, pc) == (r[0], r[1])
     # per profile: pstats' own total of each file
-    for path, total in zip(ps.profiles["path"], ps.profiles["total_tt"]):
+    for path, total in zip(files, ps.profiles["total_tt"]):
         assert total == pstats.Stats(path).total_tt
 
 
@@ -266,3 +269,21 @@ def test_to_pstats_round_trips_unknown_counts_as_pyinstrument_writes_them(corpus
     ps = cl.load(corpus["pyinstrument"][:1], cache=False, jobs=1)
     out = ps.to_pstats(tmp_path / "merged.prof")
     assert pstats.Stats(out).stats == pstats.Stats(corpus["pyinstrument"][0]).stats
+
+
+def test_gzipped_profiles_of_every_tool_load_natively(corpus, tmp_path):
+    """``.prof.gz`` files (and folders of them) load as they are; totals equal pstats of the uncompressed files."""
+    import gzip
+
+    files = sorted(f for tool in ("cprofile", "pyinstrument", "yappi") for f in corpus[tool])
+    folder = tmp_path / "gz" / "nested"
+    folder.mkdir(parents=True)
+    for f in files:
+        (folder / (os.path.basename(f) + ".gz")).write_bytes(gzip.compress(Path(f).read_bytes()))
+    for cache in (False, tmp_path / "cache", tmp_path / "cache"):
+        ps = cl.load(tmp_path / "gz", cache=cache, jobs=2)
+        assert not len(ps.errors)
+        assert all(p.endswith(".prof.gz") for p in ps.profiles["path"])
+        assert [os.path.basename(p)[:-3] for p in ps.profiles["path"]] == [os.path.basename(f) for f in files]
+        assert_equals_pstats(ps, files, same_paths=False)
+        assert ps.profiles["profiler"].astype(str).tolist() == ["cprofile"] * 2 + ["pyinstrument"] * 2 + ["yappi"] * 2
