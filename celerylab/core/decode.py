@@ -400,14 +400,14 @@ def add_dict(chunk: Chunk, slot: int, stats: dict[Any, Any]) -> tuple[int, int, 
     for x in tt:
         total_tt += x
     bare = n_edges > 0 and type(caller_vals[0]) is not tuple
-    return n, n_edges, float(total_tt), detect_profiler(keys, s_nc, s_pc, bare)
+    return n, n_edges, float(total_tt), detect_profiler(stats, s_nc, s_pc, bare)
 
 
 #: The tools whose files :func:`detect_profiler` tells apart (the ``profiler`` column of ``ps.profiles``).
 PROFILERS = ("cprofile", "profile", "yappi", "pyinstrument", "unknown")
 
 
-def detect_profiler(keys: list[Any], nc: np.ndarray, pc: np.ndarray, bare_callers: bool) -> str:
+def detect_profiler(keys: dict[Any, Any] | list[Any], nc: np.ndarray, pc: np.ndarray, bare_callers: bool) -> str:
     """Which tool wrote a profile, from its content alone (see docs/loading.md, "Which tool wrote a file"):
 
     * ``profile`` — the pure-Python ``profile`` module: callers map to bare counts, or its ``('profile', 0,
@@ -418,7 +418,7 @@ def detect_profiler(keys: list[Any], nc: np.ndarray, pc: np.ndarray, bare_caller
     * ``cprofile`` — cProfile/``_lsprof``: C functions keyed ``('~', 0, '<built-in …>')``/``"<method '…"``;
     * ``unknown`` — none of these signs (e.g. a yappi profile without recursion, or a merged file).
     """
-    if bare_callers or ("profile", 0, "profiler") in keys:
+    if bare_callers or ("profile", 0, "profiler") in keys:  # a dict: one lookup
         return "profile"
     if len(nc) and (nc.min() < 0 or pc.min() < 0):
         return "pyinstrument"
