@@ -30,7 +30,16 @@ import pandas as pd
 
 from .._io import write_atomic
 from ..errors import AmbiguousFunction, ColumnNotFound, FunctionNotFound, UsageError
-from .rules import count_values, duration, group_key, id_lookup, pstats_row_order, pstats_sum
+from .rules import (
+    count_array,
+    count_sums,
+    count_values,
+    duration,
+    group_key,
+    id_lookup,
+    pstats_row_order,
+    pstats_sum,
+)
 
 FuncRef = int | str
 
@@ -308,14 +317,8 @@ def _int_sum(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def _count_sum(keys: np.ndarray, col: pd.Series, order: np.ndarray, n: int) -> Any:
-    """Per-key sums of a call-count column (rows in ``order``); NA where any term is unknown (rules.count_values)."""
-    values, unknown = count_values(col)
-    values = values[order]
-    if unknown is None:
-        return _int_sum(keys, values, n)
-    unknown = unknown[order]
-    out = _int_sum(keys, np.where(unknown, 0, values), n)
-    return pd.arrays.IntegerArray(out, np.bincount(keys, weights=unknown, minlength=n) > 0)
+    """Per-key sums of a call-count column (rows in ``order``); NA where any term is unknown (rules.count_sums)."""
+    return count_sums(keys, count_array(col)[order], n)
 
 
 def _counts_list(col: pd.Series) -> list[int]:

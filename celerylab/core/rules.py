@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,25 @@ def count_values(col: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray | 
         values = np.asarray(col).astype(np.int64, copy=False)
     unknown = values < 0
     return values, (unknown if unknown.any() else None)
+
+
+def count_array(col: pd.Series) -> np.ndarray:
+    """A call-count column as a numpy integer array, unknown counts as :data:`UNKNOWN_COUNT` (no copy when the
+    column is a plain numpy column)."""
+    if isinstance(col.dtype, np.dtype):
+        return col.to_numpy()
+    return col.to_numpy(dtype=np.int64, na_value=UNKNOWN_COUNT)
+
+
+def count_sums(codes: np.ndarray, values: np.ndarray, n: int) -> Any:
+    """Per-code sums of call counts (``values`` as :func:`count_array` gives them): int64, or a nullable integer
+    array with NA where one of the terms is unknown."""
+    unknown = values < 0
+    sums = np.zeros(n, dtype=np.int64)
+    np.add.at(sums, codes, np.where(unknown, 0, values).astype(np.int64, copy=False))
+    if not unknown.any():
+        return sums
+    return pd.arrays.IntegerArray(sums, np.bincount(codes, weights=unknown, minlength=n) > 0)
 
 
 def nullable_counts(values: np.ndarray) -> np.ndarray | pd.api.extensions.ExtensionArray:

@@ -287,3 +287,28 @@ def test_gzipped_profiles_of_every_tool_load_natively(corpus, tmp_path):
         assert [os.path.basename(p)[:-3] for p in ps.profiles["path"]] == [os.path.basename(f) for f in files]
         assert_equals_pstats(ps, files, same_paths=False)
         assert ps.profiles["profiler"].astype(str).tolist() == ["cprofile"] * 2 + ["pyinstrument"] * 2 + ["yappi"] * 2
+
+
+def test_drilldowns_keep_unknown_counts_unknown_and_times_exact(corpus):
+    files = sorted(corpus["cprofile"] + corpus["pyinstrument"])
+    ps = cl.load(files, cache=False, jobs=1)
+    ref = pstats.Stats(*files).stats
+    unknown_funcs, unknown_edges = _unknown_counts(files)
+    f = ps.functions
+    for name in ("fact", "even", "odd", "walk"):
+        fid = int(f.loc[(f["file"] == "work.py") & (f["name"] == name), "func_id"].iloc[0])
+        key = ("work.py", int(f.loc[fid, "line"]), name)
+        for side, table in (("callers", ps.callers(fid)), ("callees", ps.callees(fid))):
+            assert len(table)
+            for row in table.itertuples():
+                other = (f.loc[row.func_id, "file"], int(f.loc[row.func_id, "line"]), f.loc[row.func_id, "name"])
+                caller, callee = (other, key) if side == "callers" else (key, other)
+                r = ref[callee][4][caller]
+                assert (row.tottime, row.cumtime) == (r[2], r[3])
+                if (caller, callee) in unknown_edges:
+                    assert pd.isna(row.ncalls) and pd.isna(row.pcalls)
+                else:
+                    assert (row.ncalls, row.pcalls) == (r[0], r[1])
+    top = ps.top(None)
+    assert not (top["ncalls"].dropna() < 0).any()
+    assert top["ncalls"].isna().sum() == len(unknown_funcs & set(zip(f["file"], f["line"], f["name"])))
