@@ -70,3 +70,47 @@ def test_wheel_from_sdist_installs_and_runs_the_demo_outside_the_repo(tmp_path):
     out = _run([str(venv / "bin" / "python"), "-c", check], cwd=elsewhere, env=env)
     assert out.startswith("ok 680")
     assert sdist.stat().st_size > 0
+
+
+def _tiny_archive(tmp_path: Path) -> Path:
+    import io
+    import lzma
+    import marshal
+    import tarfile
+
+    out = tmp_path / "samples.tar.xz"
+    data = marshal.dumps({("a.py", 1, "f"): (1, 1, 0.5, 0.5, {})})
+    with lzma.open(out, "wb") as xz, tarfile.open(fileobj=xz, mode="w") as tar:
+        for name in ("baseline/t.00000000-0000-0000-0000-000000000001.prof", "manifest.json"):
+            info = tarfile.TarInfo(f"sample_profiles/{name}")
+            body = data if name.endswith(".prof") else b"{}"
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return out
+
+
+def test_the_packaged_archive_is_extracted_once_into_the_cache(tmp_path, monkeypatch):
+    from celerylab.core import samples
+
+    monkeypatch.setenv("CELERYLAB_CACHE_DIR", str(tmp_path / "cache"))
+    archive = _tiny_archive(tmp_path)
+    folder = samples._extracted(archive)
+    assert folder.is_relative_to(tmp_path / "cache") and folder.name == "sample_profiles"
+    prof = folder / "baseline" / "t.00000000-0000-0000-0000-000000000001.prof"
+    assert prof.is_file() and (folder / "manifest.json").read_text() == "{}"
+    mtime = prof.stat().st_mtime_ns
+    assert samples._extracted(archive) == folder and prof.stat().st_mtime_ns == mtime  # not extracted again
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [folder.parent.name]  # no temporary left behind
+    import celerylab as cl
+
+    ps = cl.load(folder, cache=False)
+    assert len(ps) == 1 and ps.profiles["task_name"].tolist() == ["t"]
+
+
+def test_sample_profiles_prefers_the_environment_then_the_checkout(tmp_path, monkeypatch):
+    import celerylab as cl
+
+    monkeypatch.delenv("CELERYLAB_SAMPLES", raising=False)
+    assert cl.sample_profiles() == ROOT / "sample_profiles"  # a source checkout
+    monkeypatch.setenv("CELERYLAB_SAMPLES", str(tmp_path))
+    assert cl.sample_profiles() == tmp_path
