@@ -95,7 +95,7 @@ MANIFEST_NAME = "manifest.json"
 
 def default_path() -> Path:
     """``manifest.json`` in :func:`celerylab.sample_profiles`."""
-    from .._samples import sample_profiles
+    from ..core.samples import sample_profiles
 
     return sample_profiles() / MANIFEST_NAME
 

@@ -65,6 +65,8 @@ def test_wheel_from_sdist_installs_and_runs_the_demo_outside_the_repo(tmp_path):
         "ps = cl.load(root)\n"
         "assert len(ps) == 680 and not len(ps.errors), (len(ps), ps.errors)\n"
         "assert sorted(ps.profiles['run'].astype(str).unique()) == ['baseline', 'candidate']\n"
+        "from celerylab.demo.manifest import read_manifest\n"
+        "assert read_manifest() is not None  # manifest.json of the extracted samples\n"
         "print('ok', len(ps), root)\n"
     )
     out = _run([str(venv / "bin" / "python"), "-c", check], cwd=elsewhere, env=env)
