@@ -312,3 +312,21 @@ def test_drilldowns_keep_unknown_counts_unknown_and_times_exact(corpus):
     top = ps.top(None)
     assert not (top["ncalls"].dropna() < 0).any()
     assert top["ncalls"].isna().sum() == len(unknown_funcs & set(zip(f["file"], f["line"], f["name"])))
+
+
+def test_profiler_is_unknown_when_the_file_shows_no_sign(tmp_path):
+    import cProfile
+
+    from celerylab.testing import fib
+
+    p = cProfile.Profile(builtins=False)  # no C functions: nothing says cProfile
+    p.runcall(fib, 8)
+    p.dump_stats(tmp_path / "nobuiltins.prof")
+    plain = cProfile.Profile()
+    plain.runcall(fib, 8)
+    plain.dump_stats(tmp_path / "plain.prof")
+    (tmp_path / "synthetic.prof").write_bytes(marshal.dumps({("a.py", 1, "f"): (2, 2, 0.5, 0.5, {})}))
+    ps = cl.load(tmp_path, cache=False, jobs=1)
+    got = dict(zip(ps.profiles["path"].map(os.path.basename), ps.profiles["profiler"].astype(str)))
+    assert got == {"nobuiltins.prof": "unknown", "plain.prof": "cprofile", "synthetic.prof": "unknown"}
+    assert list(ps.profiles["profiler"].cat.categories) == ["cprofile", "profile", "yappi", "pyinstrument", "unknown"]
