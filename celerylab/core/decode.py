@@ -362,33 +362,54 @@ def add_dict(chunk: Chunk, slot: int, stats: dict[Any, Any]) -> tuple[int, int, 
         elif cd != {} and type(cd) is not dict:
             raise BadProfile("wrong shape: callers of an entry is not a dict")
     n_edges = len(callee)
+    caller_format = "none"
     if n_edges:
         caller = [get(k, -1) for k in caller_keys]
         if -1 in caller:
             caller = [fid(k) for k in caller_keys]
-        first = caller_vals[0]
-        if type(first) is tuple:
-            try:
-                if set(map(len, caller_vals)) != {4}:
-                    raise TypeError
-            except TypeError:
-                raise BadProfile("wrong shape: a caller entry is not (nc, cc, tt, ct)") from None
+        caller_ids = np.array(caller, dtype=np.int32)
+        callee_ids = np.array(callee, dtype=np.int32)
+        try:
+            tuples = set(map(len, caller_vals)) == {4} and all(type(v) is tuple for v in caller_vals[:1])
+        except TypeError:  # a bare count among them
+            tuples = False
+        if tuples:
             e_nc, e_cc, e_tt, e_ct = zip(*caller_vals)
             e = (
-                np.array(caller, dtype=np.int32),
-                np.array(callee, dtype=np.int32),
+                caller_ids,
+                callee_ids,
                 _numbers(e_nc, "caller call counts", True),
                 _numbers(e_cc, "caller primitive call counts", True),
                 _numbers(e_tt, "caller tottime", False),
                 _numbers(e_ct, "caller cumtime", False),
             )
-        else:
+            caller_format = "tuple"
+        elif not any(type(v) is tuple for v in caller_vals):
             # pure-Python `profile` module: callers map to a bare call count; times unknown (NaN)
-            if any(type(v) is tuple for v in caller_vals):
-                raise BadProfile("wrong shape: mixed caller formats")
             counts = _numbers(caller_vals, "caller call counts", True)
             nan = np.full(n_edges, np.nan)
-            e = (np.array(caller, dtype=np.int32), np.array(callee, dtype=np.int32), counts, counts.copy(), nan, nan)
+            e = (caller_ids, callee_ids, counts, counts.copy(), nan, nan)
+            caller_format = "bare"
+        else:
+            # both (a file pstats merged from `profile` and cProfile files that share no call): per entry
+            bare = np.array([type(v) is not tuple for v in caller_vals])
+            if any(len(v) != 4 for v in caller_vals if type(v) is tuple):
+                raise BadProfile("wrong shape: a caller entry is not (nc, cc, tt, ct)")
+            parts = [v if type(v) is tuple else (v, v, 0.0, 0.0) for v in caller_vals]
+            e_nc, e_cc, e_tt, e_ct = zip(*parts)
+            e_tt_a = _numbers(e_tt, "caller tottime", False)
+            e_ct_a = _numbers(e_ct, "caller cumtime", False)
+            e_tt_a[bare] = np.nan
+            e_ct_a[bare] = np.nan
+            e = (
+                caller_ids,
+                callee_ids,
+                _numbers(e_nc, "caller call counts", True),
+                _numbers(e_cc, "caller primitive call counts", True),
+                e_tt_a,
+                e_ct_a,
+            )
+            caller_format = "mixed"
         chunk.e_prof.append(np.full(n_edges, slot, dtype=np.int32))
         chunk.e_cols.append(e)
 
@@ -399,8 +420,9 @@ def add_dict(chunk: Chunk, slot: int, stats: dict[Any, Any]) -> tuple[int, int, 
     total_tt = 0.0
     for x in tt:
         total_tt += x
-    bare = n_edges > 0 and type(caller_vals[0]) is not tuple
-    return n, n_edges, float(total_tt), detect_profiler(stats, s_nc, s_pc, bare)
+    if caller_format == "mixed":
+        return n, n_edges, float(total_tt), "unknown"  # a merge of several tools' files
+    return n, n_edges, float(total_tt), detect_profiler(stats, s_nc, s_pc, caller_format == "bare")
 
 
 #: The tools whose files :func:`detect_profiler` tells apart (the ``profiler`` column of ``ps.profiles``).

@@ -330,3 +330,22 @@ def test_profiler_is_unknown_when_the_file_shows_no_sign(tmp_path):
     got = dict(zip(ps.profiles["path"].map(os.path.basename), ps.profiles["profiler"].astype(str)))
     assert got == {"nobuiltins.prof": "unknown", "plain.prof": "cprofile", "synthetic.prof": "unknown"}
     assert list(ps.profiles["profiler"].cat.categories) == ["cprofile", "profile", "yappi", "pyinstrument", "unknown"]
+
+
+def test_a_merged_file_with_both_caller_formats_loads_as_pstats_reads_it(corpus, tmp_path):
+    """pstats can merge `profile` and cProfile files that share no call; the merged file (pstats' dump_stats or
+    celerylab's to_pstats) holds both caller formats, and loads."""
+    files = sorted(corpus["cprofile"] + corpus["bias"])
+    ref = pstats.Stats(*files)
+    merged = tmp_path / "merged_by_pstats.prof"
+    ref.dump_stats(merged)
+    ps = cl.load(files, cache=False, jobs=1)
+    ours = Path(ps.to_pstats(tmp_path / "merged_by_celerylab.prof"))
+    assert pstats.Stats(str(ours)).stats == ref.stats
+    for path in (merged, ours):
+        one = cl.load(str(path), cache=False, jobs=1)
+        assert not len(one.errors)
+        assert one.profiles["profiler"].astype(str).tolist() == ["unknown"]
+        assert_equals_pstats(one, [str(path)])
+        assert one.to_pstats_dict() == pstats.Stats(str(path)).stats
+        assert one.edges["tottime"].isna().any() and one.edges["tottime"].notna().any()
