@@ -212,9 +212,7 @@ def decode(data: bytes) -> dict[Any, Any]:
     except EOFError:
         if data[0] in _MARSHAL_DICT:
             raise BadProfile("truncated: the marshal data ends early (file cut short or still being written)") from None
-        raise BadProfile(
-            f"binary data of no known format (first bytes {data[:8].hex(' ')}), not a cProfile dump"
-        ) from None
+        raise BadProfile(_binary(data)) from None
     except (ValueError, TypeError) as e:
         reason = _sniff_text(data)
         if reason:
