@@ -107,20 +107,34 @@ _POOL_KEY: tuple[int, int, str | None] | None = None  # (owner pid, workers, cra
 _POOL_LOCK = threading.Lock()
 
 
-def _pool(jobs: int) -> ProcessPoolExecutor:
-    """The shared worker pool with ``jobs`` processes, started on first use and reused by later loads."""
+def _pool_locked(jobs: int) -> ProcessPoolExecutor:
+    """The shared worker pool with ``jobs`` processes, started on first use and reused by later loads (the caller
+    holds ``_POOL_LOCK``)."""
     global _POOL, _POOL_KEY
     key = (os.getpid(), jobs, os.environ.get(decode.CRASH_ENV))
-    with _POOL_LOCK:
-        if _POOL is not None and key == _POOL_KEY and not getattr(_POOL, "_broken", False):
-            return _POOL
-        if _POOL is not None and _POOL_KEY is not None and _POOL_KEY[0] == os.getpid():
-            _POOL.shutdown(wait=False, cancel_futures=True)
-        _POOL = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=_mp_context(), initializer=_worker_init, initargs=(key[2],)
-        )
-        _POOL_KEY = key
+    if _POOL is not None and key == _POOL_KEY and not getattr(_POOL, "_broken", False):
         return _POOL
+    if _POOL is not None and _POOL_KEY is not None and _POOL_KEY[0] == os.getpid():
+        # another size asked for: the old processes finish what a concurrent load gave them, then exit
+        _POOL.shutdown(wait=False, cancel_futures=False)
+    _POOL = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=_mp_context(), initializer=_worker_init, initargs=(key[2],)
+    )
+    _POOL_KEY = key
+    return _POOL
+
+
+def _submit(jobs: int, chunks: list[list[str]], todo: list[int]) -> tuple[ProcessPoolExecutor, dict[Future[Any], int]]:
+    """Submit ``chunks[todo]`` to the shared pool: taking the pool and submitting is one step, so a concurrent load
+    that replaces the pool (another ``jobs``) cannot shut it down in between."""
+    global _POOL, _POOL_KEY
+    with _POOL_LOCK:
+        pool = _pool_locked(jobs)
+        try:
+            return pool, {pool.submit(_parse_chunk, chunks[i]): i for i in todo}
+        except BrokenProcessPool:  # a worker died between loads: the next attempt starts a new pool
+            _POOL, _POOL_KEY = None, None
+            raise
 
 
 def shutdown_pool() -> None:
@@ -128,7 +142,7 @@ def shutdown_pool() -> None:
     global _POOL, _POOL_KEY
     with _POOL_LOCK:
         if _POOL is not None and _POOL_KEY is not None and _POOL_KEY[0] == os.getpid():
-            _POOL.shutdown(wait=True, cancel_futures=True)
+            _POOL.shutdown(wait=True)  # a concurrent load's work is finished, never cancelled (it would hang)
         _POOL, _POOL_KEY = None, None
 
 
@@ -138,7 +152,7 @@ def _discard_pool(pool: ProcessPoolExecutor) -> None:
     with _POOL_LOCK:
         if _POOL is pool:
             _POOL, _POOL_KEY = None, None
-    pool.shutdown(wait=True, cancel_futures=True)
+    pool.shutdown(wait=True)
 
 
 class Progress:
@@ -191,11 +205,9 @@ def _run_parallel(chunks: list[list[str]], jobs: int, progress: Progress) -> lis
     todo = list(range(len(chunks)))
     for _attempt in range(2):
         failed = []
-        pool = _pool(jobs)
         try:
-            futures: dict[Future[Any], int] = {pool.submit(_parse_chunk, chunks[i]): i for i in todo}
-        except BrokenProcessPool:
-            _discard_pool(pool)
+            pool, futures = _submit(jobs, chunks, todo)
+        except BrokenProcessPool:  # a worker of the reused pool died since the last load
             continue
         for fut in _as_completed(futures):
             i = futures[fut]

@@ -104,3 +104,40 @@ def test_a_script_without_a_main_guard_loads_in_parallel(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["script body ran", "loaded 24"]
+
+
+def test_a_load_with_another_number_of_jobs_replaces_the_pool_without_breaking_one_in_flight(tmp_path):
+    import threading
+
+    paths = make_set(tmp_path, 48, with_sidecars=False)
+    ref = pstats.Stats(*paths).stats
+    results: list[tuple[int, object]] = []
+
+    def run(jobs: int) -> None:
+        try:
+            results.append((jobs, cl.load(tmp_path, jobs=jobs, cache=False).to_pstats_dict() == ref))
+        except Exception as e:  # reported below
+            results.append((jobs, e))
+
+    threads = [threading.Thread(target=run, args=(j,)) for j in (2, 3, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(results, key=lambda r: r[0]) == [(2, True), (2, True), (3, True), (3, True)]
+    parse.shutdown_pool()
+
+
+def test_a_worker_killed_between_loads_is_replaced(tmp_path):
+    import signal
+    import time
+
+    paths = make_set(tmp_path, 32, with_sidecars=False)
+    cl.load(tmp_path, jobs=2, cache=False)
+    victim = next(iter(parse._POOL._processes))
+    os.kill(victim, signal.SIGKILL)
+    time.sleep(0.2)
+    ps = cl.load(tmp_path, jobs=2, cache=False)
+    assert ps.profiles["path"].tolist() == paths and not len(ps.errors)
+    assert victim not in parse._POOL._processes
+    parse.shutdown_pool()
