@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..core.rules import pstats_row_order
+from ..core.rules import count_array, count_sums, pstats_row_order
 from ..errors import ColumnNotFound, UsageError
 from ._dist import dense_blocks, quantiles_sorted
 
@@ -93,7 +93,8 @@ def per_invocation(ps: ProfileData, func_ids: np.ndarray | None = None) -> pd.Da
             parts[names[1]].append(q95)
             if col == "tottime":
                 parts["func_id"].append(bk)
-    calls = np.bincount(fid, weights=s["ncalls"].to_numpy()[m].astype(np.float64), minlength=len(wanted))
+    # unknown counts (pyinstrument) make the mean unknown: NaN
+    calls = np.bincount(fid, weights=s["ncalls"].to_numpy(dtype=np.float64, na_value=np.nan)[m], minlength=len(wanted))
     out = pd.DataFrame({c: np.concatenate(v) for c, v in parts.items() if c != "calls_mean"})
     out["calls_mean"] = calls[out["func_id"].to_numpy()] / n
     return out[cols]
@@ -186,8 +187,8 @@ def _edge_sums(rows: dict[str, np.ndarray], other: str, first_pid: Any, group: n
     codes, uniq = pd.factorize(gk * width + oth, sort=True)
     k = len(uniq)
     out: dict[str, np.ndarray] = {"_g": (uniq // width).astype(np.int64), "func_id": (uniq % width).astype(np.int32)}
-    for c in ("ncalls", "pcalls"):  # float64 sums of ints are exact below 2**53
-        out[c] = np.bincount(codes, weights=rows[c][order].astype(np.float64), minlength=k).astype(np.int64)
+    for c in ("ncalls", "pcalls"):  # NA where a term is unknown (rules.count_sums)
+        out[c] = count_sums(codes, rows[c][order], k)
     for c in ("tottime", "cumtime"):
         out[c] = np.bincount(codes, weights=rows[c][order], minlength=k)
     out["n_profiles"] = np.bincount(codes, minlength=k)
@@ -207,7 +208,8 @@ def _neighbours(ps: ProfileData, func: FuncRef, split_by: str | list[str] | None
     e = ps.edges
     # vectorised filter first, then gather only this function's edges (never a full-table DataFrame mask)
     idx = np.flatnonzero(e[this].to_numpy() == fid)
-    rows = {c: e[c].to_numpy()[idx] for c in ("profile_id", other, *_EDGE_VALUES)}
+    rows = {c: (count_array(e[c]) if c in ("ncalls", "pcalls") else e[c].to_numpy())[idx]
+            for c in ("profile_id", other, *_EDGE_VALUES)}  # fmt: skip
     p = ps.profiles
     if split_by is None:
         first = int(p["profile_id"].iloc[0]) if len(p) else None

@@ -26,7 +26,7 @@ from .._files import sidecar_path
 from .parse import Parsed
 from .sources import Found
 
-FORMAT = 1
+FORMAT = 2  # 2: the profiler column; negative (unknown) counts and times are kept
 _FRAMES = ("profiles", "functions", "sql", "allocations", "sidecar_errors")
 # reasons that depend on the moment, not on the content: never cached, always tried again
 _TRANSIENT = ("unreadable", "vanished", "symlink", "is a directory", "the parser process crashed", "temporary file")
@@ -79,7 +79,7 @@ class Store:
 
     def _read(self, gen: str) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray]] | None:
         try:
-            cols = ["path", "sig", "reason", "n_stats", "n_edges", "total_tt"]
+            cols = ["path", "sig", "reason", "n_stats", "n_edges", "total_tt", "profiler"]
             index = pq.read_table(os.path.join(gen, "index.parquet"), columns=cols).to_pydict()
             stats = _columns(pq.read_table(os.path.join(gen, "stats.parquet")))
             edges = _columns(pq.read_table(os.path.join(gen, "edges.parquet")))
@@ -132,6 +132,7 @@ class Store:
             n_stats=np.array([index["n_stats"][i] for i in ok], dtype=np.int64),
             n_edges=np.array([index["n_edges"][i] for i in ok], dtype=np.int64),
             total_tt=np.array([index["total_tt"][i] for i in ok], dtype=np.float64),
+            profilers=[index["profiler"][i] for i in ok],
             sidecars=None,
             stats=stats,
             edges=edges,
@@ -195,6 +196,7 @@ class Store:
                     "n_stats": list(map(int, parsed.n_stats)) + [0] * len(errs),
                     "n_edges": list(map(int, parsed.n_edges)) + [0] * len(errs),
                     "total_tt": list(map(float, parsed.total_tt)) + [None] * len(errs),
+                    "profiler": list(parsed.profilers) + [None] * len(errs),
                     "sidecar": [
                         (json.dumps(s) if isinstance(s, dict) else None if s is None else json.dumps({"__error__": s}))
                         for s in parsed.sidecars
@@ -209,6 +211,7 @@ class Store:
                         ("n_stats", pa.int64()),
                         ("n_edges", pa.int64()),
                         ("total_tt", pa.float64()),
+                        ("profiler", pa.string()),
                         ("sidecar", pa.string()),
                     ]
                 ),
@@ -272,6 +275,7 @@ def _subset(p: Parsed, pids: np.ndarray) -> Parsed:
         n_stats=p.n_stats[pids],
         n_edges=p.n_edges[pids],
         total_tt=p.total_tt[pids],
+        profilers=[p.profilers[i] for i in pids],
         sidecars=None if p.sidecars is None else [p.sidecars[i] for i in pids],
         stats=sub(p.stats),
         edges=sub(p.edges),
@@ -311,6 +315,7 @@ def _combine(a: Parsed, b: Parsed) -> Parsed:
         n_stats=reorder(a.n_stats, b.n_stats),
         n_edges=reorder(a.n_edges, b.n_edges),
         total_tt=reorder(a.total_tt, b.total_tt),
+        profilers=[(a.profilers + b.profilers)[i] for i in order],
         sidecars=[sidecars[i] for i in order],
         stats=join(a.stats, b.stats, ("func_id",)),
         edges=join(a.edges, b.edges, ("caller_id", "callee_id")),

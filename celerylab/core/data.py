@@ -30,7 +30,16 @@ import pandas as pd
 
 from .._io import write_atomic
 from ..errors import AmbiguousFunction, ColumnNotFound, FunctionNotFound, UsageError
-from .rules import duration, id_lookup, pstats_row_order, task_key
+from .rules import (
+    count_array,
+    count_sums,
+    count_values,
+    duration,
+    id_lookup,
+    pstats_row_order,
+    pstats_sum,
+    task_key,
+)
 
 FuncRef = int | str
 
@@ -150,7 +159,7 @@ class ProfileData:
         out = pd.DataFrame({"func_id": np.arange(nf, dtype=np.int32)})
         n_prof = np.bincount(fid, minlength=nf)
         for c in ("ncalls", "pcalls"):
-            out[c] = _int_sum(fid, s[c].to_numpy()[order], nf)
+            out[c] = _count_sum(fid, s[c], order, nf)
         for c in ("tottime", "cumtime"):
             out[c] = np.bincount(fid, weights=s[c].to_numpy()[order], minlength=nf)
         out["n_profiles"] = n_prof
@@ -174,7 +183,7 @@ class ProfileData:
             }
         )
         for c in ("ncalls", "pcalls"):
-            out[c] = _int_sum(codes, e[c].to_numpy()[order], n)
+            out[c] = _count_sum(codes, e[c], order, n)
         for c in ("tottime", "cumtime"):
             out[c] = np.bincount(codes, weights=e[c].to_numpy()[order], minlength=n)
         out["n_profiles"] = np.bincount(codes, minlength=n)
@@ -222,15 +231,16 @@ class ProfileData:
             zip(self.functions["file"].tolist(), self.functions["line"].tolist(), self.functions["name"].tolist())
         )
         callers: dict[int, dict[tuple[str, int, str], Any]] = {}
+        # unknown counts are written as pyinstrument writes them: -1
         for caller, callee, nc, pc, tt, ct in zip(
-            et["caller_id"].tolist(), et["callee_id"].tolist(), et["ncalls"].tolist(), et["pcalls"].tolist(),
+            et["caller_id"].tolist(), et["callee_id"].tolist(), _counts_list(et["ncalls"]), _counts_list(et["pcalls"]),
             et["tottime"].tolist(), et["cumtime"].tolist(),
         ):  # fmt: skip
             # the pure-Python `profile` module records bare counts (times unknown: NaN here)
             callers.setdefault(callee, {})[keys[caller]] = nc if tt != tt else (nc, pc, tt, ct)
         out: dict[tuple[str, int, str], tuple[Any, ...]] = {}
         for fid, nc, pc, tt, ct in zip(
-            ft["func_id"].tolist(), ft["ncalls"].tolist(), ft["pcalls"].tolist(), ft["tottime"].tolist(),
+            ft["func_id"].tolist(), _counts_list(ft["ncalls"]), _counts_list(ft["pcalls"]), ft["tottime"].tolist(),
             ft["cumtime"].tolist(),
         ):  # fmt: skip
             out[keys[fid]] = (pc, nc, tt, ct, callers.get(fid, {}))
@@ -255,7 +265,12 @@ class ProfileData:
             "stats_rows": len(self.stats),
             "edge_rows": len(self.edges),
             "errors": len(self.errors),
-            "total_tt": float(p["total_tt"].sum()) if len(p) else 0.0,
+            # pstats.Stats(*paths).total_tt: the per-file totals added in pstats' order
+            "total_tt": pstats_sum(
+                p["profile_id"].to_numpy(),
+                int(p["profile_id"].iloc[0]) if len(p) else None,
+                p["total_tt"].to_numpy(dtype=np.float64),
+            ),
         }
         if len(p) and p["started_at"].notna().any():
             out["first_started"] = p["started_at"].min()
@@ -300,6 +315,15 @@ def _int_sum(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros(n, dtype=np.int64)
     np.add.at(out, keys, values.astype(np.int64, copy=False))
     return out
+
+
+def _count_sum(keys: np.ndarray, col: pd.Series, order: np.ndarray, n: int) -> Any:
+    """Per-key sums of a call-count column (rows in ``order``); NA where any term is unknown (rules.count_sums)."""
+    return count_sums(keys, count_array(col)[order], n)
+
+
+def _counts_list(col: pd.Series) -> list[int]:
+    return count_values(col)[0].tolist()
 
 
 def _match(col: pd.Series, cond: Any) -> pd.Series:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from .._files import sidecar_path
 from ..errors import LoadError
 from . import names as _names
 from .classify import classify
+from .decode import PROFILERS
 from .parse import Parsed
 
 _CORE_COLUMNS = ["task_id", "task_name", "run", "role", "hostname", "pid", "state", "started_at", "finished_at",
@@ -81,13 +83,18 @@ def build_frames(parsed: Parsed, pattern: re.Pattern[str] | None) -> dict[str, p
             if isinstance(sc.get("sys_prefixes"), list):
                 prefixes.update(str(p) for p in sc["sys_prefixes"])
         if not row.get("task_name") or not row.get("task_id"):
-            name, tid = _names.parse_name(path, pattern)
-            if not row.get("task_name") and name:
-                row["task_name"] = name
-                row.setdefault("name_source", "filename")
-            if not row.get("task_id") and tid:
-                row["task_id"] = tid
-                row.setdefault("name_source", "filename")
+            named = _names.parse_fields(path, pattern)
+            for key in ("task_name", "task_id"):
+                if not row.get(key) and named.get(key):
+                    row[key] = named[key]
+                    row.setdefault("name_source", "filename")
+            if "name_source" in row and row["name_source"] == "filename":
+                # what a web profiler's file name also says (werkzeug, pretix): the request's duration and end
+                if row.get("wall_s") is None and "wall_s" in named:
+                    row["wall_s"] = named["wall_s"]
+                if row.get("finished_at") is None and "finished_at" in named:
+                    with contextlib.suppress(OverflowError, ValueError, OSError):
+                        row["finished_at"] = datetime.fromtimestamp(named["finished_at"], UTC).isoformat()
         rows.append(row)
     profiles = pd.DataFrame(rows) if rows else pd.DataFrame({"profile_id": [], "path": []})
     for c in _CORE_COLUMNS:
@@ -95,6 +102,7 @@ def build_frames(parsed: Parsed, pattern: re.Pattern[str] | None) -> dict[str, p
             profiles[c] = None
     profiles["profile_id"] = profiles["profile_id"].astype(np.int32)
     profiles["total_tt"] = parsed.total_tt
+    profiles["profiler"] = pd.Categorical(parsed.profilers, categories=list(PROFILERS))
     profiles["n_functions"] = parsed.n_stats
     profiles["n_edges"] = parsed.n_edges
     for c in _TIME_COLUMNS:

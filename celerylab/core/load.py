@@ -10,6 +10,7 @@ import os
 import re
 import warnings
 from collections import Counter
+from typing import Any
 
 import pandas as pd
 
@@ -19,6 +20,7 @@ from . import names as _names
 from .data import ProfileData
 from .frames import build_frames, merge_metadata
 from .parse import Progress, parse
+from .rules import caller_format_clash, nullable_counts
 from .sources import Source, discover
 
 
@@ -65,11 +67,12 @@ def load(
         built = build_frames(parsed, pattern)
         if store is not None:
             store.write_frames(built, pattern_key)
+    _refuse_what_pstats_refuses(parsed, built["functions"]["label"])
     frames = {
         "profiles": built["profiles"],
         "functions": built["functions"],
-        "stats": pd.DataFrame(parsed.stats, copy=False),
-        "edges": pd.DataFrame(parsed.edges, copy=False),
+        "stats": _frame(parsed.stats),
+        "edges": _frame(parsed.edges),
         "sql": built["sql"],
         "allocations": built["allocations"],
         "errors": pd.DataFrame(
@@ -99,7 +102,35 @@ def load(
     return ProfileData(**frames, metadata_report=report)
 
 
+def _refuse_what_pstats_refuses(parsed: Any, labels: pd.Series) -> None:
+    """``pstats.Stats(*files)`` raises TypeError on files of the pure-Python ``profile`` module mixed with cProfile
+    (or yappi, pyinstrument) files that record one same call: so does ``load``, naming two such files."""
+    e = parsed.edges
+    clash = caller_format_clash(e["profile_id"], e["caller_id"], e["callee_id"], e["tottime"])
+    if clash is None:
+        return
+    a, b, caller, callee = clash
+    call = f" both record the call {labels.iloc[caller]} -> {labels.iloc[callee]}, and"
+    raise LoadError(
+        f"these profiles cannot be combined:\n  {parsed.paths[a]} (written by the pure-Python `profile` module: "
+        f"callers as bare counts)\n  {parsed.paths[b]} (cProfile format: callers as (nc, cc, tt, ct))\n"
+        f"They{call} pstats.Stats refuses to add the two formats (TypeError); load them separately."
+    )
+
+
+def _frame(cols: dict[str, Any]) -> pd.DataFrame:
+    """A stats/edges frame; call counts a profiler did not record (negative in the file) become NA."""
+    cols = dict(cols)
+    for c in ("ncalls", "pcalls"):
+        if c in cols:
+            cols[c] = nullable_counts(cols[c])
+    return pd.DataFrame(cols, copy=False)
+
+
 def _error_summary(errors: pd.DataFrame, total: int) -> str:
+    # every group of reasons is counted (their counts add up to the number of files)
     counts = Counter(r.split(":")[0].split(" (")[0] for r in errors["reason"])
-    top = "; ".join(f"{r} ({n})" for r, n in counts.most_common(4))
-    return f"celerylab.load: {len(errors)} file(s) could not be loaded, {total} candidate files: {top} — see ps.errors"
+    groups = "; ".join(f"{r} ({n})" for r, n in counts.most_common())
+    return (
+        f"celerylab.load: {len(errors)} file(s) could not be loaded, {total} candidate files: {groups} — see ps.errors"
+    )

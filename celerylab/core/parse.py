@@ -3,12 +3,21 @@
 Files are parsed in chunks by worker processes; each chunk interns its functions locally and returns plain numpy
 columns, which the parent remaps to global ids.  A chunk whose worker dies is retried file by file so that the
 culprit is named and nothing else is lost.
+
+The workers never fork the caller: a fork copies its threads' locks, open sockets and after-fork hooks (kombu's
+hook hangs in a child after ``app.control.ping()`` over Redis).  They are started from a clean ``forkserver``
+(``spawn`` where there is none), without re-importing the caller's ``__main__``, once per process, and reused by
+every later load (:func:`shutdown_pool` stops them).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.context as mp_context
+import multiprocessing.spawn as mp_spawn
+import os
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,9 +37,122 @@ def _parse_chunk(paths: list[str]) -> tuple[dict[str, Any], list[Any]]:
     return packed, sidecars
 
 
+def _worker_init(crash_target: str | None) -> None:
+    os.environ["CELERYLAB_PARSER_PROCESS"] = "1"
+    if crash_target:
+        os.environ[decode.CRASH_ENV] = crash_target
+    else:
+        os.environ.pop(decode.CRASH_ENV, None)
+
+
+def _without_main(real: Any) -> Any:
+    def get_preparation_data(name: str) -> dict[str, Any]:
+        d = real(name)
+        d.pop("init_main_from_name", None)
+        d.pop("init_main_from_path", None)
+        return d
+
+    return get_preparation_data
+
+
+if "forkserver" in mp.get_all_start_methods():
+    from multiprocessing import popen_forkserver as _popen_module
+
+    _BaseContext: Any = mp_context.ForkServerContext
+    _BaseProcess: Any = mp_context.ForkServerProcess
+else:  # pragma: no cover - Windows and other platforms without forkserver
+    from multiprocessing import popen_spawn_posix as _popen_module  # type: ignore[no-redef]
+
+    _BaseContext, _BaseProcess = mp_context.SpawnContext, mp_context.SpawnProcess
+
+
+class _Popen(_popen_module.Popen):
+    """Starts a worker that does not re-import the caller's ``__main__`` (a script without an ``if __name__ ==
+    "__main__"`` guard would run again in every worker); the workers need only celerylab."""
+
+    def _launch(self, process_obj: Any) -> None:
+        with _LAUNCH_LOCK:
+            real = mp_spawn.get_preparation_data
+            mp_spawn.get_preparation_data = _without_main(real)
+            try:
+                super()._launch(process_obj)  # type: ignore[misc]
+            finally:
+                mp_spawn.get_preparation_data = real
+
+
+class _WorkerProcess(_BaseProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        return _Popen(process_obj)
+
+
+class _WorkerContext(_BaseContext):
+    Process = _WorkerProcess
+
+
+_LAUNCH_LOCK = threading.Lock()
+
+
 def _mp_context() -> Any:
-    methods = mp.get_all_start_methods()
-    return mp.get_context("fork" if "fork" in methods else "spawn")
+    """A multiprocessing context whose processes start from a clean interpreter: ``forkserver`` (a fork of a
+    fresh server process that has imported the parser), else ``spawn``; never a fork of the caller."""
+    ctx = _WorkerContext()
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["celerylab.core.parse"])
+    return ctx
+
+
+_POOL: ProcessPoolExecutor | None = None
+_POOL_KEY: tuple[int, int, str | None] | None = None  # (owner pid, workers, crash hook)
+_POOL_LOCK = threading.Lock()
+
+
+def _pool_locked(jobs: int) -> ProcessPoolExecutor:
+    """The shared worker pool with ``jobs`` processes, started on first use and reused by later loads (the caller
+    holds ``_POOL_LOCK``)."""
+    global _POOL, _POOL_KEY
+    key = (os.getpid(), jobs, os.environ.get(decode.CRASH_ENV))
+    if _POOL is not None and key == _POOL_KEY and not getattr(_POOL, "_broken", False):
+        return _POOL
+    if _POOL is not None and _POOL_KEY is not None and _POOL_KEY[0] == os.getpid():
+        # another size asked for: the old processes finish what a concurrent load gave them, then exit
+        _POOL.shutdown(wait=False, cancel_futures=False)
+    _POOL = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=_mp_context(), initializer=_worker_init, initargs=(key[2],)
+    )
+    _POOL_KEY = key
+    return _POOL
+
+
+def _submit(jobs: int, chunks: list[list[str]], todo: list[int]) -> tuple[ProcessPoolExecutor, dict[Future[Any], int]]:
+    """Submit ``chunks[todo]`` to the shared pool: taking the pool and submitting is one step, so a concurrent load
+    that replaces the pool (another ``jobs``) cannot shut it down in between."""
+    global _POOL, _POOL_KEY
+    with _POOL_LOCK:
+        pool = _pool_locked(jobs)
+        try:
+            return pool, {pool.submit(_parse_chunk, chunks[i]): i for i in todo}
+        except BrokenProcessPool:  # a worker died between loads: the next attempt starts a new pool
+            _POOL, _POOL_KEY = None, None
+            raise
+
+
+def shutdown_pool() -> None:
+    """Stop the shared parser processes (the next parallel load starts new ones)."""
+    global _POOL, _POOL_KEY
+    with _POOL_LOCK:
+        if _POOL is not None and _POOL_KEY is not None and _POOL_KEY[0] == os.getpid():
+            _POOL.shutdown(wait=True)  # a concurrent load's work is finished, never cancelled (it would hang)
+        _POOL, _POOL_KEY = None, None
+
+
+def _discard_pool(pool: ProcessPoolExecutor) -> None:
+    """Drop a broken pool (a worker died) so that the next use starts a new one."""
+    global _POOL, _POOL_KEY
+    with _POOL_LOCK:
+        if _POOL is pool:
+            _POOL, _POOL_KEY = None, None
+    pool.shutdown(wait=True)
 
 
 class Progress:
@@ -83,15 +205,19 @@ def _run_parallel(chunks: list[list[str]], jobs: int, progress: Progress) -> lis
     todo = list(range(len(chunks)))
     for _attempt in range(2):
         failed = []
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=_mp_context()) as pool:
-            futures: dict[Future[Any], int] = {pool.submit(_parse_chunk, chunks[i]): i for i in todo}
-            for fut in _as_completed(futures):
-                i = futures[fut]
-                try:
-                    results[i] = fut.result()
-                    progress.update(len(chunks[i]))
-                except BrokenProcessPool:
-                    failed.append(i)
+        try:
+            pool, futures = _submit(jobs, chunks, todo)
+        except BrokenProcessPool:  # a worker of the reused pool died since the last load
+            continue
+        for fut in _as_completed(futures):
+            i = futures[fut]
+            try:
+                results[i] = fut.result()
+                progress.update(len(chunks[i]))
+            except BrokenProcessPool:
+                failed.append(i)
+        if failed:
+            _discard_pool(pool)
         todo = sorted(failed)
         if not todo:
             return results
@@ -112,14 +238,17 @@ def _as_completed(futures: dict[Future[Any], int]) -> Iterable[Future[Any]]:
 
 
 def _parse_one_isolated(path: str) -> tuple[dict[str, Any], list[Any]]:
-    with ProcessPoolExecutor(max_workers=1, mp_context=_mp_context()) as pool:
+    crash = os.environ.get(decode.CRASH_ENV)
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=_mp_context(), initializer=_worker_init, initargs=(crash,)
+    ) as pool:
         fut = pool.submit(_parse_chunk, [path])
         try:
             return fut.result()
         except BrokenProcessPool:
             pass
     packed = decode.parse_files([])
-    packed["outcomes"] = [(path, "the parser process crashed on this file (hostile or corrupt data)", 0, 0, np.nan)]
+    packed["outcomes"] = [(path, "the parser process crashed on this file (hostile or corrupt data)", 0, 0, np.nan, "")]
     return packed, [None]
 
 
@@ -167,6 +296,7 @@ class Parsed:
     n_stats: np.ndarray
     n_edges: np.ndarray
     total_tt: np.ndarray
+    profilers: list[str]  # which tool wrote each file (decode.detect_profiler)
     sidecars: list[Any] | None
     stats: dict[str, np.ndarray]
     edges: dict[str, np.ndarray]
@@ -184,6 +314,7 @@ def _merge(results: Sequence[tuple[dict[str, Any], list[Any]]]) -> Parsed:
     n_stats: list[int] = []
     n_edges: list[int] = []
     total_tt: list[float] = []
+    profilers: list[str] = []
     sidecars: list[Any] = []
     errors: list[tuple[str, str]] = []
     s_parts: list[list[np.ndarray]] = [[] for _ in STAT_COLS]
@@ -192,7 +323,7 @@ def _merge(results: Sequence[tuple[dict[str, Any], list[Any]]]) -> Parsed:
         remap = np.array([index.setdefault(k, len(index)) for k in packed["funcs"]], dtype=np.int32)
         # slot (position in chunk) -> global profile id, -1 for files that failed
         slot_to_pid = np.full(len(packed["outcomes"]) + 1, -1, dtype=np.int32)
-        for slot, ((path, reason, ns, ne, ttt), sc) in enumerate(zip(packed["outcomes"], side)):
+        for slot, ((path, reason, ns, ne, ttt, tool), sc) in enumerate(zip(packed["outcomes"], side)):
             if reason is not None:
                 errors.append((path, reason))
                 continue
@@ -201,6 +332,7 @@ def _merge(results: Sequence[tuple[dict[str, Any], list[Any]]]) -> Parsed:
             n_stats.append(ns)
             n_edges.append(ne)
             total_tt.append(ttt)
+            profilers.append(tool)
             sidecars.append(sc)
         s, e = packed["stats"], packed["edges"]
         s_parts[0].append(slot_to_pid[s[0]])
@@ -224,6 +356,7 @@ def _merge(results: Sequence[tuple[dict[str, Any], list[Any]]]) -> Parsed:
         n_stats=np.array(n_stats, dtype=np.int64),
         n_edges=np.array(n_edges, dtype=np.int64),
         total_tt=np.array(total_tt, dtype=np.float64),
+        profilers=profilers,
         sidecars=sidecars,
         stats=stats,
         edges=edges,

@@ -5,7 +5,12 @@
 * :func:`duration_column` / :func:`duration` — a task's duration: ``wall_s`` where capture recorded it, else the
   profile's ``total_tt`` (files from other tools have no wall time);
 * :func:`pstats_row_order` / :func:`pstats_ordered` — the order in which ``pstats.Stats(*paths)`` adds rows: float
-  sums in that order equal pstats' to the last digit;
+  sums in that order equal pstats' to the last digit; :func:`pstats_sum` — one such sum (``Stats.total_tt``);
+* :func:`count_values` / :data:`UNKNOWN_COUNT` — a call count that a profiler did not record (pyinstrument writes
+  -1): unknown, never added into a sum;
+* :func:`caller_format_clash` — the one combination of files ``pstats.Stats`` refuses: the same caller→callee
+  call recorded as a bare count (the pure-Python ``profile`` module) in one file and as ``(nc, cc, tt, ct)``
+  (cProfile and the others) in another;
 * :func:`id_lookup` — a boolean array indexed by profile id, the one way a subset of profiles is selected from the
   ``stats``/``edges`` rows;
 * :func:`task_key` — the task a profile stands for when profiles are grouped per task: publishing a task (a producer
@@ -15,6 +20,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,6 +66,78 @@ def pstats_ordered(pid: np.ndarray, first_pid: int | None, *arrays: np.ndarray) 
     if k == 0:
         return [a[::-1] for a in arrays]
     return [np.concatenate([a[:k], a[k:][::-1]]) for a in arrays]
+
+
+def pstats_sum(pid: np.ndarray, first_pid: int | None, values: np.ndarray) -> float:
+    """``values`` (aligned with ``pid``, sorted by profile id) summed one by one in :func:`pstats_row_order`:
+    ``pstats.Stats(*paths).total_tt`` exactly (a pairwise ``sum()`` differs in the last digits)."""
+    if not len(values):
+        return 0.0
+    ordered = pstats_ordered(pid, first_pid, np.asarray(values, dtype=np.float64))[0]
+    return float(np.add.accumulate(ordered)[-1])  # accumulate adds strictly left to right
+
+
+#: How a file writes a call count it does not know (pyinstrument: -1).  Every negative count is unknown.
+UNKNOWN_COUNT = -1
+
+
+def count_values(col: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A call-count column as ``(int64 values, unknown mask or None)``: missing (NA) or negative counts are
+    unknown.  Sums of counts are unknown (NA) wherever one of their terms is."""
+    if isinstance(col, pd.Series):
+        values = col.to_numpy(dtype=np.int64, na_value=UNKNOWN_COUNT)
+    else:
+        values = np.asarray(col).astype(np.int64, copy=False)
+    unknown = values < 0
+    return values, (unknown if unknown.any() else None)
+
+
+def count_array(col: pd.Series) -> np.ndarray:
+    """A call-count column as a numpy integer array, unknown counts as :data:`UNKNOWN_COUNT` (no copy when the
+    column is a plain numpy column)."""
+    if isinstance(col.dtype, np.dtype):
+        return col.to_numpy()
+    return col.to_numpy(dtype=np.int64, na_value=UNKNOWN_COUNT)
+
+
+def count_sums(codes: np.ndarray, values: np.ndarray, n: int) -> Any:
+    """Per-code sums of call counts (``values`` as :func:`count_array` gives them): int64, or a nullable integer
+    array with NA where one of the terms is unknown."""
+    unknown = values < 0
+    sums = np.zeros(n, dtype=np.int64)
+    np.add.at(sums, codes, np.where(unknown, 0, values).astype(np.int64, copy=False))
+    if not unknown.any():
+        return sums
+    return pd.arrays.IntegerArray(sums, np.bincount(codes, weights=unknown, minlength=n) > 0)
+
+
+def nullable_counts(values: np.ndarray) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """``values`` as is when every count is known, else a nullable integer array with the unknown ones NA."""
+    unknown = values < 0
+    if not unknown.any():
+        return values
+    return pd.arrays.IntegerArray(values.astype(values.dtype if values.dtype.kind == "i" else np.int64), unknown)
+
+
+def caller_format_clash(
+    pid: np.ndarray, caller: np.ndarray, callee: np.ndarray, tottime: np.ndarray
+) -> tuple[int, int, int, int] | None:
+    """``(profile with a bare count, profile with a tuple, caller_id, callee_id)`` for one caller→callee call that
+    two profiles record in the two caller formats (pstats' ``add_callers`` raises TypeError adding them), else None.
+    Bare counts are the edges whose times are NaN (:mod:`.decode` stores them so; a file's own NaN is refused)."""
+    bare = np.isnan(tottime)
+    if not bare.any() or bare.all():
+        return None
+    n = int(max(caller.max(), callee.max())) + 1
+    key = caller.astype(np.int64) * n + callee
+    both = np.intersect1d(key[bare], key[~bare])
+    if not len(both):
+        return None
+    k = both[0]
+    hit = key == k
+    a = int(pid[hit & bare][0])
+    b = int(pid[hit & ~bare][0])
+    return a, b, int(k // n), int(k % n)
 
 
 def id_lookup(ids: Iterable[int] | np.ndarray, *id_columns: np.ndarray) -> np.ndarray:

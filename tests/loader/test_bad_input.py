@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import importlib.util
 import json
 import marshal
 import os
 import pickle
 import pstats
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -34,12 +38,10 @@ def _bad_files(folder) -> dict[str, str]:
     raw = marshal.dumps(good)
     nan_stats = dict(good)
     nan_stats[key] = (1, 1, float("nan"), 1.0, {})
-    neg_stats = dict(good)
-    neg_stats[key] = (1, -3, 0.5, 1.0, {})
     files = {
         "empty.prof": (b"", "empty file"),
         "truncated.prof": (raw[: len(raw) // 2], "truncated"),
-        "random.prof": (random.Random(1).randbytes(4096), "not a cProfile dump"),
+        "random.prof": (random.Random(1).randbytes(4096), "binary data of no known format"),
         "gprof.prof": (GPROF_TEXT.encode(), "GNU gprof"),
         "data.prof": (json.dumps({"a": [1, 2, 3]}).encode(), "JSON"),
         "pickled.prof": (pickle.dumps(good), "pickle"),
@@ -47,7 +49,6 @@ def _bad_files(folder) -> dict[str, str]:
         "shape.prof": (marshal.dumps({("a.py", 1, "f"): (1, 2, 3)}), "wrong shape"),
         "badkey.prof": (marshal.dumps({"f": (1, 1, 0.1, 0.1, {})}), "wrong shape"),
         "nan.prof": (marshal.dumps(nan_stats), "NaN"),
-        "negative.prof": (marshal.dumps(neg_stats), "negative"),
         "zero.prof": (marshal.dumps({}), "no functions"),
         "printed.prof": (
             b"   ncalls  tottime  percall  cumtime  percall filename:lineno(function)\n",
@@ -166,33 +167,22 @@ def test_a_file_that_kills_its_parser_process_is_named_and_nothing_else_is_lost(
     good = make_set(tmp_path, 16, with_sidecars=False)
     killer = tmp_path / "zz-killer.prof"
     killer.write_bytes(Path(good[0]).read_bytes())
-    real_decode = _pstats.decode
-
-    def dying_decode(data):
-        # a hostile file whose parse takes the whole process down (as a marshal bug or OOM kill would)
-        if data.endswith(b"") and os.getpid() != parent and dying_decode.target in data_paths:
-            os._exit(1)
-        return real_decode(data)
-
-    # the parse of one specific path must die: wrap read_bytes to remember which file is being decoded
-    parent = os.getpid()
-    data_paths: list[str] = []
-    real_read = _pstats.read_bytes
-
-    def tracking_read(path):
-        data_paths[:] = [path]
-        return real_read(path)
-
-    dying_decode.target = str(killer)
-    monkeypatch.setattr(_pstats, "read_bytes", tracking_read)
-    monkeypatch.setattr(_pstats, "decode", dying_decode)
+    # a parser process that reaches this file dies (os._exit), as on a marshal bug or an OOM kill: the parent
+    # hands the variable to its worker processes, which start clean (they do not fork the test process)
+    monkeypatch.setenv(_pstats.CRASH_ENV, str(killer))
     with pytest.warns(UserWarning, match="1 file"):
-        ps = cl.load(tmp_path, cache=False, jobs=2)  # forked workers inherit the patched module
+        ps = cl.load(tmp_path, cache=False, jobs=2)
     assert ps.errors.to_dict("records") == [
         {"path": str(killer), "reason": "the parser process crashed on this file (hostile or corrupt data)"}
     ]
     assert sorted(ps.profiles["path"]) == good
     assert ps.to_pstats_dict() == pstats.Stats(*good).stats
+    # the hook fires only in parser processes: parsed in this process, the same file loads
+    assert len(cl.load(str(killer), cache=False, jobs=1)) == 1
+    # and the pool that lost a worker is replaced: a later parallel load of everything works
+    monkeypatch.delenv(_pstats.CRASH_ENV)
+    ps = cl.load(tmp_path, cache=False, jobs=2)
+    assert len(ps) == 17 and not len(ps.errors)
 
 
 def test_hidden_profile_files_are_loaded_or_reported_never_skipped(tmp_path):
@@ -216,3 +206,93 @@ def test_hidden_profile_files_are_loaded_or_reported_never_skipped(tmp_path):
     assert [os.path.basename(p) for p in ps.errors["path"]] == [".broken.prof"]
     by_glob = cl.load(str(tmp_path / ".hidden*"), cache=False)
     assert sorted(by_glob.profiles["path"]) == sorted(hidden) and len(by_glob.errors) == 0
+
+
+def _good_dict():
+    return {("a.py", 1, "f"): (1, 1, 0.5, 0.5, {}), ("~", 0, "<built-in method builtins.len>"): (2, 2, 0.1, 0.1, {})}
+
+
+REASONS = {
+    # name: (content, the reason must contain this)
+    "random-bytes": (random.Random(7).randbytes(4096), "binary data of no known format (first bytes "),
+    "short-random": (bytes([0xE9, 0x17, 0x92]), "binary data of no known format"),
+    "text": (b"hello, this is a note about the profiles\n" * 20, "a text file, not a cProfile dump"),
+    "latin1-text": ("caf\xe9 r\xe9sum\xe9 " * 50).encode("latin-1"),
+    "gprof": (GPROF_TEXT.encode(), "a text file that looks like GNU gprof output"),
+    "printed": (b"   ncalls  tottime  percall  cumtime  percall filename:lineno(function)\n", "printed pstats"),
+    "callgrind": (b"version: 1\ncreator: yappi\npid: 1\nevents: Ticks\nfl=(1) a.py\nfn=(1) f a.py:1\n", "callgrind"),
+    "json": (json.dumps({"a": [1, 2, 3]}).encode(), "a JSON file, not a cProfile dump"),
+    "jsonl": (b'{"a": 1}\n{"a": 2}\n', "a JSON-lines file"),
+    "speedscope": (
+        json.dumps({"$schema": "https://www.speedscope.app/file-format-schema.json"}).encode(),
+        "a speedscope JSON profile",
+    ),
+    "chrome-trace": (json.dumps({"traceEvents": [{"ph": "X"}]}).encode(), "a Chrome trace-event JSON file"),
+    "html": (b"<!DOCTYPE html><html><body>pyinstrument</body></html>", "an HTML file"),
+    "pickle": (pickle.dumps(_good_dict()), "a Python pickle (protocol"),
+    "zip": (b"PK\x03\x04" + bytes(60), "a zip archive, not a cProfile dump"),
+    "bzip2": (bz2.compress(marshal.dumps(_good_dict())), "a bzip2-compressed file"),
+    "pyc": (
+        importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(compile("1", "x", "eval")),
+        "a compiled Python module (.pyc)",
+    ),
+    "marshal-list": (marshal.dumps([1, 2, 3]), "a marshal dump of a list, not the dict cProfile writes"),
+    "marshal-int": (marshal.dumps(12345), "a marshal dump of an int, not the dict cProfile writes"),
+    "marshal-shape": (marshal.dumps({("a.py", 1, "f"): (1, 2, 3)}), "wrong shape: an entry is not (cc, nc, tt, ct"),
+    # a dict keyed by a slice: marshal's TYPE_SLICE (':'), written by Python 3.14+, unknown to 3.11
+    "newer-marshal": (b"\xfb:\xe9\x01\x00\x00\x00N" + bytes(8), "a marshal dump this Python (3.11) cannot read"),
+    "gzip-text": (gzip.compress(b"just some words in a text file\n" * 10), "gzip-compressed, and inside: a text file"),
+    "gzip-json": (gzip.compress(b'{"a": 1}'), "gzip-compressed, and inside: a JSON file"),
+    "gzip-truncated": (gzip.compress(marshal.dumps(_good_dict()))[:-12], "truncated gzip file"),
+    "gzip-twice": (
+        gzip.compress(gzip.compress(marshal.dumps(_good_dict()))),
+        "gzip-compressed, and inside: a gzip-compressed file",
+    ),
+}
+REASONS["latin1-text"] = (REASONS["latin1-text"], "binary data of no known format")  # not UTF-8: not called text
+
+
+@pytest.mark.parametrize("kind", sorted(REASONS))
+def test_each_reason_says_what_the_file_is(tmp_path, kind):
+    data, expected = REASONS[kind]
+    path = tmp_path / f"{kind}.prof"
+    path.write_bytes(data)
+    with pytest.warns(UserWarning, match="1 file"):
+        ps = cl.load(str(path), cache=False, jobs=1)
+    (reason,) = ps.errors["reason"].tolist()
+    assert expected in reason, reason
+    assert not reason.endswith(("'", "(", ",")) and "\n" not in reason
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_bytes_are_never_called_text(seed):
+    rng = random.Random(seed)
+    data = rng.randbytes(rng.choice([5, 7, 64, 4096, 5000]))
+    with pytest.raises(_pstats.BadProfile) as info:
+        _pstats.decode(data)
+    assert "text" not in str(info.value) or data.decode("utf-8", "replace").isprintable()
+
+
+def test_long_reasons_are_cut_at_a_word_boundary():
+    key = ("a.py", "not a line", "f" * 10 + " " + "g" * 200)
+    with pytest.raises(_pstats.BadProfile) as info:
+        chunk = _pstats.Chunk()
+        _pstats.add_dict(chunk, 0, {key: (1, 1, 0.1, 0.1, {})})
+    reason = str(info.value)
+    assert reason.startswith("wrong shape: function key ")
+    assert "…" in reason and "g" * 50 not in reason  # cut before the long word, not inside it
+
+
+def test_the_warning_counts_every_group_of_reasons(tmp_path):
+    make_set(tmp_path, 2, with_sidecars=False)
+    kinds = ["text", "json", "pickle", "zip", "marshal-list", "newer-marshal", "gzip-text"]
+    for i, kind in enumerate(kinds):
+        for j in range(i % 2 + 1):
+            (tmp_path / f"{kind}-{j}.prof").write_bytes(REASONS[kind][0])
+    with pytest.warns(UserWarning) as rec:
+        ps = cl.load(tmp_path, cache=False, jobs=1)
+    (msg,) = [str(w.message) for w in rec]
+    n = len(ps.errors)
+    assert msg.startswith(f"celerylab.load: {n} file(s) could not be loaded")
+    counts = [int(c) for c in re.findall(r"\((\d+)\)(?:;| —)", msg)]
+    assert sum(counts) == n == 10 and len(counts) == len(kinds)  # every group, not only the top four

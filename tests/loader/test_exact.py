@@ -200,3 +200,21 @@ def test_synthetic_corpus_with_cycles_equals_pstats(tmp_path):
     assert ps.profiles["total_tt"].sum() == pytest.approx(ref.total_tt)
     # the order of files matters for the last bit of float sums: celerylab follows pstats' own order
     assert ps.to_pstats_dict() == pstats.Stats(*ps.profiles["path"]).stats
+
+
+def test_summary_total_tt_is_added_in_pstats_order(tmp_path):
+    """pstats adds the per-file totals as first, last, …, second: the sum differs from a plain or pairwise sum."""
+    import marshal
+
+    paths = []
+    for i, tt in enumerate((1.0, 1e16, -1e16, 1.0)):
+        path = tmp_path / f"p{i}.prof"
+        path.write_bytes(marshal.dumps({("a.py", 1, "f"): (1, 1, tt, tt, {})}))
+        paths.append(str(path))
+    ref = pstats.Stats(*paths)
+    ps = cl.load(tmp_path, cache=False, jobs=1)
+    assert ps.summary()["total_tt"] == ref.total_tt == 2.0
+    assert ps.profiles["total_tt"].sum() != ref.total_tt  # what summary() used to report
+    assert ps.function_totals["tottime"].tolist() == [ref.stats[("a.py", 1, "f")][2]]
+    sub = ps.where(path=paths[1:])
+    assert sub.summary()["total_tt"] == pstats.Stats(*paths[1:]).total_tt

@@ -10,7 +10,7 @@ import pytest
 
 import celerylab as cl
 from celerylab import LoadError
-from celerylab.core.names import parse_name
+from celerylab.core.names import PRESETS, parse_fields, parse_name
 from celerylab.testing import FakeClock, profile_fake_clock, workload, write_profile
 
 from .conftest import make_set
@@ -146,3 +146,58 @@ def test_metadata_without_a_join_column_is_a_clear_error(tmp_path):
         cl.load(tmp_path / "p", cache=False, metadata=pd.DataFrame({"x": [1]}))
     with pytest.raises(LoadError, match="unknown format"):
         cl.load(tmp_path / "p", cache=False, metadata=tmp_path / "meta.xlsx")
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
+def test_every_preset_reads_its_own_example(preset):
+    fields = parse_fields(f"/x/{preset.example}")
+    assert fields.get("task_name") or fields.get("task_id")
+    # the example is read by this preset, or by an earlier one with the very same result
+    own = {k: v for k, v in fields.items() if k != "name_preset"}
+    m = preset.pattern.search(preset.example.rsplit(".prof", 1)[0].rsplit(".pstat", 1)[0])
+    assert m, preset.example
+    if fields["name_preset"] != preset.name:
+        assert PRESETS.index(next(p for p in PRESETS if p.name == fields["name_preset"])) < PRESETS.index(preset)
+        assert own["task_id"] in preset.example
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # werkzeug/Flask ProfilerMiddleware: the elapsed time and the epoch never go into the task name
+        ("GET.root.000003ms.1700000000.prof", {"task_name": "GET /", "wall_s": 0.003, "finished_at": 1700000000.0}),
+        (
+            "POST.api.v1.orders.12ms.1700000123.prof",
+            {"task_name": "POST /api/v1/orders", "wall_s": 0.012, "finished_at": 1700000123.0},
+        ),
+        # pretix
+        (
+            "1700000000_0.123_control_event_index.pstat",
+            {"task_name": "/control_event_index", "wall_s": 0.123, "finished_at": 1700000000.0},
+        ),
+        ("1700000000_2.500_.pstat", {"task_name": "/", "wall_s": 2.5, "finished_at": 1700000000.0}),
+        # django-silk, plain and SILKY_PYTHON_PROFILER_EXTENDED_FILE_NAME
+        (f"{U}.prof", {"task_id": U}),
+        (f"api_users_42_{U}.prof", {"task_name": "api_users_42", "task_id": U}),
+        (f"2024_report_{U}.prof", {"task_name": "2024_report", "task_id": U}),
+        # celerylab's own, with a retry suffix
+        (f"orders.process.{U}.retry2.prof", {"task_name": "orders.process", "task_id": U}),
+    ],
+)
+def test_file_name_presets_of_web_profilers(name, expected):
+    got = {k: v for k, v in parse_fields(f"/x/{name}").items() if k != "name_preset"}
+    assert got == expected
+
+
+def test_presets_fill_duration_and_end_time_only_when_the_sidecar_has_none(tmp_path):
+    _one(tmp_path, "GET.root.000003ms.1700000000.prof")
+    _one(tmp_path, "1700000000_0.123_control_event_index.pstat")
+    ps = cl.load(tmp_path, cache=False)
+    p = ps.profiles.set_index(ps.profiles["path"].map(lambda s: s.rsplit("/", 1)[1]))
+    assert p.loc["GET.root.000003ms.1700000000.prof", "task_name"] == "GET /"
+    assert p.loc["GET.root.000003ms.1700000000.prof", "wall_s"] == 0.003
+    assert p.loc["1700000000_0.123_control_event_index.pstat", "task_name"] == "/control_event_index"
+    assert p.loc["1700000000_0.123_control_event_index.pstat", "finished_at"] == pd.Timestamp(
+        1700000000, unit="s", tz="UTC"
+    )
+    assert set(p["name_source"].astype(str)) == {"filename"}
