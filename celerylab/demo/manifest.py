@@ -99,10 +99,10 @@ PLANTED_PRODUCER: tuple[dict[str, Any], ...] = (
 #: The queue-wait episode: a burst of messages sent at once, more than the two pool processes can take, in both
 #: runs alike (so it is not a change between them, but it shows in each run's latency).
 QUEUE_WAIT: dict[str, Any] = {
-    "task": "demo.orders.process",
+    "task": "demo.imports.import_contacts",
     "threshold_s": 0.5,
-    "description": "Halfway through each run a burst of demo.orders.process messages is sent at once: they queue "
-    "behind the worker's two pool processes (prefetched, then waiting for a free process).",
+    "description": "Halfway through each run a burst of demo.imports.import_contacts messages (a bulk upload) is "
+    "sent at once: they queue behind the worker's two pool processes (prefetched, then waiting for a free process).",
 }
 
 #: Tasks whose code path is identical in both runs: a correct diff reports them ``same``.

@@ -124,4 +124,6 @@ def test_the_burst_shows_as_a_queue_wait_episode_in_each_run(sample):
         lat = an.latency(side).set_index(["task_name", "stage"])
         assert lat.loc[(q["task"], "queue_wait"), "max"] > q["threshold_s"]
         # publishing is recorded for the producer's task only, and a publish is never counted as a run
-        assert lat.loc[(q["task"], "publish"), "n"] == len(side.where(role="producer"))
+        published = m["producer"]["tasks"]
+        assert lat.loc[(published, "publish"), "n"] == len(side.where(role="producer"))
+        assert lat.loc[(published, "run"), "n"] == len(side.where(role="worker", task_name=published))
