@@ -16,8 +16,9 @@ a hidden temporary name and moved into place, the sidecar first.  See docs/captu
 
 from __future__ import annotations
 
+from ._base import Counts
 from ._config import ENV, settings
-from ._core import SCHEMA, Capture, Counts, active, install
+from ._core import SCHEMA, Capture, active, install
 from ._producer import ProducerCapture, ProducerCounts, active_producer, install_producer
 from ._sql import normalize
 from .worker import CaptureStep, register

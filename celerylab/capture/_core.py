@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import fnmatch
 import json
 import logging
 import os
@@ -12,17 +11,16 @@ import platform
 import random
 import reprlib
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import celery
 from celery import signals
 
 from .._files import SCHEMA, capture_stem
 from . import _memory, _profile, _redact, _sql, _timing, _writer
+from ._base import Counts, Recorder, text_of
 
 logger = logging.getLogger("celerylab.capture")
 
@@ -56,20 +54,7 @@ class _Task:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
-class Counts:
-    """Per-process counters (each pool process has its own)."""
-
-    profiled: int = 0
-    written: int = 0
-    sampled_out: int = 0
-    skipped_busy: int = 0
-    errors: int = 0
-    deleted: int = 0
-    by_error: dict[str, int] = field(default_factory=dict)
-
-
-class Capture:
+class Capture(Recorder):
     """A live installation; :meth:`uninstall` disconnects every receiver.  Create it with :func:`install`."""
 
     def __init__(self, app: Any, directory: str | os.PathLike[str], *, sample_rate: float = 1.0,
@@ -77,54 +62,32 @@ class Capture:
                  memory: str | bool | None = "rss", sql: bool = True, max_files: int | None = None,
                  max_bytes: int | None = None, record_args: bool = False, top: int = 20,
                  pool: str | None = None, redact: str | list[str] | tuple[str, ...] | None = None) -> None:  # fmt: skip
-        if not 0.0 <= float(sample_rate) <= 1.0:
-            raise ValueError(f"sample_rate must be between 0 and 1, not {sample_rate!r}")
         if memory is True:
             memory = "rss"
         if memory in (None, False, ""):
             memory = "off"
         if memory not in MEMORY_MODES:
             raise ValueError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
-        for name, cap in (("max_files", max_files), ("max_bytes", max_bytes)):
-            if cap is not None and int(cap) < 1:
-                raise ValueError(f"{name} must be a positive integer, not {cap!r}")
-        if isinstance(tasks, str):
-            tasks = [t for t in (p.strip() for p in tasks.split(",")) if t]
+        super().__init__(directory, sample_rate=sample_rate, tasks=tasks, run=run, max_files=max_files,
+                         max_bytes=max_bytes, counts=Counts())  # fmt: skip
+        self.directory: str = self.directory or ""
         self.app = app
-        self.directory = os.path.abspath(os.fspath(directory))
-        self.sample_rate = float(sample_rate)
-        self.tasks: tuple[str, ...] | None = tuple(tasks) if tasks else None
-        self.run = run if run is not None else (os.environ.get("CELERYLAB_RUN") or None)
         self.memory = str(memory)
         self.sql = bool(sql)
         self.record_args = bool(record_args)
         self.top = int(top)
         self.pool = pool
-        self.counts = Counts()
         self.redactor = _redact.Redactor(_redact.patterns_from(redact))
-        self.retention = _writer.Retention(self.directory, max_files, max_bytes)
-        self._retention_lock = threading.Lock()
-        self._match: dict[str, bool] = {}
         # the task being profiled, per context: a thread (threads pool) or a greenlet (gevent, eventlet)
         self._current: contextvars.ContextVar[_Task | None] = contextvars.ContextVar(
             f"celerylab_capture_{id(self):x}", default=None
         )
-        self._logged: set[str] = set()
         self._uid = f"celerylab.capture.{id(self):x}"
         self._installed = False
-        self._static = {
-            "python": platform.python_version(),
-            "celery": celery.__version__,
-            "sys_prefixes": sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}),
-        }
 
     # ------------------------------------------------------------------------------------------- lifecycle
     def _install(self) -> None:
-        try:
-            os.makedirs(self.directory, exist_ok=True)
-            _writer.remove_stale_tmp(self.directory)
-        except OSError as e:
-            self._fail("directory", e)
+        self._prepare_directory()
         for sig, fn, name in self._receivers():
             sig.connect(fn, weak=False, dispatch_uid=f"{self._uid}.{name}")
         self._installed = True
@@ -160,29 +123,7 @@ class Capture:
         return f"<celerylab Capture {self.directory!r} sample_rate={self.sample_rate} tasks={self.tasks}>"
 
     # ----------------------------------------------------------------------------------------------- errors
-    def _fail(self, what: str, exc: BaseException) -> None:
-        """Count the error; log it once per kind (what + exception type) per process."""
-        key = f"{what}:{type(exc).__name__}"
-        self.counts.errors += 1
-        self.counts.by_error[key] = self.counts.by_error.get(key, 0) + 1
-        if key not in self._logged:
-            self._logged.add(key)
-            with contextlib.suppress(Exception):
-                logger.warning("celerylab capture: %s failed (%s: %s); the task is not affected, further %s errors "
-                               "are counted silently", what, type(exc).__name__, _text(exc, str), key)  # fmt: skip
-
-    def _log_once(self, key: str, msg: str, *args: Any) -> None:
-        if key not in self._logged:
-            self._logged.add(key)
-            logger.warning(msg, *args)
-
     # -------------------------------------------------------------------------------------------- receivers
-    def _wanted(self, name: str) -> bool:
-        ok = self._match.get(name)
-        if ok is None:
-            ok = self._match[name] = self.tasks is None or any(fnmatch.fnmatchcase(name, p) for p in self.tasks)
-        return ok
-
     def _on_prerun(self, sender: Any = None, task_id: Any = None, task: Any = None, args: Any = None,
                    kwargs: Any = None, **_: Any) -> None:  # fmt: skip
         try:
@@ -358,7 +299,7 @@ class Capture:
             "role": "worker",
             "task_id": t.task_id,
             "task_name": t.task_name,
-            "state": _text(state, str) if state else "UNKNOWN",
+            "state": text_of(state, str) if state else "UNKNOWN",
             "started_at": datetime.fromtimestamp(t.wall0, UTC).isoformat(),
             "finished_at": datetime.fromtimestamp(wall1, UTC).isoformat(),
             "wall_s": round(wall_s, 9),
@@ -386,7 +327,7 @@ class Capture:
         if self.record_args:
             try:
                 meta["args"] = {"args": [_safe_repr(a, self.redactor) for a in (t.args or ())],
-                                "kwargs": {_text(k, str): _redacted(k, v, self.redactor)
+                                "kwargs": {text_of(k, str): _redacted(k, v, self.redactor)
                                            for k, v in (t.kwargs or {}).items()}}  # fmt: skip
             except Exception as e:  # an args object that is not iterable, a kwargs that is not a mapping
                 t.notes.append(f"args not recorded: {_describe(e)}")
@@ -408,12 +349,7 @@ class Capture:
                 continue
         else:
             raise FileExistsError(f"{MAX_ATTEMPTS} file sets of task {t.task_id} already")
-        self.counts.written += 1
-        if self.retention.enabled:
-            with self._retention_lock:  # threads pool: one scan at a time
-                before = self.retention.deleted
-                self.retention.added(n)
-                self.counts.deleted += self.retention.deleted - before
+        self._written(n)
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -458,21 +394,7 @@ def _int(value: Any) -> int:
 
 def _describe(exc: BaseException) -> str:
     """``Type: message`` of an exception, whatever its ``__str__`` does."""
-    return f"{type(exc).__name__}: {_text(exc, str)}"
-
-
-def _text(value: Any, how: Any = str) -> str:
-    """``str(value)`` (or ``how(value)``) that never raises: ``<unprintable Type>`` when it does."""
-    try:
-        text = how(value)
-        if isinstance(text, str):
-            return text
-    except Exception:
-        pass
-    try:
-        return f"<unprintable {type(value).__qualname__}>"
-    except Exception:
-        return "<unprintable>"
+    return f"{type(exc).__name__}: {text_of(exc, str)}"
 
 
 def _exception(exc: Any, redactor: _redact.Redactor | None = None, notes: list[str] | None = None) -> dict[str, str]:
@@ -491,7 +413,7 @@ def _exception(exc: Any, redactor: _redact.Redactor | None = None, notes: list[s
         if not isinstance(message, str):
             raise TypeError("__str__ returned a non-string")
     except Exception as e:
-        message = _text(exc, repr)
+        message = text_of(exc, repr)
         if message.startswith("<unprintable") and notes is not None:
             notes.append(f"exception message not recorded: its __str__ and __repr__ raise ({type(e).__name__})")
     message = (redactor or _redact.DEFAULT).sub(message)
@@ -521,7 +443,7 @@ def _encode_sidecar(meta: dict[str, Any]) -> bytes:
 
 
 def _json_default(value: Any) -> str:
-    return _text(value, str)
+    return text_of(value, str)
 
 
 _repr = reprlib.Repr()
@@ -551,7 +473,7 @@ def _safe_repr(value: Any, redactor: _redact.Redactor | None = None) -> str:
     try:
         text = r.sub(_repr.repr(_scrub(value, r)))
     except Exception as e:
-        text = f"<unrepresentable {_text(type(value), lambda c: c.__name__)}: {type(e).__name__}>"
+        text = f"<unrepresentable {text_of(type(value), lambda c: c.__name__)}: {type(e).__name__}>"
     return text if len(text) <= MAX_REPR else text[:MAX_REPR] + "…"
 
 

@@ -17,27 +17,23 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import fnmatch
 import functools
 import json
 import logging
 import os
-import platform
 import random
 import socket
-import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import celery
 from celery import signals
 
 from .._files import SCHEMA, publish_stem
 from . import _profile, _redact, _timing, _writer
+from ._base import Counts, Recorder, text_of
 
 logger = logging.getLogger("celerylab.capture")
 
@@ -46,72 +42,32 @@ _current: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar
 
 
 @dataclass
-class ProducerCounts:
-    """Per-process counters of the producer side."""
+class ProducerCounts(Counts):
+    """Per-process counters of the producer side: the worker side's, and every publish seen."""
 
     publishes: int = 0
-    profiled: int = 0
-    written: int = 0
-    sampled_out: int = 0
-    skipped_busy: int = 0
-    errors: int = 0
-    deleted: int = 0
-    by_error: dict[str, int] = field(default_factory=dict)
 
 
-class ProducerCapture:
+class ProducerCapture(Recorder):
     """A live producer-side installation; :meth:`uninstall` restores every patched call.  See
     :func:`install_producer`."""
+
+    affects = "publish"
+    counts: ProducerCounts
 
     def __init__(self, directory: str | os.PathLike[str] | None, *, sample_rate: float = 1.0,
                  tasks: str | list[str] | tuple[str, ...] | None = None, run: str | None = None,
                  max_files: int | None = None, max_bytes: int | None = None, headers: bool = True) -> None:  # fmt: skip
-        if not 0.0 <= float(sample_rate) <= 1.0:
-            raise ValueError(f"sample_rate must be between 0 and 1, not {sample_rate!r}")
         if directory is None and float(sample_rate) > 0:
             raise ValueError("a directory is needed to write profiles (or sample_rate=0 for the timing header only)")
-        for name, cap in (("max_files", max_files), ("max_bytes", max_bytes)):
-            if cap is not None and int(cap) < 1:
-                raise ValueError(f"{name} must be a positive integer, not {cap!r}")
-        if isinstance(tasks, str):
-            tasks = [t for t in (p.strip() for p in tasks.split(",")) if t]
-        self.directory = os.path.abspath(os.fspath(directory)) if directory is not None else None
-        self.sample_rate = float(sample_rate)
-        self.tasks: tuple[str, ...] | None = tuple(tasks) if tasks else None
-        self.run = run if run is not None else (os.environ.get("CELERYLAB_RUN") or None)
+        super().__init__(directory, sample_rate=sample_rate, tasks=tasks, run=run, max_files=max_files,
+                         max_bytes=max_bytes, counts=ProducerCounts())  # fmt: skip
         self.headers = bool(headers)
-        self.counts = ProducerCounts()
-        self.retention = _writer.Retention(self.directory or "", max_files, max_bytes)
-        self._lock = threading.Lock()
-        self._match: dict[str, bool] = {}
-        self._logged: set[str] = set()
-        self._static = {
-            "python": platform.python_version(),
-            "celery": celery.__version__,
-            "sys_prefixes": sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}),
-        }
 
     def __repr__(self) -> str:
         return f"<celerylab ProducerCapture {self.directory!r} sample_rate={self.sample_rate} tasks={self.tasks}>"
 
-    # ------------------------------------------------------------------------------------------------ errors
-    def _fail(self, what: str, exc: BaseException) -> None:
-        key = f"{what}:{type(exc).__name__}"
-        self.counts.errors += 1
-        self.counts.by_error[key] = self.counts.by_error.get(key, 0) + 1
-        if key not in self._logged:
-            self._logged.add(key)
-            with contextlib.suppress(Exception):
-                logger.warning("celerylab capture: %s failed (%s: %s); the publish is not affected, further %s "
-                               "errors are counted silently", what, type(exc).__name__, exc, key)  # fmt: skip
-
     # --------------------------------------------------------------------------------------------- publishing
-    def _wanted(self, name: str) -> bool:
-        ok = self._match.get(name)
-        if ok is None:
-            ok = self._match[name] = self.tasks is None or any(fnmatch.fnmatchcase(name, p) for p in self.tasks)
-        return ok
-
     def publish(self, kind: str, name: str, app: Any, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run one outermost publish call, profiled if it is sampled."""
         self.counts.publishes += 1
@@ -206,7 +162,7 @@ class ProducerCapture:
         }
         if error is not None:
             # secrets masked before the cut, as on the worker side (a broker URL in a connection error)
-            message = _redact.DEFAULT.sub(_safe_str(error))[:1000]
+            message = _redact.DEFAULT.sub(text_of(error))[:1000]
             meta["exception"] = {"type": _qualname(type(error)), "message": message}
         return meta
 
@@ -214,22 +170,11 @@ class ProducerCapture:
         assert self.directory is not None
         data = _profile.dump(prof)
         side = json.dumps(meta, ensure_ascii=False, default=str).encode("utf-8")
-        n = _writer.write_pair(self.directory, publish_stem(meta["task_name"], meta["task_id"]), side, data)
-        self.counts.written += 1
-        if self.retention.enabled:
-            with self._lock:
-                before = self.retention.deleted
-                self.retention.added(n)
-                self.counts.deleted += self.retention.deleted - before
+        self._written(_writer.write_pair(self.directory, publish_stem(meta["task_name"], meta["task_id"]), side, data))
 
     # ------------------------------------------------------------------------------------------- lifecycle
     def _install(self) -> None:
-        if self.directory is not None:
-            try:
-                os.makedirs(self.directory, exist_ok=True)
-                _writer.remove_stale_tmp(self.directory)
-            except OSError as e:
-                self._fail("directory", e)
+        self._prepare_directory()
         signals.before_task_publish.connect(self.on_before_publish, weak=False, dispatch_uid=_UID)
         _patch()
 
@@ -256,13 +201,6 @@ def _transport(app: Any) -> str | None:
 
 def _qualname(cls: type) -> str:
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _safe_str(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:
-        return f"<{type(exc).__name__}: str() failed>"
 
 
 # ------------------------------------------------------------------------------------------------ patching
