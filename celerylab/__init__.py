@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .core.samples import sample_profiles
-from .errors import AmbiguousFunction, CelerylabError, FunctionNotFound, LoadError
+from .errors import AmbiguousFunction, AnalysisNotInstalled, CelerylabError, FunctionNotFound, LoadError, missing_part
 
 __all__ = [
     "AmbiguousFunction",
@@ -37,13 +37,19 @@ _SUBMODULES = ("capture", "widgets", "charts", "report", "callgraph", "analysis"
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        mod, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f".{mod}", __name__), attr)
+    if name in _LAZY or name in _SUBMODULES:
+        mod, attr = _LAZY.get(name, (name, ""))
+        try:
+            module = importlib.import_module(f".{mod}", __name__)
+        except ModuleNotFoundError as e:
+            if missing_part(e):
+                raise AnalysisNotInstalled(f"celerylab.{name}", str(e.name)) from None
+            raise
+        if not attr:
+            return module
+        value = getattr(module, attr)
         globals()[name] = value
         return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'celerylab' has no attribute {name!r}")
 
 

@@ -14,7 +14,8 @@ catch also derive from it (``FunctionNotFound`` is a ``LookupError``, ``UsageErr
     ├── ExportError                       writing a chart, report, call graph or pstats file failed
     │   ├── OutputFolderMissing (FileNotFoundError)  the folder to write into does not exist
     │   └── CallgraphError                gprof2dot / Graphviz could not draw the call graph
-    └── GenerationError                   generating the demo sample set failed
+    ├── GenerationError                   generating the demo sample set failed
+    └── AnalysisNotInstalled (ImportError)  the light celerylab-capture installation has no analysis side
 """
 
 from __future__ import annotations
@@ -76,3 +77,23 @@ class CallgraphError(ExportError):
 
 class GenerationError(CelerylabError):
     """Generating the demo sample set failed (a worker died, a wait timed out, a planted effect is missing)."""
+
+
+class AnalysisNotInstalled(CelerylabError, ImportError):
+    """A part of celerylab that this installation does not carry: ``celerylab-capture``, the light distribution
+    for worker images, has capture only (see docs/deploy.md)."""
+
+    def __init__(self, what: str, module: str) -> None:
+        super().__init__(
+            f"{what} needs celerylab's analysis side, which this installation does not have ({module} is missing: "
+            "this is the light celerylab-capture distribution, for capture in workers). Analyse the profiles where "
+            "the full package is installed: pip install celerylab",
+            name=module,
+        )
+
+
+def missing_part(error: ModuleNotFoundError) -> bool:
+    """Whether ``error`` is a module of celerylab itself that is absent (a light installation), rather than a
+    missing third-party package (a broken one)."""
+    name = error.name or ""
+    return name == "celerylab" or name.startswith("celerylab.")

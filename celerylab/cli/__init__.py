@@ -19,7 +19,7 @@ from typing import Any  # noqa: E402
 
 import click  # noqa: E402
 
-from ..errors import CelerylabError  # noqa: E402
+from ..errors import AnalysisNotInstalled, CelerylabError, missing_part  # noqa: E402
 from ._common import EXIT_ERROR  # noqa: E402
 
 #: command name -> "module:click_command"
@@ -53,9 +53,11 @@ class LazyGroup(click.Group):
         try:
             mod = importlib.import_module(mod_name)
         except ModuleNotFoundError as e:
-            if quiet and e.name and (e.name == mod_name or mod_name.startswith(e.name + ".")):
-                return None  # a command whose module is not built yet
-            raise
+            if not missing_part(e):
+                raise
+            if quiet:
+                return None  # a command of the analysis side, in the light celerylab-capture installation
+            raise AnalysisNotInstalled(f"celerylab {name}", str(e.name)) from None
         cmd: Any = getattr(mod, attr, None)
         return cmd if isinstance(cmd, click.Command) else None
 
