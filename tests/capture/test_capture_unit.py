@@ -406,3 +406,29 @@ def test_capture_never_imports_pandas():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_a_sampled_out_task_does_nothing_beyond_the_sampling_decision(install, monkeypatch, tmp_path):
+    """No RSS read, no SQL recorder, no profiler, no task record, no file: only the decision and its counter."""
+    from celerylab.capture import _core, _memory, _profile, _sql
+
+    from . import inproc
+
+    cap = install(sample_rate=0.0, memory="tracemalloc")
+    touched: list[str] = []
+
+    def forbidden(name):
+        def f(*a, **k):
+            touched.append(name)
+            raise AssertionError(f"{name} called for a sampled-out task")
+
+        return f
+
+    for mod, attr in ((_memory, "rss"), (_memory, "trace_start"), (_sql, "ensure_hooks"), (_profile, "start"),
+                      (_profile, "profiler_busy"), (_core, "_Task")):  # fmt: skip
+        monkeypatch.setattr(mod, attr, forbidden(f"{mod.__name__}.{attr}"))
+    for n in range(20):
+        assert inproc.run(inproc.work, n).get() == sum(range(n))
+        assert inproc.run(inproc.sqlite_task, 3).get() == 6
+    assert touched == [] and cap.counts.sampled_out == 40 and cap.counts.errors == 0
+    assert not list((tmp_path / "profiles").glob("*.prof"))
