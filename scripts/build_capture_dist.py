@@ -68,7 +68,7 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "celerylab-capture"
 version = "{version}"
-description = "celerylab's capture side only: profile Celery tasks in workers and publishing in producers (no analysis stack)."
+description = "celerylab's capture side only: profile Celery tasks in workers and publishing in producers."
 readme = "README.md"
 requires-python = ">=3.11"
 license = "MIT"
