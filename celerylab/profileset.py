@@ -62,6 +62,9 @@ class ProfileSet(ProfileData):
     def explore(self, **filters: Any) -> Any:
         """The interactive notebook explorer of this set (:func:`celerylab.widgets.explore`); ``filters`` are
         initial :meth:`where` conditions.  Imports ipywidgets/plotly only when called."""
+        from .widgets._plot import plotly_lib
+
+        plotly_lib()  # plotly.js on its way to the page while the kernel imports the tabs and draws the first one
         from .widgets import explore
 
         return explore(self, **filters)

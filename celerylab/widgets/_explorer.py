@@ -15,6 +15,7 @@ from ._functions import FunctionsTab
 from ._graphs import CallgraphTab, CalltreeTab
 from ._hotspots import HotspotsTab
 from ._overview import OverviewTab
+from ._plot import plotly_lib
 from ._state import ExplorerState
 from ._tab import TabController
 
@@ -38,6 +39,7 @@ class Explorer:
     """
 
     def __init__(self, ps: ProfileData, **filters: Any) -> None:
+        plotly_lib()  # first: the page evaluates plotly.js while the tabs are built
         self.ps = ps
         self.state = ExplorerState(ps)
         self.errors = ErrorArea()
@@ -51,7 +53,11 @@ class Explorer:
         self.callgraph = CallgraphTab(self.state, self.errors)
         self.tab_list: list[TabController] = [self.overview, self.functions, self.drilldown, self.calltree,
                                               self.diff, self.hotspots, self.callgraph]  # fmt: skip
-        self.tabs = w.Tab(children=[t.widget for t in self.tab_list], titles=[t.title for t in self.tab_list])
+        # tabs not opened yet hold an empty box: their widgets get no view (and the page renders nothing for them)
+        # until first shown (:meth:`on_tab` swaps the real one in)
+        self.tabs = w.Tab(children=[self.tab_list[0].widget] + [w.VBox() for _ in self.tab_list[1:]],
+                          titles=[t.title for t in self.tab_list])  # fmt: skip
+        self.opened = {0}
         self.tabs.observe(self.on_tab, names="selected_index")
         self.state.observe(self.on_selection, names="selection")
         self.state.observe(self.on_drill_request, names="drill_target")
@@ -66,8 +72,14 @@ class Explorer:
     # --------------------------------------------------------------------------------------------- state
     @property
     def active(self) -> TabController:
-        """The visible tab's controller."""
-        return self.tab_list[self.tabs.selected_index or 0]
+        """The visible tab's controller (its widgets are put in the tab the first time it is asked for)."""
+        i = self.tabs.selected_index or 0
+        if i not in self.opened:
+            self.opened.add(i)
+            children = list(self.tabs.children)
+            children[i] = self.tab_list[i].widget
+            self.tabs.children = children
+        return self.tab_list[i]
 
     @property
     def selection(self) -> ProfileData:

@@ -160,6 +160,23 @@ def lab(request, tmp_path_factory) -> Iterator[Server]:
         shutil.copy(scratch / "server.log", ARTIFACTS / f"{request.param}-server.log")
 
 
+#: front end -> (seconds from executing the explore cell to its first plot drawn, bytes the kernel websocket sent)
+FIGURES: dict[str, tuple[float, int]] = {}
+KERNEL_IDLE = (
+    "() => { const k = window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel;"
+    " return k && k.status === 'idle'; }"
+)
+
+
+def run_cell(page, index: int) -> None:
+    """Run the notebook's cell ``index`` (JupyterLab and Notebook 7 share these commands)."""
+    page.evaluate(
+        "(i) => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = i;"
+        " return window.jupyterapp.commands.execute('notebook:run-cell'); }",
+        index,
+    )
+
+
 def shoot(page, explorer, name: str) -> None:
     """The page as the user sees it, and the whole explorer (taller than the window) as a second picture."""
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
@@ -196,7 +213,21 @@ def test_explorer_in_the_browser(lab: Server) -> None:
                     r.abort()
 
             page.route("**/*", route)
+            received: list[int] = []
+
+            def on_ws(ws):  # every frame the kernel sends to the page (JSON text or binary widget buffers)
+                if "/api/kernels/" in ws.url:
+                    ws.on(
+                        "framereceived",
+                        lambda payload: received.append(
+                            len(payload.encode("utf-8")) if isinstance(payload, str) else len(payload)
+                        ),
+                    )
+
+            page.on("websocket", on_ws)
             page.on("pageerror", lambda e: errors.append(str(e)))
+            console: list[str] = []
+            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
 
             # GIVEN the example notebook, opened and run in JupyterLab or Notebook 7
             page.goto(lab.notebook_path)
@@ -219,8 +250,31 @@ def test_explorer_in_the_browser(lab: Server) -> None:
             if errors:
                 (ARTIFACTS / f"{lab.name}-load-errors.txt").write_text("\n".join(errors), encoding="utf-8")
                 errors.clear()
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            # the load cell first; then the explore cell, timed from its execution to the first plot drawn, and
+            # every byte the kernel websocket delivers meanwhile counted
+            run_cell(page, 0)
+            expect(page.locator(".jp-Cell").first.locator(".jp-OutputArea")).to_contain_text("ProfileSet")
+            page.wait_for_function(KERNEL_IDLE)
+            received.clear()
+            t0 = time.monotonic()
+            run_cell(page, 1)
             explorer = page.locator(".celerylab-explorer")
+            first_plot = explorer.locator(".celerylab-plot .js-plotly-plot .main-svg").first
+            expect(first_plot).to_be_visible()
+            first_render_s = time.monotonic() - t0
+            first_render_bytes = sum(received)
+            page.wait_for_function(KERNEL_IDLE)
+            FIGURES[lab.name] = (first_render_s, first_render_bytes)
+            print(
+                f"\n[{lab.name}] explore cell -> first plot drawn: {first_render_s:.2f} s; "
+                f"kernel websocket received {first_render_bytes / 1e6:.2f} MB in {len(received)} frames"
+            )
+            (ARTIFACTS / f"{lab.name}-first-render.json").write_text(
+                json.dumps({"seconds": first_render_s, "bytes": first_render_bytes, "frames": len(received)}),
+                encoding="utf-8",
+            )
+            assert first_render_s <= 3.0, f"first render took {first_render_s:.2f} s (target 3 s)"
+            assert first_render_bytes <= 10_000_000, f"first render received {first_render_bytes:,} B (target 10 MB)"
             expect(explorer).to_be_visible()
             no_news = page.get_by_role("button", name="No", exact=True)
             if no_news.count():  # JupyterLab's "get notified about news?" toast would cover the plots
@@ -271,6 +325,7 @@ def test_explorer_in_the_browser(lab: Server) -> None:
             # AND no callback failed and nothing reached for the network
             assert explorer.locator(".celerylab-error").count() == 0
         finally:
+            (ARTIFACTS / f"{lab.name}-console.txt").write_text("\n".join(console), encoding="utf-8")
             browser.close()
     assert not errors, f"page errors: {errors}"
     assert not outside, f"requests outside 127.0.0.1: {outside[:5]}"
