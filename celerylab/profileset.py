@@ -76,6 +76,13 @@ class ProfileSet(ProfileData):
 
         return diff(self, other, **options)
 
+    def findings(self, split_by: str = "run", **options: Any) -> pd.DataFrame:
+        """What changed between the two values of ``split_by`` per task, and why (ranked, with evidence);
+        see :func:`celerylab.analysis.findings`."""
+        from .analysis import findings
+
+        return findings(self, split_by=split_by, **options)
+
     def call_tree(self, **options: Any) -> pd.DataFrame:
         """Call-tree nodes reconstructed from caller edges (an approximation); :func:`celerylab.analysis.call_tree`."""
         from .analysis import call_tree
