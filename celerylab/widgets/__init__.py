@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._drilldown import DrilldownTab
     from ._explorer import Explorer, explore
     from ._filters import FilterBar
+    from ._findings import FindingsTab
     from ._functions import FunctionsTab
     from ._graphs import CallgraphTab, CalltreeTab
     from ._hotspots import HotspotsTab
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 #: name -> module; imported on first use, so that ``explore()`` can send plotly.js to the page (``_plot``) before
 #: it imports the rest (plotly.graph_objects, the tabs): the browser evaluates plotly.js while the kernel works
 _WHERE = {"ErrorArea": "_base", "esc": "_base", "guarded": "_base", "DiffTab": "_diff", "DrilldownTab": "_drilldown",
-          "Explorer": "_explorer", "explore": "_explorer", "FilterBar": "_filters", "FunctionsTab": "_functions",
+          "Explorer": "_explorer", "explore": "_explorer", "FilterBar": "_filters",
+          "FindingsTab": "_findings", "FunctionsTab": "_functions",
           "CallgraphTab": "_graphs", "CalltreeTab": "_graphs", "HotspotsTab": "_hotspots",
           "OverviewTab": "_overview", "TabController": "_tab"}  # fmt: skip
 
@@ -44,6 +46,7 @@ __all__ = [
     "ErrorArea",
     "Explorer",
     "FilterBar",
+    "FindingsTab",
     "FunctionsTab",
     "HotspotsTab",
     "OverviewTab",

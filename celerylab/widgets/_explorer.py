@@ -1,4 +1,5 @@
-"""The explorer: a filter bar over tabs (Overview, Functions, Drilldown, Call tree, Diff, Hotspots, Call graph)."""
+"""The explorer: a filter bar over tabs (Findings, Overview, Functions, Drilldown, Call tree, Diff, Hotspots,
+Call graph)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ._base import ErrorArea, guarded
 from ._diff import DiffTab
 from ._drilldown import DrilldownTab
 from ._filters import FilterBar
+from ._findings import FindingsTab
 from ._functions import FunctionsTab
 from ._graphs import CallgraphTab, CalltreeTab
 from ._hotspots import HotspotsTab
@@ -44,6 +46,7 @@ class Explorer:
         self.state = ExplorerState(ps)
         self.errors = ErrorArea()
         self.filters = FilterBar(ps, self.errors, self._on_filtered)
+        self.findings = FindingsTab(self.state, self.errors)
         self.overview = OverviewTab(self.state, self.errors)
         self.functions = FunctionsTab(self.state, self.errors)
         self.drilldown = DrilldownTab(self.state, self.errors)
@@ -51,8 +54,8 @@ class Explorer:
         self.diff = DiffTab(self.state, self.errors)
         self.hotspots = HotspotsTab(self.state, self.errors)
         self.callgraph = CallgraphTab(self.state, self.errors)
-        self.tab_list: list[TabController] = [self.overview, self.functions, self.drilldown, self.calltree,
-                                              self.diff, self.hotspots, self.callgraph]  # fmt: skip
+        self.tab_list: list[TabController] = [self.findings, self.overview, self.functions, self.drilldown,
+                                              self.calltree, self.diff, self.hotspots, self.callgraph]  # fmt: skip
         # tabs not opened yet hold an empty box: their widgets get no view (and the page renders nothing for them)
         # until first shown (:meth:`on_tab` swaps the real one in)
         self.tabs = w.Tab(children=[self.tab_list[0].widget] + [w.VBox() for _ in self.tab_list[1:]],

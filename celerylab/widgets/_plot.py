@@ -4,17 +4,20 @@ plotly's own ``FigureWidget`` is an anywidget whose ``_esm`` *is* the 5 MB plotl
 carries its own copy in the widget state (11 figures: 56 MB over the kernel websocket), and its first use imports
 nbformat and jsonschema (seconds).  :class:`PlotWidget` is an anywidget with a ~3 kB module instead:
 
-* the first view on a page asks the kernel for plotly.js (a custom message); the kernel answers with
-  ``plotly.min.js`` from the installed plotly package (offline), gzip-compressed when the browser can decompress
-  (``DecompressionStream``), as one binary buffer; every later view on that page reuses the same promise
-  (``globalThis.__celerylabPlotly``);
+* one :class:`PlotlyLib` model per kernel carries plotly.js — a partial bundle with exactly the trace types the
+  charts use (``static/plotly-celerylab.min.js.gz``, 0.45 MB gzip, built by ``scripts/build_plotly_bundle.sh`` from
+  the plotly.js version of the installed plotly package; offline) — as a binary trait.  ``explore()`` creates it
+  first, so the page decompresses (``DecompressionStream``) and evaluates it (~0.2 s; the full 4.8 MB
+  ``plotly.min.js`` takes ~3 s) while the kernel is still building the tabs; every figure on the page shares that
+  one evaluation (``globalThis.__celerylabPlotly``).  A figure that finds no library (e.g. the model was closed)
+  asks the kernel for it with a custom message;
 * the figure itself is a synced ``figure`` trait (plotly JSON), drawn with ``Plotly.react``; an empty widget sends
   nothing but its (empty) state, so a tab not opened yet costs a few hundred bytes;
 * clicks come back as a custom message and call the Python handler with plotly's own ``(trace, points, state)``
   arguments (:class:`plotly.callbacks.Points`), so tab handlers are unchanged.
 
-On the Python side :attr:`PlotWidget.data` and :attr:`PlotWidget.layout` are those of the plain ``go.Figure``
-last shown, as with a FigureWidget.
+On the Python side :attr:`PlotWidget.data` are the traces of the plain ``go.Figure`` last shown
+(:attr:`PlotWidget.shown`; ``layout`` stays the ipywidgets DOM layout).
 """
 
 from __future__ import annotations
@@ -216,11 +219,6 @@ class PlotWidget(anywidget.AnyWidget):
     def data(self) -> tuple[Any, ...]:
         """The traces of the figure shown (plotly ``BaseTraceType`` objects)."""
         return tuple(self._fig.data)
-
-    @property
-    def layout(self) -> Any:
-        """The layout of the figure shown."""
-        return self._fig.layout
 
     @property
     def shown(self) -> Any:

@@ -45,6 +45,8 @@ def all_html(widget) -> str:
 
 # ------------------------------------------------------------------------------------------------- overview
 def test_overview_shows_the_task_summary_and_one_box_per_run(app, ps):
+    # WHEN the Overview tab is opened (the explorer opens on Findings)
+    app.show("Overview")
     # THEN the overview's frame is the set's task summary, and the duration figure splits by run
     pd.testing.assert_frame_equal(app.current, ps.task_summary())
     fig = app.overview.durations_fig
@@ -223,7 +225,7 @@ def test_hostile_names_are_escaped_in_every_html_widget(app, ps):
     for html_value in re.findall(r"<[^>]*onerror[^>]*>", text):
         pytest.fail(f"unescaped markup reached an HTML widget: {html_value}")
     # plotly titles and ticks get entities too (plotly.js reads a subset of HTML)
-    assert "&lt;script&gt;" in app.drilldown.fig.layout.title.text
+    assert "&lt;script&gt;" in app.drilldown.fig.shown.layout.title.text
 
 
 # ---------------------------------------------------------------------------------------------------- diff
@@ -325,7 +327,7 @@ def test_calltree_is_labelled_as_an_approximation_and_consistent(app, ps):
     assert tab.current["value"].iloc[0] == pytest.approx(ps.function_totals.set_index("func_id")["cumtime"].max())
     tab.rooted.value = True
     tree = app.current
-    assert "reconstructed from caller edges" in tab.fig.layout.title.text
+    assert "reconstructed from caller edges" in tab.fig.shown.layout.title.text
     assert tab.fig.data[0].type == "icicle"
     # children never exceed their parent (branchvalues="total" would draw nothing otherwise)
     kids = tree.groupby("parent")["value"].sum()
@@ -377,3 +379,48 @@ def test_sample_profiles_open_without_errors():
         app.show(t.title)
     assert not app.errors.errors, app.errors.message
     assert np.isfinite(app.drilldown.last_update_ms)
+
+
+# ------------------------------------------------------------------------------------------------- findings
+def test_the_explorer_opens_on_the_findings(app, ps):
+    # THEN the first tab is Findings, and its frame is cl.findings of the selection split by run
+    assert app.active is app.findings and app.tabs.selected_index == 0
+    expected = cl.findings(ps, split_by="run")
+    pd.testing.assert_frame_equal(app.current.drop(columns=["evidence"]), expected.drop(columns=["evidence"]))
+    first = app.current.iloc[0]
+    assert (first["task_name"], first["direction"]) == ("orders.process", "slower")
+    assert first["cause_label"] == f"{EVIL[0]}:{EVIL[1]}({EVIL[2]})"
+    text = all_html(app.findings.widget)
+    assert "A</b> = run baseline" in text and "orders.process slower" in text
+    assert "&lt;script&gt;" in text and "<script>" not in text.replace("<script>alert", "")  # escaped, never raw
+    assert "N+1" not in first["headline"] or first["n_plus_one"]
+    # the chart: one bar per time finding, coloured by direction, with a title, axis unit and legend
+    fig = app.findings.fig.shown
+    assert [t.name for t in fig.data] == ["slower"] and fig.layout.showlegend
+    assert "(ms)" in fig.layout.xaxis.title.text and fig.layout.title.text
+
+
+def test_a_finding_is_one_click_from_its_drilldown(app, ps):
+    # WHEN the finding's button is clicked
+    app.findings.buttons[0].click()
+    # THEN the drilldown shows its cause
+    assert app.active is app.drilldown
+    assert app.drilldown.focus == fid_of(ps, EVIL)
+    # AND a click on the finding's bar does the same
+    app.show("Findings")
+    app.drilldown.focus = None
+    bars = app.findings.fig.data[0]
+    app.findings.on_bar_click(bars, click(bars, 0))
+    assert app.active is app.drilldown and app.drilldown.focus == fid_of(ps, EVIL)
+    assert not app.errors.errors
+
+
+def test_findings_follow_the_filters(app):
+    # WHEN the filters leave one run
+    app.filters.dropdowns["run"].value = "baseline"
+    # THEN the findings say why there is nothing to compare, and the frame is empty
+    assert app.findings.current.empty
+    assert "two runs" in app.findings.summary.value
+    # AND when they are reset, the findings come back
+    app.filters.on_reset()
+    assert len(app.findings.current) and not app.errors.errors
