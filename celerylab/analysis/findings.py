@@ -91,6 +91,7 @@ def findings(
     min_growth: float = 256 * 1024,
     min_repeats: int = 10,
     n_evidence: int = 3,
+    evidence: bool = True,
 ) -> pd.DataFrame:
     """What changed between the two values of ``split_by`` (A = before, B = after; see :func:`diff`), per task,
     ranked, with the functions, SQL statements and allocation sites that account for it (module docstring).
@@ -102,7 +103,8 @@ def findings(
     that explains the change, or None) and ``cause_label`` (its full label), ``sql`` / ``sql_caller`` /
     ``n_plus_one`` (the statement whose executions changed most, the line that issued it, whether it repeats ≥
     ``min_repeats`` times in one invocation), ``headline`` (one sentence) and ``evidence`` (a list of dicts with
-    ``EVIDENCE_COLUMNS``; :func:`findings_evidence` makes it a frame).
+    ``EVIDENCE_COLUMNS``; :func:`findings_evidence` makes it a frame).  ``evidence=False`` skips the evidence (the
+    same findings, ranks and numbers; no cause, SQL or evidence): a quick first answer.
     """
     p = ps.profiles
     if split_by not in p.columns:
@@ -111,7 +113,7 @@ def findings(
     if "task_name" not in p.columns or not len(side_a.profiles) or not len(side_b.profiles):
         return pd.DataFrame(columns=FINDING_COLUMNS)
     measure = duration_column(p)
-    alloc = _allocation_rows(ps)
+    alloc = _allocation_rows(ps) if evidence else pd.DataFrame()
     rows: list[dict[str, Any]] = []
     # ------------------------------------------------------------------------------------------------ time
     tasks = diff(ps, split_by=split_by, values=(va, vb), by="task_name",
@@ -124,12 +126,14 @@ def findings(
         task = str(t.label)
         a_vals = ta.loc[(key_a == task).to_numpy(), measure].to_numpy(dtype=float)
         b_vals = tb.loc[(key_b == task).to_numpy(), measure].to_numpy(dtype=float)
-        sub = ps.where(task_name=task)
-        evidence = _function_evidence(sub, split_by, (va, vb), float(t.delta), n_evidence)
-        evidence += _sql_evidence(sub, split_by, (va, vb), float(t.delta), n_evidence, min_repeats)
-        evidence += _allocation_evidence(alloc, _sides(sub, split_by, (va, vb)), 0.0, 2, min_size=64 * 1024)
+        items: list[dict[str, Any]] = []
+        if evidence:
+            sub = ps.where(task_name=task)
+            items = _function_evidence(sub, split_by, (va, vb), float(t.delta), n_evidence)
+            items += _sql_evidence(sub, split_by, (va, vb), float(t.delta), n_evidence, min_repeats)
+            items += _allocation_evidence(alloc, _sides(sub, split_by, (va, vb)), 0.0, 2, min_size=64 * 1024)
         rows.append(_row(task, "time", str(t.status), measure, "s", float(t.mean_a), float(t.mean_b),
-                         float(t.p_adjusted), a_vals, b_vals, evidence))  # fmt: skip
+                         float(t.p_adjusted), a_vals, b_vals, items))  # fmt: skip
     # ---------------------------------------------------------------------------------------------- memory
     if {"memory_rss_before", "memory_rss_after"} <= set(p.columns):
         grow_a = (ta["memory_rss_after"] - ta["memory_rss_before"]).astype("float64")
@@ -148,13 +152,14 @@ def findings(
             mean_a, mean_b = float(a.mean()), float(b.mean())
             if abs(mean_b - mean_a) < min_growth:
                 continue
-            sub = ps.where(task_name=task)
-            ids = _sides(ps.where(task_name=task), split_by, (va, vb))
-            evidence = _allocation_evidence(alloc, ids, mean_b - mean_a, n_evidence,
-                                            min_size=0.01 * abs(mean_b - mean_a))  # fmt: skip
-            evidence = _site_cause(ps, evidence) + evidence
+            items = []
+            if evidence:
+                ids = _sides(ps.where(task_name=task), split_by, (va, vb))
+                items = _allocation_evidence(alloc, ids, mean_b - mean_a, n_evidence,
+                                             min_size=0.01 * abs(mean_b - mean_a))  # fmt: skip
+                items = _site_cause(ps, items) + items
             rows.append(_row(task, "memory", "grows" if mean_b > mean_a else "shrinks", "rss_growth", "bytes",
-                             mean_a, mean_b, float(pa), a, b, evidence))  # fmt: skip
+                             mean_a, mean_b, float(pa), a, b, items))  # fmt: skip
     if not rows:
         return pd.DataFrame(columns=FINDING_COLUMNS)
     out = pd.DataFrame(rows)

@@ -11,7 +11,7 @@ import pandas as pd
 from .. import fmt
 from ..analysis.findings import findings_evidence
 from ..charts.findings import findings_chart
-from ._base import esc, guarded, html_table, message_figure, new_figure_widget, show_figure
+from ._base import esc, guarded, message_figure, new_figure_widget, show_figure
 from ._data import findings_frame
 from ._tab import TabController
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 #: the profiles column the findings compare (A = its first value met, B = the other)
 SPLIT_BY = "run"
-EVIDENCE_SHOWN = ["kind", "label", "mean_a", "mean_b", "delta", "unit"]
 
 
 class FindingsTab(TabController):
@@ -85,13 +84,18 @@ class FindingsTab(TabController):
     def _compute(self, ps: Any, head: str, generation: int) -> None:
         """Compute and show the findings of ``ps`` unless the selection changed meanwhile (a newer generation)."""
         try:
+            if self._in_background():  # the ranked changes first (chart), then their evidence
+                quick = findings_frame(ps, SPLIT_BY, evidence=False)
+                if generation != self._generation:
+                    return
+                self._show(quick, head, note="collecting the evidence…")
             found = findings_frame(ps, SPLIT_BY)
             if generation == self._generation:
                 self._show(found, head)
         except Exception as e:
             self.errors.report(e, "FindingsTab.refresh")
 
-    def _show(self, found: pd.DataFrame, head: str) -> None:
+    def _show(self, found: pd.DataFrame, head: str, note: str = "") -> None:
         self.current = found
         self.fig.layout.display = ""
         if not len(found):
@@ -101,11 +105,14 @@ class FindingsTab(TabController):
             self.items.children = ()
             return
         self.summary.value = (f"<div class='celerylab-findings-summary'>{head}<b>{len(found)}</b> findings, "
-                              "largest first; each opens its cause in the Drilldown.</div>")  # fmt: skip
+                              f"largest first; each opens its cause in the Drilldown. {esc(note)}</div>")  # fmt: skip
         if (found["kind"] == "time").any():
             show_figure(self.fig, findings_chart(found), on_click=self.on_bar_click)
         else:
             show_figure(self.fig, message_figure("no task's time changed significantly (memory findings below)"))
+        if note:
+            self.items.children = ()
+            return
         evidence = findings_evidence(found)
         boxes, self.buttons = [], []
         for _, row in found.iterrows():
@@ -119,23 +126,14 @@ class FindingsTab(TabController):
             f"<div class='celerylab-finding' style='border-left:4px solid {color.get(row['direction'], '#999')};"
             f"padding:2px 8px;margin-top:6px'><b>{int(row['rank'])}.</b> {esc(row['headline'])}</div>"
         )
-        shown = ev.assign(
-            mean_a=[_amount(v, u) for v, u in zip(ev["mean_a"], ev["unit"], strict=True)],
-            mean_b=[_amount(v, u) for v, u in zip(ev["mean_b"], ev["unit"], strict=True)],
-            delta=[_amount(v, u, signed=True) for v, u in zip(ev["delta"], ev["unit"], strict=True)],
-            label=[
-                f"{lab} — {det}" if k == "sql" else lab
-                for lab, det, k in zip(ev["label"], ev["detail"], ev["kind"], strict=True)
-            ],
-        ).rename(columns={"mean_a": "A per task", "mean_b": "B per task", "delta": "change"})
-        table = w.HTML(html_table(shown, ["kind", "label", "A per task", "B per task", "change"], max_rows=12))
+        table = w.HTML(evidence_table(ev))
         cause = row.get("cause_label")
         button = w.Button(description=f"drill into {row['cause']}" if isinstance(cause, str) else "no cause found",
                           disabled=not isinstance(cause, str), tooltip=str(cause or ""),
                           layout=w.Layout(width="auto"))  # fmt: skip
         button.on_click(lambda _b, label=cause: self.on_drill(label))
         self.buttons.append(button)
-        return w.VBox([head, button, table])
+        return w.VBox([head, w.HBox([button]), table])
 
     @guarded
     def on_drill(self, label: str | None) -> None:
@@ -154,11 +152,46 @@ class FindingsTab(TabController):
             self.state.drill(row["cause_label"])
 
 
+_KIND_NAMES = {"cause": "cause", "function": "exclusive time", "sql": "SQL", "allocation": "allocated"}
+SQL_SHOWN = 200  # characters of a statement sent; the cell cuts it with an ellipsis, the full text is on hover
+
+
+def evidence_table(ev: pd.DataFrame) -> str:
+    """A finding's evidence as an HTML table: one line per item (a long SQL statement is cut with an ellipsis, its
+    full text and the full function label / path on hover), amounts with their unit, never wrapped."""
+    cell = "padding:1px 8px;white-space:nowrap"
+    rows = []
+    for e in ev.itertuples(index=False):
+        label = str(e.label)
+        full = str(e.detail)
+        if e.kind == "sql":
+            sql = full if len(full) <= SQL_SHOWN else full[: SQL_SHOWN - 1] + "…"
+            text = f"{esc(label)} " + ("<b style='color:#d62728'>N+1</b> " if e.n_plus_one else "") \
+                + f"<code>{esc(sql)}</code>"  # fmt: skip
+        else:
+            text = esc(label)
+        rows.append(
+            f"<tr><td style='{cell}'>{esc(_KIND_NAMES.get(str(e.kind), e.kind))}</td>"
+            f"<td style='{cell}' title='{esc(full)}'><span style='display:inline-block;max-width:560px;"
+            f"overflow:hidden;text-overflow:ellipsis;vertical-align:bottom'>{text}</span></td>"
+            + "".join(
+                f"<td style='{cell};text-align:right'>{esc(_amount(v, str(e.unit), signed=i == 2))}</td>"
+                for i, v in enumerate((e.mean_a, e.mean_b, e.delta))
+            )
+            + "</tr>"
+        )
+    head = "".join(f"<th style='{cell};text-align:{al}'>{h}</th>" for h, al in
+                   (("evidence", "left"), ("where", "left"), ("A per task", "right"), ("B per task", "right"),
+                    ("change", "right")))  # fmt: skip
+    return (f"<table class='celerylab-table celerylab-evidence' style='border-collapse:collapse;font-size:12px'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")  # fmt: skip
+
+
 def _amount(v: Any, unit: str, *, signed: bool = False) -> str:
     if unit == "s":
         text = fmt.seconds(float(v))
     elif unit == "bytes":
         text = fmt.nbytes(float(v))
     else:
-        text = fmt.value(float(v), "number") + " runs"
+        text = fmt.value(float(v), "number") + " executions"
     return ("+" + text) if signed and float(v) > 0 else text
