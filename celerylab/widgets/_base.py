@@ -111,6 +111,8 @@ def message_figure(text: str, height: int = 200) -> go.Figure:
 
 def html_table(df: pd.DataFrame, columns: Sequence[str] | None = None, *, max_rows: int = 50,
                css_class: str = "celerylab-table", highlight: Iterable[bool] | None = None) -> str:  # fmt: skip
-    """``df`` as an escaped HTML table for notebook output (:func:`celerylab.fmt.html_table`, styled inline)."""
-    return fmt.html_table(df, columns, max_rows=max_rows, css_class=css_class, highlight=highlight,
-                          inline_style=True, missing="")  # fmt: skip
+    """``df`` as an escaped HTML table for notebook output (:func:`celerylab.fmt.html_table`, styled inline), in a
+    box that scrolls sideways when the table is wider than the output: no column is ever cut off."""
+    table = fmt.html_table(df, columns, max_rows=max_rows, css_class=css_class, highlight=highlight,
+                           inline_style=True, missing="")  # fmt: skip
+    return f"<div class='celerylab-table-box' style='overflow-x:auto;max-width:100%'>{table}</div>"
