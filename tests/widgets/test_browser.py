@@ -347,6 +347,9 @@ def test_explorer_in_the_browser(lab: Server) -> None:
 
             # AND no callback failed and nothing reached for the network
             assert explorer.locator(".celerylab-error").count() == 0
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / f"{lab.name}-failure.png"))  # the page as it was when it failed
+            raise
         finally:
             (ARTIFACTS / f"{lab.name}-console.txt").write_text("\n".join(console), encoding="utf-8")
             browser.close()
