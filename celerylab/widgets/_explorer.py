@@ -151,6 +151,9 @@ class Explorer:
 
     # ------------------------------------------------------------------------------------------ handlers
     def _on_filtered(self, ps: ProfileData) -> None:
+        """The filters applied without an error: an error shown before (a bad filter, a failed tab) is stale now,
+        so it goes (a redraw that fails again shows its own)."""
+        self.errors.clear()
         self.state.selection = ps
 
     def on_selection(self, change: dict[str, Any]) -> None:

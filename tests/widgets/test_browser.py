@@ -171,8 +171,12 @@ KERNEL_IDLE = (
 def run_cell(page, index: int) -> None:
     """Run the notebook's cell ``index`` (JupyterLab and Notebook 7 share these commands)."""
     page.evaluate(
-        "(i) => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = i;"
-        " return window.jupyterapp.commands.execute('notebook:run-cell'); }",
+        "async (i) => { const nb = window.jupyterapp.shell.currentWidget.content;"
+        " nb.mode = 'command'; nb.deselectAll(); nb.activeCellIndex = i;"
+        " await new Promise((r) => setTimeout(r, 0));"
+        " if (nb.activeCellIndex !== i || nb.widgets.filter((c) => nb.isSelectedOrActive(c)).length !== 1)"
+        "   throw new Error(`cell ${i} is not the only selected cell`);"
+        " window.jupyterapp.commands.execute('notebook:run-cell'); }",
         index,
     )
 

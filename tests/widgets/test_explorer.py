@@ -104,6 +104,21 @@ def test_bad_time_window_shows_an_error_and_keeps_the_filters(app):
     assert app.errors.banner.layout.display == "none" and app.errors.output.outputs == ()
 
 
+def test_an_error_clears_when_the_filter_is_fixed_or_reset(app):
+    app.filters.time_from.value = "yesterday-ish"
+    assert app.errors.banner.layout.display == ""
+    # WHEN the text is corrected
+    app.filters.time_from.value = "2026-01-01 00:03:00"
+    # THEN the banner goes, and the filter applies
+    assert app.errors.banner.layout.display == "none" and app.errors.output.outputs == ()
+    assert len(app.selection) == 9
+    # AND a reset after a new error clears it too
+    app.filters.time_to.value = "nonsense"
+    assert app.errors.banner.layout.display == ""
+    app.filters.on_reset()
+    assert app.errors.banner.layout.display == "none" and len(app.selection) == 12
+
+
 # ------------------------------------------------------------------------------------------------ functions
 def test_functions_table_sorts_and_filters(app, ps):
     tab = app.show("Functions")
