@@ -29,3 +29,34 @@ def test_calltree_boxes_show_short_names_and_hover_the_full_label():
         assert len(tr.text[1]) == LABEL_WIDTH and tr.text[1].endswith("…")
         assert tr.texttemplate == "%{text}"
         assert tr.customdata[0][1] == tree["label"][0]  # the hover has the full label
+
+
+def test_every_chart_has_a_title_and_axis_units_and_the_export_carries_the_title():
+    import json
+
+    import celerylab as cl
+    from celerylab.charts.diff import diff_changes
+    from celerylab.charts.export import figure_html
+    from celerylab.charts.findings import findings_chart
+    from celerylab.charts.hotspots import allocation_sites, memory_growth, sql_statements
+    from celerylab.charts.overview import task_durations, task_totals
+
+    ps = cl.load(cl.sample_profiles())
+    figs = {
+        "durations": task_durations(ps.profiles, color="run"),
+        "totals": task_totals(ps.task_summary()),
+        "sql": sql_statements(cl.analysis.db_hotspots(ps).head(5)),
+        "memory": memory_growth(ps.profiles),
+        "allocations": allocation_sites(cl.analysis.allocation_sites(ps).head(5)),
+        "diff": diff_changes(cl.diff(ps, split_by="run")),
+        "findings": findings_chart(cl.findings(ps, evidence=False)),
+    }
+    for name, fig in figs.items():
+        assert fig.layout.title.text, name
+        axis = fig.layout.xaxis.title.text or ""
+        yaxis = fig.layout.yaxis.title.text or ""
+        assert "(" in axis + yaxis, (name, axis, yaxis)  # a unit in brackets on the value axis
+        page = figure_html(fig)  # the exported page carries it (JSON may escape non-ASCII)
+        assert fig.layout.title.text in page or json.dumps(fig.layout.title.text)[1:-1] in page, name
+    assert figs["durations"].layout.showlegend and figs["durations"].layout.legend.title.text == "run"
+    assert {t.name for t in figs["durations"].data} == {"baseline", "candidate"}
