@@ -439,3 +439,30 @@ def test_findings_follow_the_filters(app):
     # AND when they are reset, the findings come back
     app.filters.on_reset()
     assert len(app.findings.current) and not app.errors.errors
+
+
+def test_hotspots_sql_table_is_paged_one_line_per_statement_with_the_full_text_on_demand(app):
+    tab = app.show("Hotspots")
+    assert len(tab.sql) == 2
+    # GIVEN a page of one statement
+    tab.page = 1
+    tab.refresh()
+    # THEN one row shows, with a "show more" button that says how many are left
+    assert tab.sql_table.value.count("<tr") == 2  # header + 1 row
+    assert tab.sql_more.layout.display == "" and "1 of 2 statements shown" in tab.sql_more.description
+    # WHEN it is clicked, THEN the other row shows and the button goes
+    tab.sql_more.click()
+    assert tab.sql_table.value.count("<tr") == 3 and tab.sql_more.layout.display == "none"
+    assert "SELECT\u00a0*\u00a0FROM\u00a0items" in tab.sql_table.value  # one line: no-break spaces
+    # AND the full statement is one pick away
+    tab.sql_pick.value = 0
+    assert N_PLUS_ONE_SQL.replace("*", "*") in tab.sql_full.value and "orders.py:10(load_orders)" in tab.sql_full.value
+    assert not app.errors.errors
+
+
+def test_hotspots_long_sql_stays_on_one_line():
+    from celerylab.widgets._hotspots import SQL_WIDTH, _one_line
+
+    long = "SELECT a,\n  b FROM t WHERE " + " AND ".join(f"c{i} = ?" for i in range(40))
+    cut = _one_line(long, SQL_WIDTH)
+    assert "\n" not in cut and len(cut) == SQL_WIDTH and cut.endswith("…") and cut.startswith("SELECT a, b FROM t")
