@@ -410,7 +410,7 @@ def build_diff_report(
     if len(sig):
         changes.items.append(
             Table(
-                sig.head(top_n),
+                _diff_display(sig.head(top_n), roles["label"]),
                 fm,
                 caption=f"{min(len(sig), top_n)} of {len(sig)} significant changes",
                 id="diff-significant",
@@ -418,7 +418,18 @@ def build_diff_report(
         )
         changes.items.append(
             Figure(
-                diff_changes(sig, value=roles["delta"], label=roles["label"], status=roles["status"], n=top_n),
+                diff_changes(
+                    _diff_display(sig.head(top_n), roles["label"]).assign(
+                        **{
+                            roles["delta"]: sig[roles["delta"]].head(top_n).to_numpy(),
+                            roles["status"]: sig[roles["status"]].head(top_n).to_numpy(),
+                        }
+                    ),
+                    value=roles["delta"],
+                    label="function",
+                    status=roles["status"],
+                    n=top_n,
+                ),
                 "Change per function",
             )
         )
@@ -450,22 +461,51 @@ def build_diff_report(
             "All functions",
             items=[
                 Table(
-                    diff.head(500).reset_index(drop=True),
+                    _diff_display(diff.head(top_n).reset_index(drop=True), roles["label"]),
                     fm,
-                    caption=f"First {min(len(diff), 500)} of {len(diff)} rows",
+                    caption=f"First {min(len(diff), top_n)} of {len(diff)} rows, ranked by contribution",
                     id="diff-all",
-                )
+                ),
+                *(
+                    [
+                        Note(
+                            f"{len(diff) - top_n} more rows are left out to keep the page short: every row is in "
+                            "cl.diff(...) in Python and in `celerylab diff --json`."
+                        )
+                    ]
+                    if len(diff) > top_n
+                    else []
+                ),
             ],
         )
     )
     return rep
 
 
+#: the columns of a diff table in the comparison report (each in one unit: seconds per task invocation, a ratio,
+#: a p-value, invocations); the full label is the last column, cut at the front
+DIFF_SHOWN = ["function", "status", "mean_a", "mean_b", "delta", "ratio", "contribution", "p_adjusted", "n_a", "n_b",
+              "label"]  # fmt: skip
+LABEL_SHOWN = 70
+
+
+def _diff_display(d: pd.DataFrame, label: str) -> pd.DataFrame:
+    """A diff frame as the report shows it: a short ``function`` name first (``module.name:line``), the numbers,
+    and the full label last with the front of a long path cut (``…/site-packages/…py:12(name)``)."""
+    from ..core.rules import short_label
+    from ..fmt import left_cut
+
+    out = d.copy()
+    out["function"] = [short_label(x) for x in d[label].astype(str)]
+    out["label"] = [left_cut(x, LABEL_SHOWN) for x in d[label].astype(str)]
+    return out[[c for c in DIFF_SHOWN if c in out.columns]].reset_index(drop=True)
+
+
 def diff_formats(diff: pd.DataFrame) -> dict[str, str]:
     out: dict[str, str] = {}
     for c in diff.columns:
         lc = c.lower()
-        if lc in ("p_value", "pvalue", "p", "q_value"):
+        if lc in ("p_value", "pvalue", "p", "q_value", "p_adjusted"):
             out[c] = "pvalue"
         elif "ratio" in lc:
             out[c] = "ratio"
