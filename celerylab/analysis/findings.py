@@ -35,6 +35,7 @@ from .. import fmt
 from ..core.rules import duration_column, group_key
 from ..errors import ColumnNotFound
 from ._dist import bh_adjust, mannwhitney_sorted
+from .categories import function_categories
 from .diff import _split, diff
 from .hotspots import normalize_sql
 
@@ -227,10 +228,14 @@ def _function_evidence(sub: ProfileData, split_by: str, values: tuple[Any, Any],
         return []
     funcs = sub.functions.set_index("label")
     kind = d["label"].map(funcs["kind"]) if "kind" in funcs else pd.Series("", index=d.index)
+    # the task framework and celerylab's capture (category "celery") are instrumentation, never the cause
+    cats = function_categories(sub).astype(str)
+    category = d["label"].map(funcs["func_id"]).map(cats).astype(object)
+    is_app = (kind.astype(str) == "app").to_numpy() & (category != "celery").to_numpy()
     out: list[dict[str, Any]] = []
     sign = np.sign(delta)
     # the cause: the deepest application function that explains at least half of the task's change
-    app = d.loc[(kind == "app").to_numpy() & (np.sign(d["cum_delta"]) == sign).to_numpy()]
+    app = d.loc[is_app & (np.sign(d["cum_delta"]) == sign).to_numpy()]
     if len(app):
         big = app.loc[app["cum_delta"].abs() >= 0.5 * abs(delta)]
         pick = big.sort_values("cum_mean_b" if sign > 0 else "cum_mean_a").iloc[0] if len(big) else \

@@ -26,7 +26,7 @@ from .._files import sidecar_path
 from .parse import Parsed
 from .sources import Found
 
-FORMAT = 1
+FORMAT = 2  # 2: a foreign path keeps its celerylab package in the module name (classify.OWN_PACKAGE)
 _FRAMES = ("profiles", "functions", "sql", "allocations", "sidecar_errors")
 # reasons that depend on the moment, not on the content: never cached, always tried again
 _TRANSIENT = ("unreadable", "vanished", "symlink", "is a directory", "the parser process crashed", "temporary file")

@@ -162,3 +162,25 @@ def test_helpers():
     assert cliffs_delta(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 1.0
     assert cliffs_delta(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == -1.0
     assert cliffs_delta(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.0
+
+
+def test_celerylab_frames_from_another_machine_are_instrumentation():
+    import pandas as pd
+
+    from celerylab.analysis.categories import category_of
+    from celerylab.core.classify import classify
+
+    files = pd.Series(["/srv/other/celerylab/capture/_sql.py", "/srv/other/celerylab/demo/reports.py", "/x/app.py"])
+    modules, kinds = classify(files, pd.Series(["wrapper", "load_report_rows", "f"]), ["/usr"])
+    assert modules.tolist() == ["celerylab.capture._sql", "celerylab.demo.reports", "app"]
+    assert category_of(modules[0], kinds[0]) == "celery"  # the capture: overhead, like celery/kombu/billiard
+    assert category_of(modules[1], kinds[1]) == "app"
+
+
+def test_the_cause_is_never_instrumentation(found, samples):
+    from celerylab.analysis.categories import function_categories
+
+    cats = function_categories(samples)
+    by_label = samples.functions.set_index("label")["func_id"]
+    for label in found["cause_label"].dropna():
+        assert cats[by_label[label]] != "celery", label
