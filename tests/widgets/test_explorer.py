@@ -466,3 +466,17 @@ def test_hotspots_long_sql_stays_on_one_line():
     long = "SELECT a,\n  b FROM t WHERE " + " AND ".join(f"c{i} = ?" for i in range(40))
     cut = _one_line(long, SQL_WIDTH)
     assert "\n" not in cut and len(cut) == SQL_WIDTH and cut.endswith("…") and cut.startswith("SELECT a, b FROM t")
+
+
+def test_call_graph_fits_the_view_on_open_and_can_show_actual_size(app):
+    import re as _re
+
+    tab = app.show("Call graph")
+    root = tab.graph.value[: tab.graph.value.find(">") + 1]
+    # THEN the whole graph is scaled to the output's width (its viewBox keeps the proportions)
+    assert 'width="100%"' in root and "viewBox" in root and not _re.search(r'height="[\d.]+pt"', root)
+    # WHEN "actual size" is picked, THEN Graphviz's own size comes back (the box scrolls)
+    tab.fit.value = "actual size"
+    root = tab.graph.value[: tab.graph.value.find(">") + 1]
+    assert _re.search(r'width="[\d.]+pt"', root) and 'width="100%"' not in root
+    assert not app.errors.errors
