@@ -1,7 +1,14 @@
-"""Widget responsiveness: Python time of a drilldown click on a 10 000-profile synthetic set.
+"""Widget responsiveness: the first render of the explorer in a browser, and the Python time of a drilldown click
+on a 10 000-profile synthetic set.
 
     .venv/bin/python benchmarks/bench_widgets.py                  # 10 000 profiles (corpus cached in --dir)
     .venv/bin/python benchmarks/bench_widgets.py --n 1000 --clicks 20
+    .venv/bin/python benchmarks/bench_widgets.py --first-render   # + JupyterLab/Notebook 7 + Chromium (~2 min)
+
+First render (``--first-render``): ``explore()`` of ``sample_profiles/`` in a fresh Python (a kernel has IPython
+loaded; findings in the background as in a kernel), then the browser test (tests/widgets/test_browser.py) in
+JupyterLab and Notebook 7: seconds from executing the explore cell to its first plot drawn and to the findings
+with their evidence, and the bytes the kernel websocket delivered (targets: ≤ 3 s, ≤ 10 MB).
 
 A "click" is ``DrilldownTab.on_figure_click`` on a caller/callee bar (exactly what plotly calls in the kernel):
 resolve the function, callers + callees, the info line, both lists, the neighbours figure, the per-profile box
@@ -43,13 +50,44 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
 
 
+def first_render() -> None:
+    """Print explore()'s construction time in a fresh interpreter and the browser test's first-render figures."""
+    import json
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    code = ("import time, IPython, celerylab as cl\n"
+            "from celerylab.widgets._findings import FindingsTab\n"
+            "FindingsTab.background = True\n"
+            "ps = cl.load(cl.sample_profiles())\n"
+            "t = time.perf_counter(); app = ps.explore(); print(time.perf_counter() - t)\n")  # fmt: skip
+    took = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                cwd=root).stdout.split()[-1])  # fmt: skip
+    print(f"explore(samples) in a fresh interpreter:  {ms(took)}   (target <= 1 s)")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-s",
+                        "tests/widgets/test_browser.py"], capture_output=True, text=True, cwd=root)  # fmt: skip
+    for name in ("jupyterlab", "notebook7"):
+        f = root / "test-artifacts" / "widgets" / f"{name}-first-render.json"
+        if not f.exists():
+            print(f"{name}: no figures (browser test output below)")
+            continue
+        d = json.loads(f.read_text(encoding="utf-8"))
+        print(f"{name:<11} explore cell -> first plot {d['first_plot_s']:.2f} s, {d['first_plot_bytes'] / 1e6:.2f} MB; "
+              f"-> findings with evidence {d['findings_s']:.2f} s, {d['findings_bytes'] / 1e6:.2f} MB")  # fmt: skip
+    if r.returncode:
+        print(r.stdout[-3000:])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000, help="profiles in the synthetic corpus")
     ap.add_argument("--clicks", type=int, default=30, help="drilldown clicks to time")
     ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "celerylab-bench-widgets"),
                     help="where the corpus is written and cached")  # fmt: skip
+    ap.add_argument("--first-render", action="store_true", help="also time the explorer's first render in a browser")
     args = ap.parse_args(argv)
+    if args.first_render:
+        first_render()
     import plotly.callbacks as pc
 
     from celerylab.widgets import explore

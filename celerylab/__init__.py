@@ -21,6 +21,7 @@ __all__ = [
     "ProfileSet",
     "__version__",
     "diff",
+    "findings",
     "load",
     "sample_profiles",
 ]
@@ -29,10 +30,16 @@ if TYPE_CHECKING:
     from . import analysis as analysis
     from . import capture as capture
     from .analysis.diff import diff as diff
+    from .analysis.findings import findings as findings
     from .profileset import ProfileSet as ProfileSet
     from .profileset import load as load
 
-_LAZY = {"load": ("profileset", "load"), "ProfileSet": ("profileset", "ProfileSet"), "diff": ("analysis", "diff")}
+_LAZY = {
+    "load": ("profileset", "load"),
+    "ProfileSet": ("profileset", "ProfileSet"),
+    "diff": ("analysis", "diff"),
+    "findings": ("analysis", "findings"),
+}
 _SUBMODULES = ("capture", "widgets", "charts", "report", "callgraph", "analysis", "testing", "demo", "core", "fmt")
 
 

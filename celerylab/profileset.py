@@ -63,6 +63,9 @@ class ProfileSet(ProfileData):
     def explore(self, **filters: Any) -> Any:
         """The interactive notebook explorer of this set (:func:`celerylab.widgets.explore`); ``filters`` are
         initial :meth:`where` conditions.  Imports ipywidgets/plotly only when called."""
+        from .widgets._plot import plotly_lib
+
+        plotly_lib()  # plotly.js on its way to the page while the kernel imports the tabs and draws the first one
         from .widgets import explore
 
         return explore(self, **filters)
@@ -73,6 +76,13 @@ class ProfileSet(ProfileData):
         from .analysis import diff
 
         return diff(self, other, **options)
+
+    def findings(self, split_by: str = "run", **options: Any) -> pd.DataFrame:
+        """What changed between the two values of ``split_by`` per task, and why (ranked, with evidence);
+        see :func:`celerylab.analysis.findings`."""
+        from .analysis import findings
+
+        return findings(self, split_by=split_by, **options)
 
     def call_tree(self, **options: Any) -> pd.DataFrame:
         """Call-tree nodes reconstructed from caller edges (an approximation); :func:`celerylab.analysis.call_tree`."""

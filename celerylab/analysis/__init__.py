@@ -1,7 +1,8 @@
 """Analysis over a ProfileSet: pure pandas, no widgets or plotting.
 
 Public functions (columns in ``docs/analysis.md``): :func:`top`, :func:`callers`, :func:`callees`,
-:func:`call_tree`, :func:`categorize`, :func:`category_shares`, :func:`diff`, :func:`db_time`,
+:func:`call_tree`, :func:`categorize`,
+:func:`findings`, :func:`findings_evidence`, :func:`category_shares`, :func:`diff`, :func:`db_time`,
 :func:`db_hotspots`, :func:`n_plus_one`, :func:`memory_by_task`, :func:`memory_hotspots`, :func:`leak_suspects`,
 :func:`allocation_sites`, :func:`latency`, :func:`latency_over_time`, :func:`queue_wait_episodes`.
 """
@@ -12,6 +13,7 @@ from .calltree import APPROXIMATION_NOTE, call_tree
 from .categories import CATEGORIES, CATEGORY_RULES, categorize, category_of, category_shares
 from .diff import diff
 from .drilldown import callees, callers, per_invocation, top
+from .findings import findings, findings_evidence
 from .hotspots import (
     allocation_sites,
     db_hotspots,
@@ -38,6 +40,8 @@ __all__ = [
     "db_hotspots",
     "db_time",
     "diff",
+    "findings",
+    "findings_evidence",
     "latency",
     "latency_over_time",
     "leak_suspects",

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from scipy import special
 
 MAX_BLOCK = 4_000_000  # cells (float64) per dense block: 32 MB
 
@@ -105,7 +104,7 @@ def mannwhitney_sorted(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nda
     with np.errstate(invalid="ignore", divide="ignore"):
         big = np.maximum(u_b, na * nb - u_b)
         z = (big - mu - 0.5) / np.sqrt(var)
-        p = np.minimum(2.0 * special.ndtr(-z), 1.0)
+        p = np.minimum(2.0 * _ndtr(-z), 1.0)
     p = np.where(np.isfinite(p), p, 1.0)
     return u_b, p
 
@@ -119,7 +118,7 @@ def van_elteren(dev: np.ndarray, var: np.ndarray, n: np.ndarray) -> tuple[np.nda
     t = (w * dev).sum(axis=0)
     v = (w * w * var).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.minimum(2.0 * special.ndtr(-np.abs(t) / np.sqrt(v)), 1.0)
+        p = np.minimum(2.0 * _ndtr(-np.abs(t) / np.sqrt(v)), 1.0)
     return t, np.where(np.isfinite(p) & (v > 0), p, 1.0)
 
 
@@ -137,3 +136,10 @@ def bh_adjust(p: np.ndarray, m: int | None = None) -> np.ndarray:
     out = np.empty(k)
     out[order] = np.minimum(ranked, 1.0)
     return out
+
+
+def _ndtr(x: np.ndarray) -> np.ndarray:
+    """The standard normal CDF (scipy imported on first use: not on the explorer's path to its first plot)."""
+    from scipy import special
+
+    return np.asarray(special.ndtr(x))

@@ -44,6 +44,16 @@ def margin(l: int = 10, r: int = 10, t: int = 20, b: int = 40) -> dict[str, int]
     return {"l": l, "r": r, "t": t, "b": b}
 
 
+def titled(fig: Any, title: str | None) -> Any:
+    """Give ``fig`` its title (left, above the plot; the top margin grows to fit), or leave it without when
+    ``title`` is None.  Every chart has one by default, so an exported image says what it shows."""
+    if title:
+        top = max(int(fig.layout.margin.t or 0), 44)
+        fig.update_layout(title={"text": plotly_text(title), "x": 0, "xanchor": "left", "font": {"size": 14}},
+                          margin={"t": top})  # fmt: skip
+    return fig
+
+
 def colors(keys: Any, palette: dict[str, str]) -> list[str]:
     """One colour per key, :data:`OTHER_COLOR` for keys the palette does not know."""
     return [palette.get(str(k), OTHER_COLOR) for k in keys]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..core.rules import short_label
 from ..errors import ColumnNotFound, UsageError
 from ._style import margin, plotly_text
 
 APPROXIMATION_NOTE = "reconstructed from caller edges: an approximation, not recorded stacks"
 KINDS = ("icicle", "sunburst")
+LABEL_WIDTH = 40  # characters of a node's text before the ellipsis
 
 
 def calltree(
@@ -44,11 +46,18 @@ def calltree(
     )
     trace_cls = go.Icicle if kind == "icicle" else go.Sunburst
     kw: dict[str, object] = {"maxdepth": max_depth} if max_depth else {}
+    if kind == "sunburst":
+        kw["insidetextorientation"] = "radial"
+    # what a box shows: the short name cut to fit a box (plotly hides a text that still does not fit, rather than
+    # shrink it below 10 px); the full label is in the hover
     fig = go.Figure(
         trace_cls(
             ids=d[id].astype(str).tolist(),
             parents=d[parent].fillna("").astype(str).tolist(),
             labels=[plotly_text(t) for t in d[label].astype(str)],
+            text=[plotly_text(short_label(t, LABEL_WIDTH)) for t in d[label].astype(str)],
+            texttemplate="%{text}",
+            textfont={"size": 12},
             values=d[value].to_numpy(dtype=float),
             branchvalues="total",
             customdata=custom,
@@ -60,6 +69,7 @@ def calltree(
     fig.update_layout(
         title={"text": f"{head}<sup>{APPROXIMATION_NOTE}</sup>", "font": {"size": 13}},
         height=460 if kind == "icicle" else 520,
+        uniformtext={"minsize": 10, "mode": "hide"},
         margin=margin(t=60, b=10),
     )
     return fig

@@ -7,7 +7,17 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..errors import ColumnNotFound
-from ._style import BAR_AXIS, OTHER_COLOR, REFERENCE_LINE, STATUS_COLORS, colors, margin, plotly_text, unique_labels
+from ._style import (
+    BAR_AXIS,
+    OTHER_COLOR,
+    REFERENCE_LINE,
+    STATUS_COLORS,
+    colors,
+    margin,
+    plotly_text,
+    titled,
+    unique_labels,
+)
 
 
 def diff_changes(
@@ -18,6 +28,7 @@ def diff_changes(
     status: str = "status",
     n: int | None = 25,
     significant_only: bool = False,
+    title: str | None = "Change per function (B − A), largest contribution first",
 ) -> go.Figure:
     """Diverging bars of ``value`` (the change B − A) per function, in the frame's order (a diff is ranked by
     contribution to the total change), coloured by ``status``.  ``significant_only`` drops ``same`` rows."""
@@ -44,13 +55,13 @@ def diff_changes(
     )
     fig.add_vline(x=0, line=REFERENCE_LINE)
     fig.update_layout(
-        xaxis_title=f"{value} (B − A)",
+        xaxis_title=f"{value} (B − A, s per task)",
         yaxis=BAR_AXIS,
         height=max(240, 26 * len(d) + 110),
         margin=margin(r=20),
         showlegend=False,
     )
-    return fig
+    return titled(fig, title)
 
 
 def diff_volcano(

@@ -16,6 +16,7 @@ from ._style import (
     group_labels,
     margin,
     plotly_text,
+    titled,
     unique_labels,
 )
 
@@ -25,7 +26,8 @@ def _clip(text: object, width: int) -> str:
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
-def sql_statements(df: pd.DataFrame, *, text: str = "sql", value: str = "time_s", width: int = 70) -> go.Figure:
+def sql_statements(df: pd.DataFrame, *, text: str = "sql", value: str = "time_s", width: int = 70,
+                   title: str | None = "SQL statements by query time") -> go.Figure:  # fmt: skip
     """Horizontal bars of ``value`` (default summed query time) per normalized SQL statement, largest on top.
 
     Tick labels are the statements clipped to ``width`` characters; the hover shows the full statement."""
@@ -56,11 +58,16 @@ def sql_statements(df: pd.DataFrame, *, text: str = "sql", value: str = "time_s"
         height=max(240, 28 * len(d) + 110),
         margin=margin(r=20),
     )
-    return fig
+    return titled(fig, title)
 
 
 def memory_growth(
-    profiles: pd.DataFrame, *, by: str = "task_name", before: str = "memory_rss_before", after: str = "memory_rss_after"
+    profiles: pd.DataFrame,
+    *,
+    by: str = "task_name",
+    before: str = "memory_rss_before",
+    after: str = "memory_rss_after",
+    title: str | None = "RSS growth per task run",
 ) -> go.Figure:
     """RSS growth per task run (``after - before``, in MiB): one box per ``by`` value, every profile a point.
 
@@ -89,10 +96,11 @@ def memory_growth(
         xaxis=CATEGORY_AXIS,
         margin=margin(),
     )
-    return fig
+    return titled(fig, title)
 
 
-def allocation_sites(df: pd.DataFrame, *, value: str = "size", site: str | None = None) -> go.Figure:
+def allocation_sites(df: pd.DataFrame, *, value: str = "size", site: str | None = None,
+                     title: str | None = "Allocation sites still holding memory at task end") -> go.Figure:  # fmt: skip
     """Horizontal bars of allocated bytes (``value``) per source line; ``site`` names a text column, else
     ``file:line`` is built from ``file`` and ``line``."""
     if value not in df.columns:
@@ -118,4 +126,4 @@ def allocation_sites(df: pd.DataFrame, *, value: str = "size", site: str | None 
         height=max(220, 28 * len(d) + 110),
         margin=margin(r=20),
     )
-    return fig
+    return titled(fig, title)

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 
 from ..core.rules import duration_column
 from ..errors import ColumnNotFound
-from ._style import BAR_AXIS, BOX_POINTS, CATEGORY_AXIS, group_labels, margin, plotly_text
+from ._style import BAR_AXIS, BOX_POINTS, CATEGORY_AXIS, group_labels, margin, plotly_text, titled
 
 
 def _duration_column(profiles: pd.DataFrame, value: str | None) -> str:
@@ -26,7 +26,12 @@ def _groups(profiles: pd.DataFrame, by: str) -> list[tuple[str, pd.DataFrame]]:
 
 
 def task_durations(
-    profiles: pd.DataFrame, *, by: str = "task_name", value: str | None = None, color: str | None = None
+    profiles: pd.DataFrame,
+    *,
+    by: str = "task_name",
+    value: str | None = None,
+    color: str | None = None,
+    title: str | None = "Duration per task invocation",
 ) -> go.Figure:
     """Time distribution: one box per ``by`` value (default task name) of ``value`` (default ``wall_s``, else the
     profile's ``total_tt``), every profile shown as a point.  ``color`` (e.g. ``"run"``) splits each box."""
@@ -61,10 +66,14 @@ def task_durations(
         margin=margin(t=30),
         height=380,
     )
-    return fig
+    if color is not None:
+        fig.update_layout(legend_title_text=plotly_text(color))
+    return titled(fig, title)
 
 
-def task_totals(task_summary: pd.DataFrame, *, value: str = "total_s") -> go.Figure:
+def task_totals(
+    task_summary: pd.DataFrame, *, value: str = "total_s", title: str | None = "Wall time summed per task"
+) -> go.Figure:
     """Bars of ``value`` (default summed wall time) per task, from :meth:`ProfileSet.task_summary`."""
     if value not in task_summary.columns:
         raise ColumnNotFound(f"task_totals(value={value!r}): no such column; columns are {list(task_summary.columns)}")
@@ -85,7 +94,7 @@ def task_totals(task_summary: pd.DataFrame, *, value: str = "total_s") -> go.Fig
         height=max(220, 30 * len(df) + 100),
         margin=margin(r=20),
     )
-    return fig
+    return titled(fig, title)
 
 
 def task_timeline(profiles: pd.DataFrame, *, by: str = "task_name", value: str | None = None) -> go.Figure:

@@ -61,6 +61,28 @@ def _split(ps: ProfileSet, by: str, a_val: str | None, b_val: str | None, src: s
     return a, b, f"{by}={va}", f"{by}={vb}"
 
 
+def _findings(whole: ProfileSet, by: str, values: tuple[Any, Any]) -> pd.DataFrame:
+    """The findings of A → B; none when a side has no profiles of its own (e.g. a run against itself)."""
+    import pandas as pd
+
+    from ..analysis.findings import FINDING_COLUMNS, findings
+
+    col = whole.profiles[by].astype(object)
+    if not all((col == v).any() for v in values):
+        return pd.DataFrame(columns=FINDING_COLUMNS)
+    return findings(whole, split_by=by, values=values)
+
+
+def _two_sources(ps_a: ProfileSet, a: str, b: str, jobs: int | None, cache: bool, task: str | None) -> ProfileSet:
+    """A and B loaded as one set with a ``side`` column (``A``/``B``, by file path), for the findings."""
+    both = load_selection([a, b], jobs=jobs, cache=cache, task=task)
+    in_a = both.profiles["path"].isin(set(ps_a.profiles["path"]))
+    return type(both)(profiles=both.profiles.assign(side=in_a.map({True: "A", False: "B"})),
+                      functions=both.functions, stats=both.stats, edges=both.edges, sql=both.sql,
+                      allocations=both.allocations, errors=both.errors,
+                      metadata_report=both.metadata_report)  # fmt: skip
+
+
 def regressions(diff: pd.DataFrame, threshold_pct: float) -> pd.DataFrame:
     """Rows of a diff that count as regressions over ``threshold_pct``: status ``slower`` (significant) and the
     per-task-invocation ratio B/A above ``1 + threshold_pct / 100``."""
@@ -129,6 +151,7 @@ def diff(
     no_cache: bool,
 ) -> None:
     from ..analysis.diff import diff as compare
+    from ..analysis.findings import findings_evidence
     from ..report import build_diff_report, render_html, write_atomic
 
     if (b is None) == (by is None):
@@ -138,18 +161,19 @@ def diff(
     if output:
         check_output(output)
     if by is not None:
-        ps_a, ps_b, a_name, b_name = _split(
-            load_selection([a], jobs=jobs, cache=not no_cache, task=task), by, a_val, b_val, a
-        )
+        whole = load_selection([a], jobs=jobs, cache=not no_cache, task=task)
+        ps_a, ps_b, a_name, b_name = _split(whole, by, a_val, b_val, a)
+        found = _findings(whole, by, (a_name.split("=", 1)[1], b_name.split("=", 1)[1]))
     else:
         assert b is not None
         ps_a = load_selection([a], jobs=jobs, cache=not no_cache, task=task)
         ps_b = load_selection([b], jobs=jobs, cache=not no_cache, task=task)
         a_name, b_name = a, b
+        found = _findings(_two_sources(ps_a, a, b, jobs, not no_cache, task), "side", ("A", "B"))
     d = compare(ps_a, ps_b, by="task_name" if per == "task" else "label")
     reg = regressions(d, fail_pct) if fail_pct is not None else d.iloc[0:0]
     if output:
-        write_atomic(output, render_html(build_diff_report(d, a_name=a_name, b_name=b_name)))
+        write_atomic(output, render_html(build_diff_report(d, a_name=a_name, b_name=b_name, findings=found)))
     code = EXIT_REGRESSION if fail_pct is not None and len(reg) else EXIT_OK
     sig = d.loc[d["status"].astype(str) != "same"]
     if as_json or fmt == "json":
@@ -164,14 +188,41 @@ def diff(
                 "counts": {
                     k: int((d["status"].astype(str) == k).sum()) for k in ("slower", "faster", "new", "gone", "same")
                 },
+                "findings": records(found.drop(columns=["evidence"])),
+                "evidence": records(findings_evidence(found)),
                 "regressions": records(reg),
                 "changes": records(sig.head(top_n)),
             }
         )
     else:
+        _print_findings(found)
         _print_diff(d, sig, reg, a_name, b_name, len(ps_a), len(ps_b), fail_pct, top_n, output)
     if code:
         ctx.exit(code)
+
+
+def _print_findings(found: pd.DataFrame) -> None:
+    """What changed per task and why, first: one headline per finding, then its evidence, indented."""
+    from ..analysis.findings import findings_evidence
+    from ..fmt import value
+
+    if not len(found):
+        click.echo("Findings: no task changed significantly (time or memory).\n")
+        return
+    click.echo(f"Findings ({len(found)}, largest first):")
+    ev = findings_evidence(found)
+    unit_fmt = {"s": "seconds", "bytes": "bytes", "count": "number"}
+    for r in found.itertuples(index=False):
+        click.echo(f"{r.rank}. {r.headline}")
+        for e in ev.loc[ev["rank"] == r.rank].itertuples(index=False):
+            f = unit_fmt.get(str(e.unit), "number")
+            amount = f"{value(e.mean_a, f)} -> {value(e.mean_b, f)}" + (" executions" if e.unit == "count" else "")
+            where = str(e.label)
+            if e.kind == "sql":
+                sql = str(e.detail)
+                where += (" [N+1]" if e.n_plus_one else "") + "  " + (sql if len(sql) <= 80 else sql[:79] + "…")
+            click.echo(f"     {e.kind!s:<10} {amount:<32} {where}")
+    click.echo("")
 
 
 def _print_diff(

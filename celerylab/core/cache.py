@@ -26,7 +26,8 @@ from .._files import sidecar_path
 from .parse import Parsed
 from .sources import Found
 
-FORMAT = 2  # 2: the profiler column; negative (unknown) counts and times are kept
+FORMAT = 3  # 2: the profiler column, negative (unknown) counts and times kept; 3: a foreign path keeps its
+#           celerylab package in the module name (classify.OWN_PACKAGE)
 _FRAMES = ("profiles", "functions", "sql", "allocations", "sidecar_errors")
 # reasons that depend on the moment, not on the content: never cached, always tried again
 _TRANSIENT = ("unreadable", "vanished", "symlink", "is a directory", "the parser process crashed", "temporary file")

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 KINDS = ("builtin", "stdlib", "third-party", "app")
+#: this package: its frames are named ``celerylab.…`` even when the profile comes from another machine
+OWN_PACKAGE = "celerylab"
 
 _SITE = re.compile(r"[/\\](?:site|dist)-packages[/\\]")
 _PYLIB = re.compile(r"[/\\]lib(?:64)?[/\\]python\d+(?:\.\d+)*t?[/\\]")
@@ -54,7 +56,10 @@ def _module_from_path(path: str, roots: Iterable[str]) -> str:
                     rel = p[len(r) :]
                     break
             if not rel:
-                rel = p.rsplit("/", 1)[-1]
+                # a path from another machine: celerylab's own frames (the capture's wrappers, the demo) keep their
+                # package, so the capture is known as instrumentation wherever the profile was taken
+                i = p.rfind(f"/{OWN_PACKAGE}/")
+                rel = p[i + 1 :] if i >= 0 else p.rsplit("/", 1)[-1]
     if rel.endswith(".py"):
         rel = rel[:-3]
     parts = [x for x in rel.split("/") if x]

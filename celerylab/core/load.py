@@ -55,7 +55,14 @@ def load(
     built = None
     try:
         if store is not None:
-            parsed, unchanged = store.load(found.files, lambda files: parse(files, jobs, bar))
+            fresh: list[int] = []
+
+            def parse_fresh(files: list[str]) -> Any:
+                fresh.append(len(files))
+                return parse(files, jobs, bar)
+
+            parsed, unchanged = store.load(found.files, parse_fresh)
+            bar.cached(len(found.files) - sum(fresh))
             built = store.read_frames(pattern_key) if unchanged else None
         else:
             parsed = parse(found.files, jobs, bar)

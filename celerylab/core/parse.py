@@ -173,6 +173,12 @@ class Progress:
         if self.bar is not None:
             self.bar.update(n)
 
+    def cached(self, n: int) -> None:
+        """``n`` files came from the cache: counted as done, and the bar says so."""
+        if self.bar is not None and n > 0:
+            self.bar.set_description(f"celerylab.load ({n:,} cached)")
+            self.bar.update(n)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

@@ -19,11 +19,30 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+_LABEL = re.compile(r"^(?P<path>.+):(?P<line>\d+)\((?P<name>.*)\)$")
+
+
+def short_label(label: object, width: int | None = None) -> str:
+    """A function's short name for charts: ``/srv/app/reports.py:56(load_report_rows)`` →
+    ``reports.load_report_rows:56`` (file stem, name, line); built-ins (``{built-in method …}``) unchanged.  With
+    ``width``, cut to that many characters with an ellipsis.  The full label stays for hovers and tables."""
+    text = "" if label is None else str(label)
+    m = _LABEL.match(text)
+    if m:
+        stem = os.path.splitext(os.path.basename(m.group("path")))[0]
+        text = f"{stem}.{m.group('name')}:{m.group('line')}" if stem else f"{m.group('name')}:{m.group('line')}"
+    if width is not None and len(text) > width:
+        text = text[: max(width - 1, 1)] + "…"
+    return text
+
 
 #: The label of a missing task name (or other group key).
 UNKNOWN = "(unknown)"

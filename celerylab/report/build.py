@@ -65,6 +65,12 @@ def build_report(
         meta.append(("first task started", s["first_started"]))
         meta.append(("last task started", s["last_started"]))
     rep = Report(title=title or "celerylab profile report", meta=meta)
+    found = _findings_of(ps)
+    if found is not None:
+        from ..analysis.diff import split_values
+
+        va, vb = split_values(ps.profiles, FINDINGS_SPLIT)
+        rep.sections.append(findings_section(found, a_name=f"{FINDINGS_SPLIT} {va}", b_name=f"{FINDINGS_SPLIT} {vb}"))
     rep.sections.append(_summary_section(ps))
     rep.sections.append(_top_section(ps, top_n, max_tasks))
     rep.sections.append(_distribution_section(ps))
@@ -84,6 +90,81 @@ def build_report(
             )
         )
     return rep
+
+
+FINDINGS_SPLIT = "run"
+FINDING_SHOWN = ["rank", "task_name", "direction", "mean_a", "mean_b", "ratio", "p_adjusted", "cause", "sql_caller"]
+EVIDENCE_SHOWN = ["kind", "label", "mean_a", "mean_b", "delta", "unit"]
+SQL_SHOWN = 100  # characters of a statement in the evidence tables
+
+
+def _findings_of(ps: ProfileData) -> pd.DataFrame | None:
+    """The findings of ``ps`` split by run, or None when it does not hold exactly two runs."""
+    from ..analysis.findings import findings
+
+    p = ps.profiles
+    if FINDINGS_SPLIT not in p.columns or p[FINDINGS_SPLIT].dropna().nunique() != 2:
+        return None
+    return findings(ps, split_by=FINDINGS_SPLIT)
+
+
+def findings_section(found: pd.DataFrame, *, a_name: str = "A", b_name: str = "B") -> Section:
+    """The report's first section: what changed per task and why (:func:`celerylab.analysis.findings`): the
+    headlines, a chart of the time changes, and per finding its evidence."""
+    from ..analysis.findings import findings_evidence
+    from ..charts.findings import findings_chart
+
+    sec = Section(
+        "findings",
+        "Findings: what changed, and why",
+        f"A = {a_name}, B = {b_name}. Per task: slower/faster (Mann–Whitney U, Benjamini–Hochberg; δ = Cliff's "
+        "delta), memory growth per task; each with the application function, SQL statements and allocation sites "
+        "that account for the change.",
+    )
+    if not len(found):
+        sec.items.append(Note("No task changed significantly (time or memory)."))
+        return sec
+    for h in found["headline"]:
+        sec.items.append(Note(str(h), level="finding"))
+    if (found["kind"] == "time").any():
+        sec.items.append(Figure(findings_chart(found), "Red: slower, green: faster; hover a bar for its cause"))
+    time_rows = found.loc[found["kind"] == "time", FINDING_SHOWN]
+    if len(time_rows):
+        sec.items.append(Table(time_rows.reset_index(drop=True),
+                               {"mean_a": "seconds", "mean_b": "seconds", "ratio": "ratio", "p_adjusted": "pvalue"},
+                               caption="Time per task (mean per invocation)", id="findings-time"))  # fmt: skip
+    mem_rows = found.loc[found["kind"] == "memory", FINDING_SHOWN]
+    if len(mem_rows):
+        sec.items.append(Table(mem_rows.reset_index(drop=True),
+                               {"mean_a": "bytes", "mean_b": "bytes", "ratio": "ratio", "p_adjusted": "pvalue"},
+                               caption="RSS growth per task (mean per invocation)", id="findings-memory"))  # fmt: skip
+    ev = findings_evidence(found)
+    for r in found.itertuples(index=False):
+        part = ev.loc[ev["rank"] == r.rank].reset_index(drop=True)
+        rows = part[EVIDENCE_SHOWN].copy()
+        is_sql = (part["kind"] == "sql").to_numpy()
+        rows.loc[is_sql, "label"] = [
+            f"{lab}: " + (sql if len(sql) <= SQL_SHOWN else sql[: SQL_SHOWN - 1] + "…") + (" [N+1]" if n1 else "")
+            for lab, sql, n1 in zip(part.loc[is_sql, "label"], part.loc[is_sql, "detail"].astype(str),
+                                    part.loc[is_sql, "n_plus_one"], strict=True)
+        ]  # fmt: skip
+        for unit, f in (("s", "seconds"), ("bytes", "bytes"), ("count", "number")):
+            m = rows["unit"] == unit
+            for c in ("mean_a", "mean_b", "delta"):  # one unit per column: amounts as text in that unit
+                rows[c] = rows[c].astype(object)
+                rows.loc[m, c] = [_amount_text(v, f) for v in rows.loc[m, c]]
+        rows["unit"] = rows["unit"].map(
+            {"s": "time per task", "bytes": "bytes per task", "count": "executions per task"}
+        )
+        sec.items.append(Table(rows, {}, caption=f"{r.rank}. {r.task_name} {r.direction}: evidence",
+                               id=f"finding-{r.rank}"))  # fmt: skip
+    return sec
+
+
+def _amount_text(v: Any, f: str) -> str:
+    from ..fmt import value
+
+    return value(float(v), f)
 
 
 def _summary_section(ps: ProfileData) -> Section:
@@ -327,9 +408,16 @@ def _diff_columns(diff: pd.DataFrame) -> dict[str, str]:
 
 
 def build_diff_report(
-    diff: pd.DataFrame, *, title: str | None = None, a_name: str = "A", b_name: str = "B", top_n: int = 40
+    diff: pd.DataFrame,
+    *,
+    title: str | None = None,
+    a_name: str = "A",
+    b_name: str = "B",
+    top_n: int = 40,
+    findings: pd.DataFrame | None = None,
 ) -> Report:
-    """Compute a comparison report from a :func:`celerylab.diff` frame (ranked by contribution to the change)."""
+    """Compute a comparison report from a :func:`celerylab.diff` frame (ranked by contribution to the change);
+    with ``findings`` (:func:`celerylab.analysis.findings` of the same comparison) they are its first section."""
     from ..charts.diff import diff_changes, diff_volcano
 
     if not isinstance(diff, pd.DataFrame):
@@ -340,6 +428,8 @@ def build_diff_report(
     meta: list[tuple[str, Any]] = [("A", a_name), ("B", b_name), ("functions compared", len(diff))]
     meta += [(k, int(counts.get(k, 0))) for k in ("slower", "faster", "new", "gone", "same")]
     rep = Report(title=title or f"celerylab comparison: {a_name} → {b_name}", meta=meta)
+    if findings is not None:
+        rep.sections.append(findings_section(findings, a_name=a_name, b_name=b_name))
     sig = diff.loc[st != "same"].reset_index(drop=True)
     fm = diff_formats(diff)
     changes = Section(
@@ -350,7 +440,7 @@ def build_diff_report(
     if len(sig):
         changes.items.append(
             Table(
-                sig.head(top_n),
+                _diff_display(sig.head(top_n), roles["label"]),
                 fm,
                 caption=f"{min(len(sig), top_n)} of {len(sig)} significant changes",
                 id="diff-significant",
@@ -358,7 +448,18 @@ def build_diff_report(
         )
         changes.items.append(
             Figure(
-                diff_changes(sig, value=roles["delta"], label=roles["label"], status=roles["status"], n=top_n),
+                diff_changes(
+                    _diff_display(sig.head(top_n), roles["label"]).assign(
+                        **{
+                            roles["delta"]: sig[roles["delta"]].head(top_n).to_numpy(),
+                            roles["status"]: sig[roles["status"]].head(top_n).to_numpy(),
+                        }
+                    ),
+                    value=roles["delta"],
+                    label="function",
+                    status=roles["status"],
+                    n=top_n,
+                ),
                 "Change per function",
             )
         )
@@ -390,22 +491,51 @@ def build_diff_report(
             "All functions",
             items=[
                 Table(
-                    diff.head(500).reset_index(drop=True),
+                    _diff_display(diff.head(top_n).reset_index(drop=True), roles["label"]),
                     fm,
-                    caption=f"First {min(len(diff), 500)} of {len(diff)} rows",
+                    caption=f"First {min(len(diff), top_n)} of {len(diff)} rows, ranked by contribution",
                     id="diff-all",
-                )
+                ),
+                *(
+                    [
+                        Note(
+                            f"{len(diff) - top_n} more rows are left out to keep the page short: every row is in "
+                            "cl.diff(...) in Python and in `celerylab diff --json`."
+                        )
+                    ]
+                    if len(diff) > top_n
+                    else []
+                ),
             ],
         )
     )
     return rep
 
 
+#: the columns of a diff table in the comparison report (each in one unit: seconds per task invocation, a ratio,
+#: a p-value, invocations); the full label is the last column, cut at the front
+DIFF_SHOWN = ["function", "status", "mean_a", "mean_b", "delta", "ratio", "contribution", "p_adjusted", "n_a", "n_b",
+              "label"]  # fmt: skip
+LABEL_SHOWN = 70
+
+
+def _diff_display(d: pd.DataFrame, label: str) -> pd.DataFrame:
+    """A diff frame as the report shows it: a short ``function`` name first (``module.name:line``), the numbers,
+    and the full label last with the front of a long path cut (``…/site-packages/…py:12(name)``)."""
+    from ..core.rules import short_label
+    from ..fmt import left_cut
+
+    out = d.copy()
+    out["function"] = [short_label(x) for x in d[label].astype(str)]
+    out["label"] = [left_cut(x, LABEL_SHOWN) for x in d[label].astype(str)]
+    return out[[c for c in DIFF_SHOWN if c in out.columns]].reset_index(drop=True)
+
+
 def diff_formats(diff: pd.DataFrame) -> dict[str, str]:
     out: dict[str, str] = {}
     for c in diff.columns:
         lc = c.lower()
-        if lc in ("p_value", "pvalue", "p", "q_value"):
+        if lc in ("p_value", "pvalue", "p", "q_value", "p_adjusted"):
             out[c] = "pvalue"
         elif "ratio" in lc:
             out[c] = "ratio"

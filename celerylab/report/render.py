@@ -174,7 +174,8 @@ def render_html(report: Report) -> str:
                     parts.append(f'<div class="caption">{esc(item.caption)}</div>')
                 parts.append(f'<div class="svg">{sanitize_svg(item.markup)}</div>')
             elif isinstance(item, Note):
-                parts.append(f'<p class="{"warning" if item.level == "warning" else "note"}">{esc(item.text)}</p>')
+                cls = {"warning": "warning", "finding": "finding"}.get(item.level, "note")
+                parts.append(f'<p class="{cls}">{esc(item.text)}</p>')
         parts.append("</section>")
         body.append("".join(parts))
     nav = "".join(f'<a href="#{esc(s.id)}">{esc(s.title)}</a>' for s in report.sections)

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from .. import fmt
 from ..charts._style import margin
 from ..fmt import esc
+from ._plot import PlotWidget
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,24 +87,16 @@ FIGURE_CONFIG = {"displaylogo": False, "showLink": False, "showSendToCloud": Fal
                  "modeBarButtonsToRemove": ["sendDataToCloud", "editInChartStudio"]}  # fmt: skip
 
 
-def new_figure_widget(height: int = 360) -> go.FigureWidget:
-    """An empty FigureWidget (plotly.js comes from the installed plotly package: works offline)."""
-    fig = go.FigureWidget()
-    fig._config = FIGURE_CONFIG
-    fig.update_layout(height=height, margin=margin(t=30, b=30))
-    return fig
+def new_figure_widget(height: int = 360) -> PlotWidget:
+    """An empty :class:`~._plot.PlotWidget` (plotly.js comes once per page from the installed plotly package:
+    works offline; nothing is drawn or sent until a figure is shown)."""
+    return PlotWidget(height=height, config=FIGURE_CONFIG)
 
 
-def show_figure(target: go.FigureWidget, fig: go.Figure, on_click: Callable[..., Any] | None = None) -> None:
-    """Replace the traces and layout of ``target`` with those of ``fig`` (one widget, updated in place, so the
-    notebook output keeps its place), and attach ``on_click`` to every new trace."""
-    with target.batch_update():
-        target.data = ()
-        target.layout = fig.layout
-        target.add_traces(list(fig.data))
-    if on_click is not None:
-        for tr in target.data:
-            tr.on_click(on_click)
+def show_figure(target: PlotWidget, fig: go.Figure, on_click: Callable[..., Any] | None = None) -> None:
+    """Show ``fig`` in ``target`` (one widget, updated in place, so the notebook output keeps its place); a click
+    on any of its points calls ``on_click(trace, points, state)``."""
+    target.show(fig, on_click)
 
 
 def message_figure(text: str, height: int = 200) -> go.Figure:
@@ -118,6 +111,8 @@ def message_figure(text: str, height: int = 200) -> go.Figure:
 
 def html_table(df: pd.DataFrame, columns: Sequence[str] | None = None, *, max_rows: int = 50,
                css_class: str = "celerylab-table", highlight: Iterable[bool] | None = None) -> str:  # fmt: skip
-    """``df`` as an escaped HTML table for notebook output (:func:`celerylab.fmt.html_table`, styled inline)."""
-    return fmt.html_table(df, columns, max_rows=max_rows, css_class=css_class, highlight=highlight,
-                          inline_style=True, missing="")  # fmt: skip
+    """``df`` as an escaped HTML table for notebook output (:func:`celerylab.fmt.html_table`, styled inline), in a
+    box that scrolls sideways when the table is wider than the output: no column is ever cut off."""
+    table = fmt.html_table(df, columns, max_rows=max_rows, css_class=css_class, highlight=highlight,
+                           inline_style=True, missing="")  # fmt: skip
+    return f"<div class='celerylab-table-box' style='overflow-x:auto;max-width:100%'>{table}</div>"

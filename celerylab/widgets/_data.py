@@ -43,3 +43,9 @@ def allocations_frame(ps: ProfileData) -> pd.DataFrame:
     """Allocation sites still held at task end, summed over the selection, largest first."""
     a = an.allocation_sites(ps)
     return a.sort_values("size", ascending=False, kind="stable").reset_index(drop=True) if len(a) else a
+
+
+def findings_frame(ps: ProfileData, split_by: str = "run", *, evidence: bool = True) -> pd.DataFrame:
+    """What changed per task and why (:func:`celerylab.analysis.findings`), ranked, with evidence (or without:
+    the quick first answer)."""
+    return an.findings(ps, split_by=split_by, evidence=evidence)

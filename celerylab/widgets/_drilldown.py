@@ -176,10 +176,10 @@ class DrilldownTab(TabController):
             with fw.batch_update():
                 fw.data[0].update(**bar_data(a, "cumtime", n))
                 fw.data[1].update(**bar_data(b, "cumtime", n))
-                fw.layout.title.text = plotly_text(focus_label)
-                fw.layout.annotations[0].text = side_title("callers", len(a))
-                fw.layout.annotations[1].text = side_title("callees", len(b))
-                fw.layout.height = neighbours_height(max(min(n, len(a)), min(n, len(b)), 1))
+                fw.shown.layout.title.text = plotly_text(focus_label)
+                fw.shown.layout.annotations[0].text = side_title("callers", len(a))
+                fw.shown.layout.annotations[1].text = side_title("callees", len(b))
+                fw.shown.layout.height = neighbours_height(max(min(n, len(a)), min(n, len(b)), 1))
             return
         show_figure(self.fig, neighbours(a, b, focus=focus_label, n=n), on_click=self.on_figure_click)
         self._fig_kind = "neighbours" if len(a) and len(b) else "partial"

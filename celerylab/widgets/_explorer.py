@@ -1,4 +1,5 @@
-"""The explorer: a filter bar over tabs (Overview, Functions, Drilldown, Call tree, Diff, Hotspots, Call graph)."""
+"""The explorer: a filter bar over tabs (Findings, Overview, Functions, Drilldown, Call tree, Diff, Hotspots,
+Call graph)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,24 @@ from ._base import ErrorArea, guarded
 from ._diff import DiffTab
 from ._drilldown import DrilldownTab
 from ._filters import FilterBar
+from ._findings import FindingsTab
 from ._functions import FunctionsTab
 from ._graphs import CallgraphTab, CalltreeTab
 from ._hotspots import HotspotsTab
 from ._overview import OverviewTab
+from ._plot import plotly_lib
 from ._state import ExplorerState
 from ._tab import TabController
 
 if TYPE_CHECKING:
     from ..core.data import FuncRef, ProfileData
+
+
+#: the tabs, in order: (attribute, controller class)
+TABS: list[tuple[str, type[TabController]]] = [
+    ("findings", FindingsTab), ("overview", OverviewTab), ("functions", FunctionsTab), ("drilldown", DrilldownTab),
+    ("calltree", CalltreeTab), ("diff", DiffTab), ("hotspots", HotspotsTab), ("callgraph", CallgraphTab),
+]  # fmt: skip
 
 
 class Explorer:
@@ -38,22 +48,21 @@ class Explorer:
     """
 
     def __init__(self, ps: ProfileData, **filters: Any) -> None:
+        plotly_lib()  # first: the page evaluates plotly.js while the tabs are built
         self.ps = ps
         self.state = ExplorerState(ps)
         self.errors = ErrorArea()
         self.filters = FilterBar(ps, self.errors, self._on_filtered)
-        self.overview = OverviewTab(self.state, self.errors)
-        self.functions = FunctionsTab(self.state, self.errors)
-        self.drilldown = DrilldownTab(self.state, self.errors)
-        self.calltree = CalltreeTab(self.state, self.errors)
-        self.diff = DiffTab(self.state, self.errors)
-        self.hotspots = HotspotsTab(self.state, self.errors)
-        self.callgraph = CallgraphTab(self.state, self.errors)
-        self.tab_list: list[TabController] = [self.overview, self.functions, self.drilldown, self.calltree,
-                                              self.diff, self.hotspots, self.callgraph]  # fmt: skip
-        self.tabs = w.Tab(children=[t.widget for t in self.tab_list], titles=[t.title for t in self.tab_list])
+        # tab controllers are made when first needed (shown, or asked for: ``app.hotspots``), so a tab not opened
+        # yet sends no widget to the page; its place holds an empty box until then (:attr:`active` swaps it in)
+        self._made: dict[int, TabController] = {}
+        self._observing = False
+        self.tabs = w.Tab(children=[self.controller(0).widget] + [w.VBox() for _ in TABS[1:]],
+                          titles=[cls.title for _, cls in TABS])  # fmt: skip
+        self.opened = {0}
         self.tabs.observe(self.on_tab, names="selected_index")
         self.state.observe(self.on_selection, names="selection")
+        self._observing = True
         self.state.observe(self.on_drill_request, names="drill_target")
         self.widget = w.VBox([self.filters.widget, self.errors.widget, self.tabs],
                              layout=w.Layout(width="100%"))  # fmt: skip
@@ -63,11 +72,41 @@ class Explorer:
         else:
             self.active.ensure()
 
+    # ---------------------------------------------------------------------------------------------- tabs
+    def controller(self, i: int) -> TabController:
+        """The controller of tab ``i``, made on first use."""
+        if i not in self._made:
+            self._made[i] = TABS[i][1](self.state, self.errors)
+            if self._observing:  # stay the last observer of the selection: tabs mark themselves stale first
+                self.state.unobserve(self.on_selection, names="selection")
+                self.state.observe(self.on_selection, names="selection")
+        return self._made[i]
+
+    @property
+    def tab_list(self) -> list[TabController]:
+        """Every tab's controller, in tab order (makes those not made yet)."""
+        return [self.controller(i) for i in range(len(TABS))]
+
+    findings = property(lambda self: self.controller(0), doc="The Findings tab (opening view).")
+    overview = property(lambda self: self.controller(1), doc="The Overview tab.")
+    functions = property(lambda self: self.controller(2), doc="The Functions tab.")
+    drilldown = property(lambda self: self.controller(3), doc="The Drilldown tab.")
+    calltree = property(lambda self: self.controller(4), doc="The Call tree tab.")
+    diff = property(lambda self: self.controller(5), doc="The Diff tab.")
+    hotspots = property(lambda self: self.controller(6), doc="The Hotspots tab.")
+    callgraph = property(lambda self: self.controller(7), doc="The Call graph tab.")
+
     # --------------------------------------------------------------------------------------------- state
     @property
     def active(self) -> TabController:
-        """The visible tab's controller."""
-        return self.tab_list[self.tabs.selected_index or 0]
+        """The visible tab's controller (its widgets are put in the tab the first time it is asked for)."""
+        i = self.tabs.selected_index or 0
+        if i not in self.opened:
+            self.opened.add(i)
+            children = list(self.tabs.children)
+            children[i] = self.controller(i).widget
+            self.tabs.children = children
+        return self.controller(i)
 
     @property
     def selection(self) -> ProfileData:
@@ -96,21 +135,25 @@ class Explorer:
 
     def show(self, tab: str) -> TabController:
         """Switch to the tab titled ``tab`` (case-insensitive)."""
-        for i, t in enumerate(self.tab_list):
-            if t.title.lower() == tab.lower():
+        for i, (_, cls) in enumerate(TABS):
+            if cls.title.lower() == tab.lower():
                 self.tabs.selected_index = i
+                t = self.active
                 t.ensure()
                 return t
-        raise KeyError(f"no tab {tab!r}; tabs are {[t.title for t in self.tab_list]}")
+        raise KeyError(f"no tab {tab!r}; tabs are {[cls.title for _, cls in TABS]}")
 
     def drill(self, func: FuncRef) -> int:
         """Open ``func`` (func_id, label or unique name fragment) in the Drilldown tab; returns its func_id."""
         fid = self.drilldown.move_to(func)
-        self.tabs.selected_index = self.tab_list.index(self.drilldown)
+        self.tabs.selected_index = 3
         return fid
 
     # ------------------------------------------------------------------------------------------ handlers
     def _on_filtered(self, ps: ProfileData) -> None:
+        """The filters applied without an error: an error shown before (a bad filter, a failed tab) is stale now,
+        so it goes (a redraw that fails again shows its own)."""
+        self.errors.clear()
         self.state.selection = ps
 
     def on_selection(self, change: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +35,18 @@ class CallgraphTab(TabController):
         )
         self.render_button = w.Button(description="render", button_style="primary", layout=w.Layout(width="90px"))
         self.render_button.on_click(self.on_render)
-        for c in (self.node_thres, self.edge_thres, self.rooted):
+        # the whole graph in view on open (scaled to the output's width); "actual size" scrolls instead
+        self.fit = w.ToggleButtons(options=[FIT, ACTUAL], value=FIT, style={"button_width": "90px"})
+        for c in (self.node_thres, self.edge_thres, self.rooted, self.fit):
             c.observe(self.on_control, names="value")
         self.status = w.HTML()
         self.graph = w.HTML(layout=w.Layout(overflow="auto", max_height="900px", border="1px solid #ddd"))
         self.widget = w.VBox(
-            [w.HBox([self.node_thres, self.edge_thres, self.rooted, self.render_button]), self.status, self.graph]
+            [
+                w.HBox([self.node_thres, self.edge_thres, self.rooted, self.render_button, self.fit]),
+                self.status,
+                self.graph,
+            ]
         )
 
     def refresh(self) -> None:
@@ -66,7 +73,8 @@ class CallgraphTab(TabController):
             return
         self.svg = svg
         start = svg.find("<svg")
-        self.graph.value = svg[start:] if start >= 0 else svg
+        markup = svg[start:] if start >= 0 else svg
+        self.graph.value = fit_svg(markup) if self.fit.value == FIT else markup
         n = svg.count('class="node"')
         self.status.value = (
             f"<span class='celerylab-callgraph-status'>{n} functions, {len(self.ps):,} profiles, node ≥ "
@@ -137,6 +145,23 @@ class CalltreeTab(TabController):
         """Kind, rooting or depth changed: redraw."""
         self.stale = False
         self.refresh()
+
+
+FIT, ACTUAL = "fit", "actual size"
+_SVG_SIZE = re.compile(r'(<svg\b[^>]*?)\s(width|height)="[^"]*"')
+
+
+def fit_svg(markup: str) -> str:
+    """The root ``<svg>`` scaled to the width of its box (its ``viewBox`` keeps the proportions): the whole graph
+    in view, however large Graphviz drew it."""
+    head_end = markup.find(">")
+    if head_end < 0:
+        return markup
+    head = markup[: head_end + 1]
+    while _SVG_SIZE.search(head):
+        head = _SVG_SIZE.sub(r"\1", head, count=1)
+    head = head.replace("<svg", '<svg width="100%" style="height:auto;max-height:860px"', 1)
+    return head + markup[head_end + 1 :]
 
 
 def _percent_box(description: str, value: float, step: float) -> w.BoundedFloatText:

@@ -128,3 +128,37 @@ def test_cache_false_writes_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "default-cache").exists()
     cl.load(tmp_path / "p")  # cache=True: the default folder
     assert any((tmp_path / "default-cache").rglob("stats.parquet"))
+
+
+def test_progress_counts_cached_files_as_cached(tmp_path, monkeypatch):
+    """A second load of unchanged files parses nothing: the progress bar says the files came from the cache."""
+    import tqdm.auto
+
+    import celerylab as cl
+    from celerylab.testing import write_corpus
+
+    calls: list[tuple[str, object]] = []
+
+    class FakeBar:
+        def __init__(self, total, **kw):
+            calls.append(("total", total))
+
+        def update(self, n):
+            calls.append(("update", n))
+
+        def set_description(self, text):
+            calls.append(("desc", text))
+
+        def close(self):
+            calls.append(("close", None))
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", FakeBar)
+    folder = tmp_path / "corpus"
+    write_corpus(str(folder), 12)
+    cl.load(folder, cache=tmp_path / "cache", progress=True)
+    first = list(calls)
+    calls.clear()
+    cl.load(folder, cache=tmp_path / "cache", progress=True)
+    assert ("desc", "celerylab.load (12 cached)") not in first
+    assert sum(n for k, n in first if k == "update") == 12
+    assert ("desc", "celerylab.load (12 cached)") in calls and ("update", 12) in calls

@@ -171,3 +171,34 @@ def test_docs_show_the_real_help_of_every_command():
     assert documented == {"", *COMMANDS}  # the group's help and every command's
     stale = mod["stale_blocks"](text)
     assert not stale, [cmd for cmd, _, _ in stale]
+
+
+# ------------------------------------------------------------------------------------------------- findings
+def test_diff_text_opens_with_the_findings(capsys):
+    # WHEN the samples' two runs are compared on the command line
+    main(["diff", SAMPLES, "--by", "run", "-n", "5"])
+    out = capsys.readouterr().out
+    # THEN the output starts with what changed and why: reports.build slower, its cause, its N+1 statement
+    assert out.startswith("Findings (4, largest first):")
+    first = out.splitlines()[1]
+    assert first.startswith("1. demo.reports.build slower") and "load_report_rows" in first
+    assert "reports.py:67(load_report_rows) [N+1]  SELECT order_lines.id" in out
+    assert out.index("Findings") < out.index("A: run=baseline")
+
+
+def test_diff_of_two_directories_has_the_same_findings(capsys):
+    main(["diff", os.path.join(SAMPLES, "baseline"), os.path.join(SAMPLES, "candidate"), "--json"])
+    two = json.loads(capsys.readouterr().out)
+    main(["diff", SAMPLES, "--by", "run", "--json"])
+    one = json.loads(capsys.readouterr().out)
+    key = [(f["task_name"], f["kind"], f["direction"], f["cause"]) for f in two["findings"]]
+    assert key == [(f["task_name"], f["kind"], f["direction"], f["cause"]) for f in one["findings"]]
+    assert key[0][:3] == ("demo.reports.build", "time", "slower")
+    sql = next(e for e in two["evidence"] if e["kind"] == "sql" and e["rank"] == 1)
+    assert sql["label"] == "reports.py:67(load_report_rows)" and sql["n_plus_one"]
+
+
+def test_diff_of_a_run_against_itself_has_no_findings(capsys):
+    base = os.path.join(SAMPLES, "baseline")
+    main(["diff", base, base])
+    assert capsys.readouterr().out.startswith("Findings: no task changed significantly")

@@ -12,6 +12,7 @@ import pytest
 
 from celerylab import report as rp
 from celerylab.errors import CelerylabError
+from celerylab.report.model import Note, Table
 from celerylab.report.render import static_file
 
 from .corpus import BULK_SQL, EVIL_FILE, EVIL_NAME, EVIL_SQL, EVIL_TASK, LEAK_SITE, N_PLUS_ONE_SQL, Page, plotly_array
@@ -37,7 +38,27 @@ def evil_page(evil, tmp_path_factory):
 
 def test_report_has_every_section(page):
     _, p = page
-    assert p.sections == ["summary", "top", "distribution", "db", "memory", "callgraph"]
+    # the corpus holds two runs: the findings come first
+    assert p.sections == ["findings", "summary", "top", "distribution", "db", "memory", "callgraph"]
+
+
+def test_report_on_the_samples_opens_with_what_changed_and_why(tmp_path):
+    import celerylab as cl
+
+    ps = cl.load(cl.sample_profiles())
+    rep = rp.build_report(ps, callgraph=False)
+    first = rep.sections[0]
+    assert first.id == "findings" and "run baseline" in first.intro and "run candidate" in first.intro
+    notes = [i.text for i in first.items if isinstance(i, Note)]
+    assert notes[0].startswith("demo.reports.build slower") and "reports.py:67(load_report_rows)" in notes[0]
+    assert "load_report_rows" in notes[0] and "N+1" in notes[0]
+    html = rp.render_html(rep)
+    assert html.index('id="findings"') < html.index('id="summary"')
+    evidence = next(i for i in first.items if isinstance(i, Table) and i.id == "finding-1").frame
+    assert (
+        evidence["label"].str.contains("reports.py:67").any()
+        and evidence["label"].str.contains("[N+1]", regex=False).any()
+    )
 
 
 def test_top_table_numbers_are_the_exact_pstats_sums(page, corpus):

@@ -160,6 +160,27 @@ def lab(request, tmp_path_factory) -> Iterator[Server]:
         shutil.copy(scratch / "server.log", ARTIFACTS / f"{request.param}-server.log")
 
 
+#: front end -> (seconds from executing the explore cell to its first plot drawn, bytes the kernel websocket sent)
+FIGURES: dict[str, tuple[float, int]] = {}
+KERNEL_IDLE = (
+    "() => { const k = window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel;"
+    " return k && k.status === 'idle'; }"
+)
+
+
+def run_cell(page, index: int) -> None:
+    """Run the notebook's cell ``index`` (JupyterLab and Notebook 7 share these commands)."""
+    page.evaluate(
+        "async (i) => { const nb = window.jupyterapp.shell.currentWidget.content;"
+        " nb.mode = 'command'; nb.deselectAll(); nb.activeCellIndex = i;"
+        " await new Promise((r) => setTimeout(r, 0));"
+        " if (nb.activeCellIndex !== i || nb.widgets.filter((c) => nb.isSelectedOrActive(c)).length !== 1)"
+        "   throw new Error(`cell ${i} is not the only selected cell`);"
+        " window.jupyterapp.commands.execute('notebook:run-cell'); }",
+        index,
+    )
+
+
 def shoot(page, explorer, name: str) -> None:
     """The page as the user sees it, and the whole explorer (taller than the window) as a second picture."""
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
@@ -196,7 +217,21 @@ def test_explorer_in_the_browser(lab: Server) -> None:
                     r.abort()
 
             page.route("**/*", route)
+            received: list[int] = []
+
+            def on_ws(ws):  # every frame the kernel sends to the page (JSON text or binary widget buffers)
+                if "/api/kernels/" in ws.url:
+                    ws.on(
+                        "framereceived",
+                        lambda payload: received.append(
+                            len(payload.encode("utf-8")) if isinstance(payload, str) else len(payload)
+                        ),
+                    )
+
+            page.on("websocket", on_ws)
             page.on("pageerror", lambda e: errors.append(str(e)))
+            console: list[str] = []
+            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
 
             # GIVEN the example notebook, opened and run in JupyterLab or Notebook 7
             page.goto(lab.notebook_path)
@@ -219,14 +254,52 @@ def test_explorer_in_the_browser(lab: Server) -> None:
             if errors:
                 (ARTIFACTS / f"{lab.name}-load-errors.txt").write_text("\n".join(errors), encoding="utf-8")
                 errors.clear()
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            # the load cell first; then the explore cell, timed from its execution to the first plot drawn, and
+            # every byte the kernel websocket delivers meanwhile counted
+            run_cell(page, 0)
+            expect(page.locator(".jp-Cell").first.locator(".jp-OutputArea")).to_contain_text("ProfileSet")
+            page.wait_for_function(KERNEL_IDLE)
+            received.clear()
+            t0 = time.monotonic()
+            run_cell(page, 1)
             explorer = page.locator(".celerylab-explorer")
-            expect(explorer).to_be_visible()
+            first_plot = explorer.locator(".celerylab-plot .js-plotly-plot .main-svg").first
+            expect(first_plot).to_be_visible()
+            first_render_s = time.monotonic() - t0
+            first_render_bytes = sum(received)
+            # THEN the opening view (Findings) says what changed and why: reports.build slower, its N+1 query
+            findings = explorer.locator(".celerylab-findings")
+            expect(findings.locator(".bars .point path").first).to_be_visible()
+            expect(findings).to_contain_text("reports.py:67(load_report_rows)")
+            findings_s = time.monotonic() - t0
+            first = findings.locator(".celerylab-finding").first
+            expect(first).to_contain_text("demo.reports.build slower")
+            expect(first).to_contain_text("load_report_rows")
+            expect(first).to_contain_text("reports.py:67")
+            expect(first).to_contain_text("N+1")
+            page.wait_for_function(KERNEL_IDLE)
+            FIGURES[lab.name] = (first_render_s, first_render_bytes)
+            print(
+                f"\n[{lab.name}] explore cell -> first plot drawn: {first_render_s:.2f} s; findings with evidence "
+                f"shown: {findings_s:.2f} s; kernel websocket received {first_render_bytes / 1e6:.2f} MB in "
+                f"{len(received)} frames until the first plot ({sum(received) / 1e6:.2f} MB until the evidence)"
+            )
+            (ARTIFACTS / f"{lab.name}-first-render.json").write_text(
+                json.dumps({"first_plot_s": first_render_s, "first_plot_bytes": first_render_bytes,
+                            "findings_s": findings_s, "findings_bytes": sum(received)}),
+                encoding="utf-8",
+            )  # fmt: skip
+            assert first_render_s <= 3.0, f"first render took {first_render_s:.2f} s (target 3 s)"
+            assert first_render_bytes <= 10_000_000, f"first render received {first_render_bytes:,} B (target 10 MB)"
             no_news = page.get_by_role("button", name="No", exact=True)
             if no_news.count():  # JupyterLab's "get notified about news?" toast would cover the plots
                 no_news.first.click()
+            shoot(page, explorer, f"{lab.name}-0-findings")
+            # WHEN the Overview tab is opened
+            explorer.locator(".lm-TabBar-tab", has_text="Overview").click()
+            panel = explorer.locator(".widget-tab-contents > .widget-box:not(.lm-mod-hidden)")
             expect(page.locator(".celerylab-summary")).to_contain_text(f"{len(ps):,}")
-            expect(explorer.locator(".js-plotly-plot .main-svg").first).to_be_visible()
+            expect(panel.locator(".js-plotly-plot .main-svg").first).to_be_visible()
             shoot(page, explorer, f"{lab.name}-1-overview")
 
             # WHEN the task filter is changed
@@ -238,7 +311,6 @@ def test_explorer_in_the_browser(lab: Server) -> None:
 
             # WHEN the Functions tab is opened and the top bar is clicked
             explorer.locator(".lm-TabBar-tab", has_text="Functions").click()
-            panel = explorer.locator(".widget-tab-contents > .widget-box:not(.lm-mod-hidden)")
             functions_plot = panel.locator(".js-plotly-plot").first
             bar = functions_plot.locator(".bars .point path").first
             expect(bar).to_be_visible()
@@ -268,9 +340,22 @@ def test_explorer_in_the_browser(lab: Server) -> None:
             expect(diff_plot.locator(".bars .point")).not_to_have_count(0)
             shoot(page, explorer, f"{lab.name}-4-diff")
 
+            # AND every other tab draws (a screenshot of each)
+            for i, (title, ready) in enumerate(
+                (("Call tree", ".js-plotly-plot .main-svg"), ("Hotspots", ".js-plotly-plot .main-svg"),
+                 ("Call graph", "svg")), start=5):  # fmt: skip
+                explorer.locator(".lm-TabBar-tab", has_text=title).click()
+                expect(explorer.locator(".lm-TabBar-tab.lm-mod-current")).to_have_text(title)
+                expect(panel.locator(ready).first).to_be_visible()
+                shoot(page, explorer, f"{lab.name}-{i}-{title.lower().replace(' ', '-')}")
+
             # AND no callback failed and nothing reached for the network
             assert explorer.locator(".celerylab-error").count() == 0
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / f"{lab.name}-failure.png"))  # the page as it was when it failed
+            raise
         finally:
+            (ARTIFACTS / f"{lab.name}-console.txt").write_text("\n".join(console), encoding="utf-8")
             browser.close()
     assert not errors, f"page errors: {errors}"
     assert not outside, f"requests outside 127.0.0.1: {outside[:5]}"

@@ -45,6 +45,8 @@ def all_html(widget) -> str:
 
 # ------------------------------------------------------------------------------------------------- overview
 def test_overview_shows_the_task_summary_and_one_box_per_run(app, ps):
+    # WHEN the Overview tab is opened (the explorer opens on Findings)
+    app.show("Overview")
     # THEN the overview's frame is the set's task summary, and the duration figure splits by run
     pd.testing.assert_frame_equal(app.current, ps.task_summary())
     fig = app.overview.durations_fig
@@ -100,6 +102,21 @@ def test_bad_time_window_shows_an_error_and_keeps_the_filters(app):
     # AND dismiss hides it
     app.errors.clear_button.click()
     assert app.errors.banner.layout.display == "none" and app.errors.output.outputs == ()
+
+
+def test_an_error_clears_when_the_filter_is_fixed_or_reset(app):
+    app.filters.time_from.value = "yesterday-ish"
+    assert app.errors.banner.layout.display == ""
+    # WHEN the text is corrected
+    app.filters.time_from.value = "2026-01-01 00:03:00"
+    # THEN the banner goes, and the filter applies
+    assert app.errors.banner.layout.display == "none" and app.errors.output.outputs == ()
+    assert len(app.selection) == 9
+    # AND a reset after a new error clears it too
+    app.filters.time_to.value = "nonsense"
+    assert app.errors.banner.layout.display == ""
+    app.filters.on_reset()
+    assert app.errors.banner.layout.display == "none" and len(app.selection) == 12
 
 
 # ------------------------------------------------------------------------------------------------ functions
@@ -223,7 +240,7 @@ def test_hostile_names_are_escaped_in_every_html_widget(app, ps):
     for html_value in re.findall(r"<[^>]*onerror[^>]*>", text):
         pytest.fail(f"unescaped markup reached an HTML widget: {html_value}")
     # plotly titles and ticks get entities too (plotly.js reads a subset of HTML)
-    assert "&lt;script&gt;" in app.drilldown.fig.layout.title.text
+    assert "&lt;script&gt;" in app.drilldown.fig.shown.layout.title.text
 
 
 # ---------------------------------------------------------------------------------------------------- diff
@@ -325,7 +342,7 @@ def test_calltree_is_labelled_as_an_approximation_and_consistent(app, ps):
     assert tab.current["value"].iloc[0] == pytest.approx(ps.function_totals.set_index("func_id")["cumtime"].max())
     tab.rooted.value = True
     tree = app.current
-    assert "reconstructed from caller edges" in tab.fig.layout.title.text
+    assert "reconstructed from caller edges" in tab.fig.shown.layout.title.text
     assert tab.fig.data[0].type == "icicle"
     # children never exceed their parent (branchvalues="total" would draw nothing otherwise)
     kids = tree.groupby("parent")["value"].sum()
@@ -377,3 +394,89 @@ def test_sample_profiles_open_without_errors():
         app.show(t.title)
     assert not app.errors.errors, app.errors.message
     assert np.isfinite(app.drilldown.last_update_ms)
+
+
+# ------------------------------------------------------------------------------------------------- findings
+def test_the_explorer_opens_on_the_findings(app, ps):
+    # THEN the first tab is Findings, and its frame is cl.findings of the selection split by run
+    assert app.active is app.findings and app.tabs.selected_index == 0
+    expected = cl.findings(ps, split_by="run")
+    pd.testing.assert_frame_equal(app.current.drop(columns=["evidence"]), expected.drop(columns=["evidence"]))
+    first = app.current.iloc[0]
+    assert (first["task_name"], first["direction"]) == ("orders.process", "slower")
+    assert first["cause_label"] == f"{EVIL[0]}:{EVIL[1]}({EVIL[2]})"
+    text = all_html(app.findings.widget)
+    assert "A</b> = run baseline" in text and "orders.process slower" in text
+    assert "&lt;script&gt;" in text and "<script>" not in text.replace("<script>alert", "")  # escaped, never raw
+    assert "N+1" not in first["headline"] or first["n_plus_one"]
+    # the chart: one bar per time finding, coloured by direction, with a title, axis unit and legend
+    fig = app.findings.fig.shown
+    assert [t.name for t in fig.data] == ["slower"] and fig.layout.showlegend
+    assert "(ms)" in fig.layout.xaxis.title.text and fig.layout.title.text
+
+
+def test_a_finding_is_one_click_from_its_drilldown(app, ps):
+    # WHEN the finding's button is clicked
+    app.findings.buttons[0].click()
+    # THEN the drilldown shows its cause
+    assert app.active is app.drilldown
+    assert app.drilldown.focus == fid_of(ps, EVIL)
+    # AND a click on the finding's bar does the same
+    app.show("Findings")
+    app.drilldown.focus = None
+    bars = app.findings.fig.data[0]
+    app.findings.on_bar_click(bars, click(bars, 0))
+    assert app.active is app.drilldown and app.drilldown.focus == fid_of(ps, EVIL)
+    assert not app.errors.errors
+
+
+def test_findings_follow_the_filters(app):
+    # WHEN the filters leave one run
+    app.filters.dropdowns["run"].value = "baseline"
+    # THEN the findings say why there is nothing to compare, and the frame is empty
+    assert app.findings.current.empty
+    assert "two runs" in app.findings.summary.value
+    # AND when they are reset, the findings come back
+    app.filters.on_reset()
+    assert len(app.findings.current) and not app.errors.errors
+
+
+def test_hotspots_sql_table_is_paged_one_line_per_statement_with_the_full_text_on_demand(app):
+    tab = app.show("Hotspots")
+    assert len(tab.sql) == 2
+    # GIVEN a page of one statement
+    tab.page = 1
+    tab.refresh()
+    # THEN one row shows, with a "show more" button that says how many are left
+    assert tab.sql_table.value.count("<tr") == 2  # header + 1 row
+    assert tab.sql_more.layout.display == "" and "1 of 2 statements shown" in tab.sql_more.description
+    # WHEN it is clicked, THEN the other row shows and the button goes
+    tab.sql_more.click()
+    assert tab.sql_table.value.count("<tr") == 3 and tab.sql_more.layout.display == "none"
+    assert "SELECT\u00a0*\u00a0FROM\u00a0items" in tab.sql_table.value  # one line: no-break spaces
+    # AND the full statement is one pick away
+    tab.sql_pick.value = 0
+    assert N_PLUS_ONE_SQL.replace("*", "*") in tab.sql_full.value and "orders.py:10(load_orders)" in tab.sql_full.value
+    assert not app.errors.errors
+
+
+def test_hotspots_long_sql_stays_on_one_line():
+    from celerylab.widgets._hotspots import SQL_WIDTH, _one_line
+
+    long = "SELECT a,\n  b FROM t WHERE " + " AND ".join(f"c{i} = ?" for i in range(40))
+    cut = _one_line(long, SQL_WIDTH)
+    assert "\n" not in cut and len(cut) == SQL_WIDTH and cut.endswith("…") and cut.startswith("SELECT a, b FROM t")
+
+
+def test_call_graph_fits_the_view_on_open_and_can_show_actual_size(app):
+    import re as _re
+
+    tab = app.show("Call graph")
+    root = tab.graph.value[: tab.graph.value.find(">") + 1]
+    # THEN the whole graph is scaled to the output's width (its viewBox keeps the proportions)
+    assert 'width="100%"' in root and "viewBox" in root and not _re.search(r'height="[\d.]+pt"', root)
+    # WHEN "actual size" is picked, THEN Graphviz's own size comes back (the box scrolls)
+    tab.fit.value = "actual size"
+    root = tab.graph.value[: tab.graph.value.find(">") + 1]
+    assert _re.search(r'width="[\d.]+pt"', root) and 'width="100%"' not in root
+    assert not app.errors.errors
