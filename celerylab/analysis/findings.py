@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .. import fmt
-from ..core.rules import duration_column, group_key
+from ..core.rules import duration_column, group_key, task_key
 from ..errors import ColumnNotFound
 from ._dist import bh_adjust, mannwhitney_sorted
 from .categories import function_categories
@@ -129,7 +129,7 @@ def findings(
         b_vals = tb.loc[(key_b == task).to_numpy(), measure].to_numpy(dtype=float)
         items: list[dict[str, Any]] = []
         if evidence:
-            sub = ps.where(task_name=task)
+            sub = ps.where((task_key(p) == task).to_numpy())  # the task's runs, or its publishes
             items = _function_evidence(sub, split_by, (va, vb), float(t.delta), n_evidence)
             items += _sql_evidence(sub, split_by, (va, vb), float(t.delta), n_evidence, min_repeats)
             items += _allocation_evidence(alloc, _sides(sub, split_by, (va, vb)), 0.0, 2, min_size=64 * 1024)
