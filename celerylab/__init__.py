@@ -22,6 +22,7 @@ __all__ = [
     "__version__",
     "diff",
     "load",
+    "open_dataset",
     "sample_profiles",
 ]
 
@@ -31,9 +32,27 @@ if TYPE_CHECKING:
     from .analysis.diff import diff as diff
     from .profileset import ProfileSet as ProfileSet
     from .profileset import load as load
+    from .profileset import open_dataset as open_dataset
 
-_LAZY = {"load": ("profileset", "load"), "ProfileSet": ("profileset", "ProfileSet"), "diff": ("analysis", "diff")}
-_SUBMODULES = ("capture", "widgets", "charts", "report", "callgraph", "analysis", "testing", "demo", "core", "fmt")
+_LAZY = {
+    "load": ("profileset", "load"),
+    "ProfileSet": ("profileset", "ProfileSet"),
+    "diff": ("analysis", "diff"),
+    "open_dataset": ("profileset", "open_dataset"),
+}
+_SUBMODULES = (
+    "capture",
+    "widgets",
+    "charts",
+    "report",
+    "callgraph",
+    "analysis",
+    "testing",
+    "demo",
+    "core",
+    "fmt",
+    "scale",
+)
 
 
 def __getattr__(name: str) -> Any:

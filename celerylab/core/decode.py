@@ -17,7 +17,7 @@ import json
 import marshal
 import math
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,9 +81,13 @@ class Chunk:
         }
 
 
-def read_bytes(path: str) -> bytes:
+#: Opens a file for reading in binary mode: ``open`` for local files, an fsspec ``open`` for object storage.
+Opener = Callable[[str, str], Any]
+
+
+def read_bytes(path: str, opener: Opener = open) -> bytes:
     """The file's bytes, gunzipped if compressed. Raises BadProfile / OSError."""
-    with open(path, "rb") as f:
+    with opener(path, "rb") as f:
         data = f.read()
     if data[:2] == _GZIP_MAGIC:
         try:
@@ -277,8 +281,9 @@ def add_dict(chunk: Chunk, slot: int, stats: dict[Any, Any]) -> tuple[int, int, 
     return n, n_edges, float(total_tt)
 
 
-def parse_files(paths: list[str]) -> dict[str, Any]:
-    """Parse ``paths`` into one packed chunk. Never raises for a bad file: its reason goes in ``outcomes``."""
+def parse_files(paths: list[str], opener: Opener = open) -> dict[str, Any]:
+    """Parse ``paths`` into one packed chunk. Never raises for a bad file: its reason goes in ``outcomes``.
+    ``opener`` opens a path (default: local files; the scale-out ingest passes an fsspec opener)."""
     chunk = Chunk()
     for path in paths:
         slot = len(chunk.outcomes)
@@ -287,7 +292,7 @@ def parse_files(paths: list[str]) -> dict[str, Any]:
         try:
             if path.endswith(TEMP_SUFFIXES):
                 raise BadProfile("temporary file, still being written (skipped)")
-            stats = decode(read_bytes(path))
+            stats = decode(read_bytes(path, opener))
             n, ne, total_tt = add_dict(chunk, slot, stats)
             chunk.outcomes.append((path, None, n, ne, total_tt))
         except (BadProfile, OSError, RecursionError, MemoryError) as e:
