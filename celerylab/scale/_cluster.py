@@ -116,7 +116,8 @@ def exact_function_totals(fs: Any, root: str, files: list[str], profile_keys: np
     keys = dask.delayed(pd.Index(np.asarray(profile_keys, dtype=np.int64)), pure=True)
     ddf = dd.from_map(_read, files, fs=fs, meta=L.STATS_SCHEMA.empty_table().to_pandas()[_COLUMNS])
     parts = npartitions or max(1, min(len(files), 16))
-    shuffled = ddf.shuffle(on="func_key", npartitions=parts)
+    # task-based shuffle: no p2p extension to start, and rows per function are few (one per profile)
+    shuffled = ddf.shuffle(on="func_key", npartitions=parts, shuffle_method="tasks")
     result = shuffled.map_partitions(totals_of_partition, keys, n, meta=RESULT_META)
     client = _client(scheduler)
     if client is not None:
