@@ -58,11 +58,16 @@ def open_dataset(
     """Open the dataset ``path`` (a folder or an fsspec URL) written by :func:`celerylab.scale.ingest`.
     ``scheduler`` (an address or a ``distributed.Client``) is where cluster-side computations run; without it they
     run on the machine's default Dask scheduler.  ``cls`` is what :meth:`Dataset.to_profileset` returns."""
+    if isinstance(scheduler, str):
+        from distributed import Client
+
+        scheduler = Client(scheduler)  # one connection for every computation of this dataset and its selections
     fs, root = L.filesystem(path, storage_options)
     if not fs.exists(posixpath.join(root, L.MANIFEST)):
         raise UsageError(f"{path}: not a celerylab dataset (no {L.MANIFEST}/ folder); create it with celerylab ingest")
-    man = latest(read_manifest(path, storage_options))
-    committed = set(man["part"]) | set(read_manifest(path, storage_options)["part"])
+    full = read_manifest(path, storage_options)
+    man = latest(full)
+    committed = set(full["part"])
     scope = _Scope(fs, root, man)
     for table in (*L.TABLES, L.FUNCTIONS):
         try:

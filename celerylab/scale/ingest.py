@@ -194,21 +194,22 @@ def local_cluster(n_workers: int | None = None, **options: Any) -> Any:
     from distributed import LocalCluster
 
     kw: dict[str, Any] = {"n_workers": n_workers or default_workers(), "threads_per_worker": 1, "processes": True,
-                          "dashboard_address": None}  # fmt: skip
+                          "dashboard_address": ":0"}  # fmt: skip
     kw.update(options)
     return LocalCluster(**kw)
 
 
-def _client(scheduler: Any) -> tuple[Any, Any]:
-    """``(client, cluster we started or None)`` for a scheduler address, a Client, or None (a LocalCluster)."""
+def _client(scheduler: Any) -> tuple[Any, Any, bool]:
+    """``(client, cluster we started or None, whether we own the client)`` for a scheduler address, a Client, or
+    None (a LocalCluster)."""
     from distributed import Client
 
     if scheduler is None:
         cluster = local_cluster()
-        return Client(cluster), cluster
+        return Client(cluster), cluster, True
     if isinstance(scheduler, Client):
-        return scheduler, None
-    return Client(scheduler), None
+        return scheduler, None, False
+    return Client(scheduler), None, True
 
 
 def _chunks(files: list[SourceFile], size: int) -> list[list[SourceFile]]:
@@ -258,7 +259,7 @@ def ingest(
     seq = int(manifest["seq"].max()) + 1 if len(manifest) else 0
     chunks = _chunks(todo, chunk_size)
     report.chunks = len(chunks)
-    client, cluster = _client(scheduler)
+    client, cluster, owned = _client(scheduler)
     bar = _bar(len(todo), progress)
     try:
         from distributed import as_completed
@@ -286,8 +287,9 @@ def ingest(
     finally:
         if bar is not None:
             bar.close()
-        if cluster is not None:
+        if owned:
             client.close()
+        if cluster is not None:
             cluster.close()
     report.seconds = time.perf_counter() - t0
     return report

@@ -179,9 +179,9 @@ def test_a_file_that_kills_its_parser_process_is_named_and_nothing_else_is_lost(
     data_paths: list[str] = []
     real_read = _pstats.read_bytes
 
-    def tracking_read(path):
+    def tracking_read(path, *args):
         data_paths[:] = [path]
-        return real_read(path)
+        return real_read(path, *args)
 
     dying_decode.target = str(killer)
     monkeypatch.setattr(_pstats, "read_bytes", tracking_read)

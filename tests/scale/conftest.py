@@ -80,7 +80,7 @@ def make_corpus(folder, n: int = 24, *, start: int = 0, extras: bool = True) -> 
 def client():
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     c = Client(cluster)
     yield c
     c.close()

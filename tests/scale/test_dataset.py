@@ -177,3 +177,72 @@ def test_cli_ingest_uses_the_given_scheduler_and_reports_bad_files(tmp_path, cli
     assert f"{src}/broken.prof: not a cProfile dump" in err
     assert main(["ingest", str(src), "--to", dataset, "--scheduler", client.scheduler.address]) == 0
     assert "0 profile(s) ingested from 0 new file(s) (6 already ingested" in capsys.readouterr().out
+
+
+def _killer():
+    from distributed import WorkerPlugin
+
+    class Killer(WorkerPlugin):
+        """A worker plugin: the parser dies (the whole worker process, as a marshal bug or an OOM kill would) on
+        any profile that names a function ``KILLME``.  A plugin, so that restarted workers have it too."""
+
+        name = "celerylab-killer"
+
+        def setup(self, worker=None):
+            import os as _os
+
+            from celerylab.core import decode
+
+            real = decode.decode
+
+            def dying(data):
+                if b"KILLME" in data:
+                    _os._exit(1)
+                return real(data)
+
+            decode.decode = dying
+
+    return Killer()
+
+
+def test_a_file_that_kills_its_worker_is_named_and_nothing_else_is_lost(tmp_path):
+    import dask
+    from distributed import Client, LocalCluster
+
+    from celerylab.core.parse import CRASH_REASON
+    from celerylab.testing import write_profile
+
+    src = tmp_path / "src"
+    good = make_corpus(src, 6, extras=False)
+    killer = write_profile(str(src), {("app.py", 1, "KILLME"): (1, 1, 0.1, 0.1, {})}, task_name="x", task_id="k")
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        Client(cluster) as c,
+    ):
+        c.register_plugin(_killer())
+        rep = ingest(str(src), str(tmp_path / "ds"), scheduler=c, chunk_size=4)
+    assert rep.errors == [(killer, CRASH_REASON)]
+    assert rep.profiles == 6
+    ds = cl.open_dataset(str(tmp_path / "ds"))
+    assert sorted(ds.profiles["path"]) == good
+    assert ds.errors.values.tolist() == [[killer, CRASH_REASON]]
+
+
+def test_without_a_scheduler_ingest_starts_a_local_cluster_sized_to_the_machine(tmp_path, monkeypatch):
+    import sys
+
+    mod = sys.modules["celerylab.scale.ingest"]  # the module (the package exports the function of that name)
+
+    sizes = []
+    real = mod.local_cluster
+
+    def spy(n_workers=None, **kw):
+        cluster = real(n_workers, **kw)
+        sizes.append(len(cluster.workers))
+        return cluster
+
+    monkeypatch.setattr(mod, "local_cluster", spy)
+    make_corpus(tmp_path / "src", 3, extras=False)
+    rep = ingest(str(tmp_path / "src"), str(tmp_path / "ds"))
+    assert rep.profiles == 3 and sizes == [os.cpu_count()]
