@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from . import _layout as L
 
@@ -28,9 +27,14 @@ RESULT_META = pd.DataFrame({
 })  # fmt: skip
 
 
-def _read(path: str, fs: Any) -> pd.DataFrame:
-    with fs.open(path, "rb") as f:
-        return pq.read_table(f, columns=_COLUMNS, schema=L.STATS_SCHEMA).to_pandas()
+def _read(paths: list[str], fs: Any, keys: np.ndarray | None) -> pd.DataFrame:
+    """The stats rows of a batch of files (only the rows of ``keys``' profiles when given)."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    dataset = pads.dataset(paths, filesystem=fs, format="parquet", schema=L.STATS_SCHEMA)
+    flt = pads.field("profile_key").isin(pa.array(keys, type=pa.int64())) if keys is not None else None
+    return dataset.to_table(columns=_COLUMNS, filter=flt).to_pandas()
 
 
 def pstats_ranks(n: int) -> np.ndarray:
@@ -75,38 +79,39 @@ def totals_of_partition(df: pd.DataFrame, keys: pd.Index, n: int) -> pd.DataFram
     if not len(df):
         return RESULT_META.iloc[:0].copy()
     rank = pstats_ranks(n)[pos]
-    fk = df["func_key"].to_numpy()
-    order = np.lexsort((rank, fk))
-    fk = fk[order]
-    codes, uniq = pd.factorize(fk, sort=False)  # fk is sorted: codes ascend with the groups
+    codes0, uniq0 = pd.factorize(df["func_key"].to_numpy(), sort=True)
+    small = codes0.astype(np.uint16) if len(uniq0) < 2**16 else codes0  # a stable sort of uint16 is a radix sort
+    by_rank = np.argsort(rank)
+    order = by_rank[np.argsort(small[by_rank], kind="stable")]  # by function, then in pstats' order
+    codes = codes0[order]
+    uniq = uniq0
     k = len(uniq)
     out: dict[str, np.ndarray] = {"func_key": uniq.astype(np.int64)}
-    for c in ("ncalls", "pcalls"):
-        acc = np.zeros(k, dtype=np.int64)
-        np.add.at(acc, codes, df[c].to_numpy().astype(np.int64)[order])
-        out[c] = acc
+    for c in ("ncalls", "pcalls"):  # float64 sums of integers are exact below 2**53, as in the in-memory drilldown
+        out[c] = np.bincount(codes, weights=df[c].to_numpy()[order].astype(np.float64), minlength=k).astype(np.int64)
     for c in ("tottime", "cumtime"):
         out[c] = np.bincount(codes, weights=df[c].to_numpy()[order], minlength=k)
     counts = np.bincount(codes, minlength=k)
     out["n_profiles"] = counts
+    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
     first = (pos.astype(np.int64) << 32) + df["row"].to_numpy().astype(np.int64)
-    mins = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(mins, codes, first[order])
-    out["first"] = mins
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    out["first"] = np.minimum.reduceat(first[order], starts)
     for c in ("tottime", "cumtime"):
         vals = df[c].to_numpy()[order]
-        o2 = np.lexsort((vals, codes))
-        sv = vals[o2]
+        by_value = np.argsort(vals)
+        sv = vals[by_value[np.argsort(small[order][by_value], kind="stable")]]  # ascending within each function
         out[f"{c}_p50"] = _quantiles_with_zeros(sv, starts, counts, n, 0.5)
         out[f"{c}_p95"] = _quantiles_with_zeros(sv, starts, counts, n, 0.95)
     return pd.DataFrame(out)[list(RESULT_META.columns)]
 
 
 def exact_function_totals(fs: Any, root: str, files: list[str], profile_keys: np.ndarray, *,
-                          scheduler: Any = None, npartitions: int | None = None) -> pd.DataFrame:  # fmt: skip
+                          scheduler: Any = None, npartitions: int | None = None,
+                          push_keys: bool = False) -> pd.DataFrame:  # fmt: skip
     """Per function over the profiles ``profile_keys`` (in path order), from the ``stats`` files ``files``,
-    computed with Dask DataFrame (on ``scheduler``: an address or Client; else the current default)."""
+    computed with Dask DataFrame (on ``scheduler``: an address or Client; else the current default).
+    ``push_keys``: filter the rows by profile while reading (worth it when the selection is a small part of the
+    files' rows; the keys then travel with every read task)."""
     import dask
     import dask.dataframe as dd
 
@@ -114,7 +119,12 @@ def exact_function_totals(fs: Any, root: str, files: list[str], profile_keys: np
     if not files or not n:
         return RESULT_META.iloc[:0].copy()
     keys = dask.delayed(pd.Index(np.asarray(profile_keys, dtype=np.int64)), pure=True)
-    ddf = dd.from_map(_read, files, fs=fs, meta=L.STATS_SCHEMA.empty_table().to_pandas()[_COLUMNS])
+    # a few files per read task: per-task overhead, not bytes, dominates small part files
+    n_batches = max(1, min(len(files), 32))
+    batches = [files[i::n_batches] for i in range(n_batches)]
+    pushed = np.asarray(profile_keys, dtype=np.int64) if push_keys else None
+    ddf = dd.from_map(_read, batches, fs=fs, keys=pushed, meta=L.STATS_SCHEMA.empty_table().to_pandas()[_COLUMNS],
+                      enforce_metadata=False)  # fmt: skip
     parts = npartitions or max(1, min(len(files), 16))
     # task-based shuffle: no p2p extension to start, and rows per function are few (one per profile)
     shuffled = ddf.shuffle(on="func_key", npartitions=parts, shuffle_method="tasks")

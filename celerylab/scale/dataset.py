@@ -344,8 +344,10 @@ class Dataset:
 
         raw = self._selected()
         files = self._pruned_files("stats")
+        # rows filters beyond the partitions: send the profile keys with the reads (else filter after the shuffle)
+        narrowed = "narrowed" in self._cache or any(c not in ("date", "run") for c in self.conditions)
         out = exact_function_totals(self._scope.fs, self._scope.root, files, raw["profile_key"].to_numpy(),
-                                    scheduler=self._scheduler)  # fmt: skip
+                                    scheduler=self._scheduler, push_keys=narrowed)  # fmt: skip
         self._cache["totals"] = out
         return out
 
@@ -385,6 +387,7 @@ class Dataset:
             for key, g in p.groupby(cols, observed=True, sort=True, dropna=False):
                 sub = Dataset(self.url, self._scope, self._cls, self.conditions, self._scheduler)
                 sub._cache["selected"] = raw.iloc[g["profile_id"].to_numpy()].reset_index(drop=True)
+                sub._cache["narrowed"] = True
                 # numbered as the whole selection numbers them (ProfileSet.top(group_by=...) keeps the set's ids)
                 totals = sub.function_totals()
                 totals = totals.assign(func_id=ids.loc[totals["func_key"].to_numpy()].to_numpy()).sort_values(
