@@ -246,3 +246,31 @@ def test_without_a_scheduler_ingest_starts_a_local_cluster_sized_to_the_machine(
     make_corpus(tmp_path / "src", 3, extras=False)
     rep = ingest(str(tmp_path / "src"), str(tmp_path / "ds"))
     assert rep.profiles == 3 and sizes == [os.cpu_count()]
+
+
+def test_the_sql_and_allocations_tables_hold_the_sidecar_rows_by_profile_key(ds, ps):
+    sql = ds._table("sql")
+    assert len(sql) == len(ps.sql) > 0
+    keys = ds._selected().set_index("path")["profile_key"]
+    expected = ps.sql.assign(profile_key=ps.profiles["path"].iloc[ps.sql["profile_id"]].map(keys).to_numpy())
+    assert sorted(zip(sql["profile_key"], sql["count"])) == sorted(zip(expected["profile_key"], expected["count"]))
+    assert len(ds._table("allocations")) == len(ps.allocations)
+
+
+def test_usage_errors(tmp_path, ds):
+    from celerylab.errors import UsageError
+
+    with pytest.raises(UsageError, match="not a celerylab dataset"):
+        cl.open_dataset(str(tmp_path))
+    with pytest.raises(UsageError, match="date is a 'YYYY-MM-DD' string"):
+        ds.where(date=lambda c: c)
+    with pytest.raises(UsageError, match="more than max_profiles=3"):
+        ds.to_profileset(max_profiles=3)
+    with pytest.raises(cl.FunctionNotFound):
+        ds.callers("no_such_function_anywhere")
+
+
+def test_ingest_shows_a_progress_bar_when_asked(tmp_path, client, capsys):
+    make_corpus(tmp_path / "src", 3, extras=False)
+    ingest(str(tmp_path / "src"), str(tmp_path / "ds"), scheduler=client, progress=True)
+    assert "celerylab ingest" in capsys.readouterr().err
