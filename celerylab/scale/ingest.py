@@ -133,11 +133,10 @@ def read_manifest(dataset: str, storage_options: dict[str, Any] | None = None) -
     files = [f for f in files if L.part_id(f)]
     if not files:
         return L.MANIFEST_SCHEMA.empty_table().to_pandas(types_mapper=_nullable_ints)
-    tables = []
-    for f in files:
-        with fs.open(f, "rb") as fh:
-            tables.append(pq.read_table(fh, schema=L.MANIFEST_SCHEMA))
-    df = pa.concat_tables(tables).to_pandas(types_mapper=_nullable_ints)  # 64-bit keys with nulls stay exact
+    import pyarrow.dataset as pads
+
+    table = pads.dataset(files, filesystem=fs, format="parquet", schema=L.MANIFEST_SCHEMA).to_table()
+    df = table.to_pandas(types_mapper=_nullable_ints)  # 64-bit keys with nulls stay exact
     return df.sort_values("seq", kind="stable").reset_index(drop=True)
 
 

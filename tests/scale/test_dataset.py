@@ -104,6 +104,10 @@ def test_where_is_pushed_down_and_equals_profileset_where(ds, ps, corpus):
     assert len(both) == len(ref2) > 0
     assert_same(both.task_summary(), ref2.task_summary())
     assert_same(both.top(None), load_subset(ref2).top(None))
+    none, ref0 = ds.where(task_name="no.such.task"), ps.where(task_name="no.such.task")
+    assert len(none) == 0
+    assert_same(none.task_summary(), ref0.task_summary())
+    assert len(none.top(None)) == 0 and list(none.top(None).columns) == list(ref0.top(None).columns)
     glob = ds.where(task_name="orders.*", pid=lambda c: c == 100)  # not pushable: applied after reading
     assert_same(glob.task_summary(), ps.where(task_name="orders.*", pid=lambda c: c == 100).task_summary())
 
