@@ -86,6 +86,10 @@ def test_summaries_hotspots_callers_and_diff_equal_load(ds, ps):
     d = ds.diff(split_by="run", values=("baseline", "candidate"), group_by="task_name")
     assert_same(d, ps.diff(split_by="run", values=("baseline", "candidate"), group_by="task_name"))
     assert_same(ds.diff(split_by="run"), ps.diff(split_by="run"))
+    # two selections against each other: cl.diff of cl.load of each side's files
+    base, cand = ps.where(run="baseline"), ps.where(run="candidate")
+    expected = cl.diff(load_subset(base), load_subset(cand), group_by="task_name")
+    assert_same(ds.where(run="baseline").diff(ds.where(run="candidate"), group_by="task_name"), expected)
 
 
 def test_where_is_pushed_down_and_equals_profileset_where(ds, ps, corpus):
