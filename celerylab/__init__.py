@@ -23,6 +23,7 @@ __all__ = [
     "diff",
     "findings",
     "load",
+    "open_dataset",
     "sample_profiles",
 ]
 
@@ -33,14 +34,17 @@ if TYPE_CHECKING:
     from .analysis.findings import findings as findings
     from .profileset import ProfileSet as ProfileSet
     from .profileset import load as load
+    from .profileset import open_dataset as open_dataset
 
 _LAZY = {
     "load": ("profileset", "load"),
     "ProfileSet": ("profileset", "ProfileSet"),
     "diff": ("analysis", "diff"),
     "findings": ("analysis", "findings"),
+    "open_dataset": ("profileset", "open_dataset"),
 }
-_SUBMODULES = ("capture", "widgets", "charts", "report", "callgraph", "analysis", "testing", "demo", "core", "fmt")
+_SUBMODULES = ("capture", "widgets", "charts", "report", "callgraph", "analysis", "testing", "demo", "core", "fmt",
+               "scale")  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

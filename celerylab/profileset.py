@@ -20,7 +20,7 @@ from .core.data import FuncRef, ProfileData
 from .core.load import load as _load_data
 from .core.sources import Source
 
-__all__ = ["FuncRef", "ProfileSet", "load"]
+__all__ = ["FuncRef", "ProfileSet", "load", "open_dataset"]
 
 
 class ProfileSet(ProfileData):
@@ -136,3 +136,11 @@ def load(source: Source, **options: Any) -> ProfileSet:
 
 
 load.__signature__ = inspect.signature(_load_data).replace(return_annotation="ProfileSet")  # type: ignore[attr-defined]
+
+
+def open_dataset(path: str, *, storage_options: dict[str, Any] | None = None, scheduler: Any = None) -> Any:
+    """Open a dataset written by ``celerylab ingest`` (:func:`celerylab.scale.open_dataset`); its
+    ``to_profileset()`` gives a :class:`ProfileSet`.  Needs the ``scale`` extra (imported only here)."""
+    from .scale import open_dataset as _open
+
+    return _open(path, storage_options=storage_options, cls=ProfileSet, scheduler=scheduler)

@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("celerylab._files", "celerylab._sqltext", "celerylab._io"),
     ("celerylab.capture", "celerylab.core", "celerylab.fmt", "celerylab.testing"),
     ("celerylab.analysis",),
-    ("celerylab.charts", "celerylab.callgraph"),
+    ("celerylab.charts", "celerylab.callgraph", "celerylab.scale"),
     ("celerylab.report", "celerylab.widgets"),
     ("celerylab.profileset",),
     ("celerylab",),
@@ -35,9 +35,10 @@ FORBIDDEN: Mapping[str, tuple[str, ...]] = {
     "celerylab.errors": ("pandas", "numpy", "celery", "plotly", "ipywidgets"),
     "celerylab._io": ("pandas", "numpy", "celery", "plotly", "ipywidgets"),
     "celerylab._sqltext": ("pandas", "numpy", "celery", "plotly", "ipywidgets"),
-    "celerylab.core": ("plotly", "ipywidgets", "celery", "kombu"),
-    "celerylab.analysis": ("plotly", "ipywidgets", "celery", "kombu"),
-    "celerylab.fmt": ("plotly", "ipywidgets", "celery"),
+    "celerylab.core": ("plotly", "ipywidgets", "celery", "kombu", "dask", "distributed", "fsspec", "s3fs"),
+    "celerylab.analysis": ("plotly", "ipywidgets", "celery", "kombu", "dask", "distributed", "fsspec", "s3fs"),
+    "celerylab.scale": ("plotly", "ipywidgets", "celery", "kombu"),
+    "celerylab.fmt": ("plotly", "ipywidgets", "celery", "dask", "distributed", "fsspec", "s3fs"),
     "celerylab.charts": ("ipywidgets", "celery"),
     "celerylab.report": ("ipywidgets", "celery"),
 }
@@ -193,3 +194,17 @@ def test_the_checker_catches_a_planted_upward_import_a_cycle_and_a_forbidden_imp
     assert "import cycle: pkg.core.a -> pkg.core.b" in found
     assert "__init__.py:1: pkg.capture imports pandas (forbidden in pkg.capture)" in found
     assert len(found) == 3, found
+
+
+def test_the_embedded_default_never_imports_the_scale_out_stack():
+    """``import celerylab``, the loader and ProfileSet stay free of dask/distributed/fsspec/s3fs (only
+    ``celerylab.scale`` and the commands that use it import them, when called)."""
+    import subprocess
+
+    code = (
+        "import sys, celerylab, celerylab.core, celerylab.core.load, celerylab.profileset, celerylab.analysis, "
+        "celerylab.cli; celerylab.load; celerylab.open_dataset; "
+        "print(sorted(m for m in ('dask', 'distributed', 'fsspec', 's3fs') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"

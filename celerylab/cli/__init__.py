@@ -34,6 +34,8 @@ COMMANDS: dict[str, str] = {
     "top": "celerylab.cli.top:top",
     "callgraph": "celerylab.cli.callgraph:callgraph",
     "export-pstats": "celerylab.cli.export:export_pstats",
+    "ingest": "celerylab.cli.scale:ingest",
+    "ship": "celerylab.cli.scale:ship",
 }
 
 

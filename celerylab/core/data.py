@@ -344,7 +344,8 @@ def _match(col: pd.Series, cond: Any) -> pd.Series:
         return m.fillna(False).astype(bool)
     if isinstance(cond, str) and any(ch in cond for ch in "*?["):
         text = col.astype(object).map(lambda v: None if v is None or v != v else str(v))
-        return text.map(lambda v: v is not None and fnmatch.fnmatchcase(v, cond)).astype(bool)
+        # pandas may hand the missing values back as NaN, not None: only strings can match
+        return text.map(lambda v: isinstance(v, str) and fnmatch.fnmatchcase(v, cond)).astype(bool)
     if isinstance(cond, Iterable) and not isinstance(cond, str | bytes):
         return col.astype(object).isin(list(cond))
     return (col.astype(object) == cond).fillna(False).astype(bool)

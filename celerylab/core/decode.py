@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,14 +84,18 @@ class Chunk:
         }
 
 
-def read_bytes(path: str) -> bytes:
+#: Opens a file for reading in binary mode: ``open`` for local files, an fsspec ``open`` for object storage.
+Opener = Callable[[str, str], Any]
+
+
+def read_bytes(path: str, opener: Opener = open) -> bytes:
     """The file's bytes, gunzipped if compressed. Raises BadProfile / OSError."""
-    return _read(path)[0]
+    return _read(path, opener)[0]
 
 
-def _read(path: str) -> tuple[bytes, bool]:
+def _read(path: str, opener: Opener = open) -> tuple[bytes, bool]:
     """``(bytes, was gzip-compressed)``. Raises BadProfile / OSError."""
-    with open(path, "rb") as f:
+    with opener(path, "rb") as f:
         data = f.read()
     if data[:2] != _GZIP_MAGIC:
         return data, False
@@ -107,9 +111,9 @@ def _read(path: str) -> tuple[bytes, bool]:
     return data, True
 
 
-def decode_file(path: str) -> dict[Any, Any]:
+def decode_file(path: str, opener: Opener = open) -> dict[Any, Any]:
     """The pstats dict in the file ``path`` (gzip-compressed or not); BadProfile with a reason otherwise."""
-    data, compressed = _read(path)
+    data, compressed = _read(path, opener)
     try:
         return decode(data)
     except BadProfile as e:
@@ -450,8 +454,9 @@ def detect_profiler(keys: dict[Any, Any] | list[Any], nc: np.ndarray, pc: np.nda
     return "unknown"
 
 
-def parse_files(paths: list[str]) -> dict[str, Any]:
-    """Parse ``paths`` into one packed chunk. Never raises for a bad file: its reason goes in ``outcomes``."""
+def parse_files(paths: list[str], opener: Opener = open) -> dict[str, Any]:
+    """Parse ``paths`` into one packed chunk. Never raises for a bad file: its reason goes in ``outcomes``.
+    ``opener`` opens a path (default: local files; the scale-out ingest passes an fsspec opener)."""
     chunk = Chunk()
     for path in paths:
         slot = len(chunk.outcomes)
@@ -461,7 +466,7 @@ def parse_files(paths: list[str]) -> dict[str, Any]:
             if path.endswith(TEMP_SUFFIXES):
                 raise BadProfile("temporary file, still being written (skipped)")
             _test_hook(path)
-            stats = decode_file(path)
+            stats = decode_file(path, opener)
             try:
                 n, ne, total_tt, profiler = add_dict(chunk, slot, stats)
             except _OddKey:

@@ -31,9 +31,9 @@ from . import decode
 from .sources import read_sidecar
 
 
-def _parse_chunk(paths: list[str]) -> tuple[dict[str, Any], list[Any]]:
-    packed = decode.parse_files(paths)
-    sidecars = [read_sidecar(sidecar_path(p)) if r is None else None for p, r, *_ in packed["outcomes"]]
+def _parse_chunk(paths: list[str], opener: decode.Opener = open) -> tuple[dict[str, Any], list[Any]]:
+    packed = decode.parse_files(paths, opener)
+    sidecars = [read_sidecar(sidecar_path(p), opener) if r is None else None for p, r, *_ in packed["outcomes"]]
     return packed, sidecars
 
 
@@ -91,6 +91,16 @@ class _WorkerContext(_BaseContext):
 
 
 _LAUNCH_LOCK = threading.Lock()
+
+
+def parse_serial(paths: list[str], opener: decode.Opener = open) -> Parsed:
+    """Parse ``paths`` in this process, in order (one chunk): what a scale-out worker runs on its share of files.
+    ``opener`` opens a path for reading (local files by default, an fsspec filesystem's ``open`` for URLs)."""
+    return _merge([_parse_chunk(paths, opener)])
+
+
+#: The reason given for a file whose parser process died (the same text wherever files are parsed).
+CRASH_REASON = "the parser process crashed on this file (hostile or corrupt data)"
 
 
 def _mp_context() -> Any:
@@ -254,7 +264,7 @@ def _parse_one_isolated(path: str) -> tuple[dict[str, Any], list[Any]]:
         except BrokenProcessPool:
             pass
     packed = decode.parse_files([])
-    packed["outcomes"] = [(path, "the parser process crashed on this file (hostile or corrupt data)", 0, 0, np.nan, "")]
+    packed["outcomes"] = [(path, CRASH_REASON, 0, 0, np.nan, "")]
     return packed, [None]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from .._files import PROFILE_EXTENSIONS, TEMP_SUFFIXES, is_schema, sidecar_path
 from ..errors import UsageError
-from .decode import describe_error
+from .decode import Opener, describe_error
 
 Source = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 
@@ -129,10 +129,10 @@ def discover(source: Source) -> Found:
 
 
 # ------------------------------------------------------------------------------------------------------ sidecars
-def read_sidecar(path: str) -> dict[str, Any] | str | None:
+def read_sidecar(path: str, opener: Opener = open) -> dict[str, Any] | str | None:
     """The sidecar dict, ``None`` if there is none, or a string: the reason it is unusable."""
     try:
-        with open(path, "rb") as f:
+        with opener(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
         return None

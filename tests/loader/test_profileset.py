@@ -35,6 +35,19 @@ def test_where_filters(ps):
         ps.where(nope=1)
 
 
+def test_a_glob_condition_skips_missing_values(tmp_path):
+    """A profile without a task name (no sidecar, a name the file name does not give) never matches a glob; it
+    used to raise a TypeError once pandas handed the missing value back as NaN."""
+    folder = tmp_path / "p"
+    make_set(folder, 3)
+    write_profile(str(folder), profile_fake_clock(workload, 1), task_name="x", task_id="1")
+    (folder / "x.1.prof").rename(folder / "noname.prof")
+    ps = cl.load(folder, cache=False)
+    assert ps.profiles["task_name"].isna().sum() == 1
+    assert len(ps.where(task_name="orders.*")) == 1
+    assert len(ps.where(task_name="*")) == 3
+
+
 def test_top_matches_pstats_and_groups(ps, fake_set):
     _, paths = fake_set
     ref = pstats.Stats(*paths)
