@@ -139,12 +139,13 @@ def findings(
     if {"memory_rss_before", "memory_rss_after"} <= set(p.columns):
         grow_a = (ta["memory_rss_after"] - ta["memory_rss_before"]).astype("float64")
         grow_b = (tb["memory_rss_after"] - tb["memory_rss_before"]).astype("float64")
-        names = sorted(set(key_a) & set(key_b))
-        pairs = []
-        for task in names:
+        names, pairs = [], []
+        for task in sorted(set(key_a) & set(key_b)):
             a = grow_a[(key_a == task).to_numpy()].dropna().to_numpy()
             b = grow_b[(key_b == task).to_numpy()].dropna().to_numpy()
-            pairs.append((a, b))
+            if len(a) and len(b):  # tasks with readings on both sides (never a publish: it has no RSS reading)
+                names.append(task)
+                pairs.append((a, b))
         praw = _pvalues(pairs)
         padj = bh_adjust(praw) if len(praw) else praw
         for task, (a, b), pa in zip(names, pairs, padj, strict=True):
@@ -155,7 +156,7 @@ def findings(
                 continue
             items = []
             if evidence:
-                ids = _sides(ps.where(task_name=task), split_by, (va, vb))
+                ids = _sides(ps.where((task_key(p) == task).to_numpy()), split_by, (va, vb))
                 items = _allocation_evidence(alloc, ids, mean_b - mean_a, n_evidence,
                                              min_size=0.01 * abs(mean_b - mean_a))  # fmt: skip
                 items = _site_cause(ps, items) + items

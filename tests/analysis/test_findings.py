@@ -30,9 +30,10 @@ def found(samples):
     return findings(samples, split_by="run")
 
 
-def test_samples_first_finding_is_the_n_plus_one_in_reports_build(found):
-    first = found.iloc[0]
-    assert first["task_name"] == "demo.reports.build"
+def test_samples_the_n_plus_one_in_reports_build_is_found_with_its_cause(found):
+    # (the samples' biggest weight in the run can be the planted improvement: ranks follow |delta| x invocations)
+    first = found.loc[found["task_name"] == "demo.reports.build"].iloc[0]
+    assert first["rank"] <= 2
     assert (first["kind"], first["direction"]) == ("time", "slower")
     assert "load_report_rows" in first["cause"] and first["cause_label"].endswith("reports.py:56(load_report_rows)")
     assert first["sql_caller"] == "reports.py:67(load_report_rows)"

