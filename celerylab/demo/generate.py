@@ -482,7 +482,7 @@ def check_planted(observed: list[dict[str, Any]]) -> list[str]:
                 problems.append(f"{item['id']}: SQL statements per task baseline {b}, candidate {c}: no N+1 shows")
         if item["kind"] == "leak":
             b, c = obs["baseline"]["median_rss_delta"], obs["candidate"]["median_rss_delta"]
-            if not (c is not None and c >= 256 * 1024 and (b is None or c > 4 * max(b, 0))):
+            if not (c is not None and c >= 256 * 1024 and (b is None or c > 2 * max(b, 0))):
                 problems.append(f"{item['id']}: RSS growth per task baseline {b}, candidate {c}: no leak shows")
     return problems
 
