@@ -13,7 +13,6 @@ is on local disk: object-storage latency is not measured here.
 from __future__ import annotations
 
 import argparse
-import gc
 import shutil
 import sys
 import time
@@ -21,6 +20,8 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_load import best  # the same timing rule as the load benchmark
 
 import celerylab as cl
 from celerylab.profileset import ProfileSet
@@ -37,16 +38,6 @@ def corpus(folder: Path, n: int) -> None:
     write_corpus(str(folder), n, seed=7, runs=("baseline", "candidate"))
     marker.touch()
     print(f"  generated {n} profiles in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-
-
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from celerylab._files import MAX_NAME, capture_stem
 from celerylab.capture import _core, _redact, _writer
 
 from . import inproc
+from .tasks_common import _BadRepr, _Unprintable
 
 U = "0b7d8e6a-3f2c-4e1a-9c5d-1234567890ab"
 AWKWARD = [
@@ -108,21 +109,6 @@ def test_a_hidden_profile_in_a_folder_is_loaded_not_skipped(install, tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- 3. guarded receivers
-class _Unprintable(Exception):
-    def __str__(self) -> str:
-        raise RuntimeError("__str__ raises")
-
-    def __repr__(self) -> str:
-        raise RuntimeError("__repr__ raises")
-
-
-class _BadRepr:
-    def __repr__(self) -> str:
-        raise RuntimeError("__repr__ raises")
-
-    __str__ = __repr__
-
-
 @inproc.app.task(name="inproc.unprintable")
 def unprintable() -> None:
     raise _Unprintable()
@@ -144,7 +130,10 @@ def test_exception_whose_str_and_repr_raise_is_recorded_with_a_note(install, tmp
     assert r.failed()
     meta = _meta(tmp_path / "profiles", r.id)
     assert meta["state"] == "FAILURE"
-    assert meta["exception"] == {"type": f"{__name__}._Unprintable", "message": "<unprintable _Unprintable>"}
+    assert meta["exception"] == {
+        "type": f"{_Unprintable.__module__}._Unprintable",
+        "message": "<unprintable _Unprintable>",
+    }
     assert any("exception message not recorded" in n for n in meta["notes"])
     assert h.counts.errors == 0
 
