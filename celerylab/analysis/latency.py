@@ -86,16 +86,17 @@ def latency(ps: ProfileData, by: str | None = "task_name") -> pd.DataFrame:
 def latency_over_time(ps: ProfileData, *, freq: str = "1min", stages: tuple[str, ...] = ("queue_wait", "run"),
                       by: str | None = "task_name") -> pd.DataFrame:  # fmt: skip
     """Per time bin (by start time, ``freq`` as pandas offsets: ``"10s"``, ``"1min"``, ``"1h"``), task and stage:
-    ``time, [task_name,] stage, n, p50, p95, max`` — queue wait rising while run time stays flat is a backlog."""
+    ``time, [task_name,] stage, n, p50, p95, p99, max`` — queue wait rising while run time stays flat is a backlog."""
     v = stage_values(ps)
     v = v.loc[v["stage"].isin(stages) & pd.notna(v["started_at"])]
-    cols = ["time", *([by] if by else []), "stage", "n", "p50", "p95", "max"]
+    cols = ["time", *([by] if by else []), "stage", "n", "p50", "p95", "p99", "max"]
     if not len(v):
         return pd.DataFrame(columns=cols)
     v = v.assign(time=pd.to_datetime(v["started_at"], utc=True).dt.floor(freq))
     keys = ["time", *([by] if by else []), "stage"]
     g = v.groupby(keys, sort=True)["seconds"]
-    out = pd.DataFrame({"n": g.size(), "p50": g.median(), "p95": g.quantile(0.95), "max": g.max()}).reset_index()
+    out = pd.DataFrame({"n": g.size(), "p50": g.median(), "p95": g.quantile(0.95), "p99": g.quantile(0.99),
+                        "max": g.max()}).reset_index()  # fmt: skip
     return out[cols]
 
 

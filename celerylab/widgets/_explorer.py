@@ -1,5 +1,5 @@
 """The explorer: a filter bar over tabs (Findings, Overview, Functions, Drilldown, Call tree, Diff, Hotspots,
-Call graph)."""
+Latency, Call graph)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ._findings import FindingsTab
 from ._functions import FunctionsTab
 from ._graphs import CallgraphTab, CalltreeTab
 from ._hotspots import HotspotsTab
+from ._latency import LatencyTab
 from ._overview import OverviewTab
 from ._plot import plotly_lib
 from ._state import ExplorerState
@@ -28,8 +29,15 @@ if TYPE_CHECKING:
 #: the tabs, in order: (attribute, controller class)
 TABS: list[tuple[str, type[TabController]]] = [
     ("findings", FindingsTab), ("overview", OverviewTab), ("functions", FunctionsTab), ("drilldown", DrilldownTab),
-    ("calltree", CalltreeTab), ("diff", DiffTab), ("hotspots", HotspotsTab), ("callgraph", CallgraphTab),
+    ("calltree", CalltreeTab), ("diff", DiffTab), ("hotspots", HotspotsTab), ("latency", LatencyTab),
+    ("callgraph", CallgraphTab),
 ]  # fmt: skip
+#: attribute -> tab index
+TAB_INDEX = {name: i for i, (name, _) in enumerate(TABS)}
+
+
+def _tab_property(name: str, doc: str) -> property:
+    return property(lambda self: self.controller(TAB_INDEX[name]), doc=doc)
 
 
 class Explorer:
@@ -41,8 +49,9 @@ class Explorer:
     * :attr:`selection` — the filtered ProfileSet; :attr:`profiles` its profile rows;
     * :attr:`current` — the frame the visible tab shows (task summary, function table, callers+callees, diff…);
     * :attr:`selected` — the function in drilldown focus (one row with its totals), or empty;
-    * each tab controller (:attr:`overview`, :attr:`functions`, :attr:`drilldown`, :attr:`calltree`, :attr:`diff`,
-      :attr:`hotspots`, :attr:`callgraph`) has its own ``current`` and ``selected``.
+    * each tab controller (:attr:`findings`, :attr:`overview`, :attr:`functions`, :attr:`drilldown`,
+      :attr:`calltree`, :attr:`diff`, :attr:`hotspots`, :attr:`latency`, :attr:`callgraph`) has its own ``current``
+      and ``selected``.
 
     Exceptions raised in any callback are shown in a red banner with the traceback (:attr:`errors`).
     """
@@ -87,14 +96,15 @@ class Explorer:
         """Every tab's controller, in tab order (makes those not made yet)."""
         return [self.controller(i) for i in range(len(TABS))]
 
-    findings = property(lambda self: self.controller(0), doc="The Findings tab (opening view).")
-    overview = property(lambda self: self.controller(1), doc="The Overview tab.")
-    functions = property(lambda self: self.controller(2), doc="The Functions tab.")
-    drilldown = property(lambda self: self.controller(3), doc="The Drilldown tab.")
-    calltree = property(lambda self: self.controller(4), doc="The Call tree tab.")
-    diff = property(lambda self: self.controller(5), doc="The Diff tab.")
-    hotspots = property(lambda self: self.controller(6), doc="The Hotspots tab.")
-    callgraph = property(lambda self: self.controller(7), doc="The Call graph tab.")
+    findings = _tab_property("findings", "The Findings tab (opening view).")
+    overview = _tab_property("overview", "The Overview tab.")
+    functions = _tab_property("functions", "The Functions tab.")
+    drilldown = _tab_property("drilldown", "The Drilldown tab.")
+    calltree = _tab_property("calltree", "The Call tree tab.")
+    diff = _tab_property("diff", "The Diff tab.")
+    hotspots = _tab_property("hotspots", "The Hotspots tab.")
+    latency = _tab_property("latency", "The Latency tab (publish, queue wait, run).")
+    callgraph = _tab_property("callgraph", "The Call graph tab.")
 
     # --------------------------------------------------------------------------------------------- state
     @property
@@ -146,7 +156,7 @@ class Explorer:
     def drill(self, func: FuncRef) -> int:
         """Open ``func`` (func_id, label or unique name fragment) in the Drilldown tab; returns its func_id."""
         fid = self.drilldown.move_to(func)
-        self.tabs.selected_index = 3
+        self.tabs.selected_index = TAB_INDEX["drilldown"]
         return fid
 
     # ------------------------------------------------------------------------------------------ handlers

@@ -120,3 +120,44 @@ def test_publishing_and_running_a_task_are_never_pooled(ps):
     half = ps.profiles["started_at"] < pd.Timestamp(T0 + timedelta(minutes=10))
     d = cl.diff(ps.where(half.to_numpy()), ps.where((~half).to_numpy()), by="task_name")
     assert {"reports.build", "reports.build (publish)", "orders.sync"} <= set(d["label"])
+
+
+def test_the_explorer_latency_tab_draws_the_stages_and_follows_its_controls_and_the_filters(ps):
+    from celerylab.widgets import explore
+
+    app = explore(ps)
+    tab = app.show("Latency")
+    assert tab is app.latency and not app.errors.errors
+    # THEN its frame is cl.latency of the selection, and the bars are the p50 per stage (the control's value)
+    pd.testing.assert_frame_equal(tab.current, an.latency(ps))
+    bars = {t.name: dict(zip(t.y, t.x)) for t in tab.breakdown_fig.data}
+    assert bars["queue wait"]["reports.build"] == pytest.approx(np.median([0.1] * 10 + [5.0] * 10))
+    assert tab.percentile.value == "p50" and "<b>p50</b>" in tab.summary.value
+    assert "<b>20</b> publishes" in tab.summary.value and "<b>40</b> queue-wait readings" in tab.summary.value
+    # the backlog shows as one episode naming the task that waited
+    assert "Queue-wait episodes" in tab.episodes.value and "reports.build" in tab.episodes.value
+    # WHEN the percentile control is set to p95: the bars, the timeline and the summary say p95
+    tab.percentile.value = "p95"
+    bars = {t.name: dict(zip(t.y, t.x)) for t in tab.breakdown_fig.data}
+    assert bars["queue wait"]["reports.build"] == pytest.approx(np.quantile([0.1] * 10 + [5.0] * 10, 0.95))
+    assert tab.breakdown_fig.shown.layout.xaxis.title.text == "seconds (p95)"
+    assert "p95 per 1min" in tab.timeline_fig.shown.layout.title.text and "<b>p95</b>" in tab.summary.value
+    # WHEN the bins change to 10 min: the line has one point per 10 minutes (0.1 s, then the 5 s backlog)
+    tab.bin.value = "10min"
+    line = next(t for t in tab.timeline_fig.data if t.name == "reports.build")
+    assert list(line.y) == pytest.approx([0.1, 5.0])
+    # WHEN the filters keep only orders.sync (never waits, no publishes): the tab follows
+    app.set_filters(task_name="orders.sync")
+    assert set(tab.current["task_name"]) == {"orders.sync"}
+    assert "publishes" not in tab.summary.value and "No queue-wait episode" in tab.episodes.value
+    assert not app.errors.errors
+
+
+def test_the_latency_tab_says_how_to_get_readings_when_there_are_none(tmp_path):
+    from celerylab.widgets import explore
+
+    write_profile(str(tmp_path), STATS, task_name="x.y", task_id=str(uuid.UUID(int=7)),
+                  meta=sidecar("x.y", str(uuid.UUID(int=7)), wall_s=0.25))  # fmt: skip
+    tab = explore(cl.load(tmp_path, cache=False)).show("Latency")
+    assert "install_producer" in tab.summary.value and tab.over_time.empty
+    assert tab.current[["task_name", "stage"]].values.tolist() == [["x.y", "run"]]

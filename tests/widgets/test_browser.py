@@ -345,7 +345,7 @@ def test_explorer_in_the_browser(lab: Server) -> None:
             # AND every other tab draws (a screenshot of each)
             for i, (title, ready) in enumerate(
                 (("Call tree", ".js-plotly-plot .main-svg"), ("Hotspots", ".js-plotly-plot .main-svg"),
-                 ("Call graph", "svg")), start=5):  # fmt: skip
+                 ("Latency", ".js-plotly-plot .main-svg"), ("Call graph", "svg")), start=5):  # fmt: skip
                 explorer.locator(".lm-TabBar-tab", has_text=title).click()
                 expect(explorer.locator(".lm-TabBar-tab.lm-mod-current")).to_have_text(title)
                 expect(panel.locator(ready).first).to_be_visible()
