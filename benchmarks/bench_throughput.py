@@ -84,7 +84,9 @@ def _group_cpu(pgid: int) -> float:
     return total
 
 
-def run_pool(pool: str, tmp: Path, rates: list[float], rounds: int, batch: dict[str, int]) -> list[dict[str, Any]]:
+def run_pool(pool: str, tmp: Path, rates: list[float], rounds: int, batch: dict[str, int],
+             kinds: list[str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    kinds = kinds or list(KINDS)
     from celery import Celery
 
     queue = f"tp-{pool}-{uuid.uuid4().hex[:8]}"
@@ -120,16 +122,16 @@ def run_pool(pool: str, tmp: Path, rates: list[float], rounds: int, batch: dict[
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{pool} worker did not start: see {log_path}")
             time.sleep(0.02)
-        for kind in KINDS:
+        for kind in kinds:
             one_round(kind)  # warm-up
-            for rate in rates:
+            for rate in rates:  # rate 0: an A/A row, uncaptured against uncaptured (the method's own bias/noise)
                 pairs = []
                 for i in range(rounds):
                     got = {}
-                    for r in (0.0, rate) if i % 2 == 0 else (rate, 0.0):
-                        switch(r)
-                        got[r] = one_round(kind)
-                    pairs.append((got[0.0], got[rate]))
+                    for side in ("off", "on") if i % 2 == 0 else ("on", "off"):
+                        switch(rate if side == "on" else 0.0)
+                        got[side] = one_round(kind)
+                    pairs.append((got["off"], got["on"]))
                 switch(0.0)
                 wall = [on[0] / off[0] for off, on in pairs]
                 cpu = [on[1] / off[1] for off, on in pairs]
@@ -141,7 +143,8 @@ def run_pool(pool: str, tmp: Path, rates: list[float], rounds: int, batch: dict[
                     "wall_ratio_range": [min(wall), max(wall)],
                 }  # fmt: skip
                 out.append(row)
-                print(f"  {pool:8} {kind:8} {100 * rate:6.1f} %   {row['uncaptured_tasks_per_s']:8.1f} -> "
+                label = "A/A" if rate == 0 else ("out" if rate < 1e-6 else f"{100 * rate:.1f} %")  # out: never sampled
+                print(f"  {pool:8} {kind:8} {label:>8}   {row['uncaptured_tasks_per_s']:8.1f} -> "
                       f"{row['captured_tasks_per_s']:8.1f} tasks/s   {100 * row['wall_ratio']:6.1f} % wall "
                       f"(range {100 * min(wall):.1f}-{100 * max(wall):.1f})   {100 * row['cpu_ratio']:6.1f} % per "
                       "worker CPU second", flush=True)  # fmt: skip
@@ -163,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rates", default="0.01,0.1,1", help="comma-separated sample rates")
     p.add_argument("--rounds", type=int, default=5, help="alternating pairs of rounds per configuration")
     p.add_argument("--batch", default="trivial=400,1ms=300,20ms=60", help="tasks per round, per task size")
+    p.add_argument("--tasks", default=",".join(KINDS), help=f"comma-separated task sizes of {', '.join(KINDS)}")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
     rates = [float(x) for x in args.rates.split(",")]
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 except ImportError:
                     print("  gevent: not installed, skipped")
                     continue
-            rows += run_pool(pool, tmp, rates, args.rounds, batch)
+            rows += run_pool(pool, tmp, rates, args.rounds, batch, args.tasks.split(","))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
