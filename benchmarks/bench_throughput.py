@@ -10,7 +10,8 @@ caches and the machine's load of the moment; rounds alternate the order.  For ea
 CPU, 20 ms of CPU) and sample rate, a fixed batch of tasks is sent and timed until the last result arrives; the
 printed ratio is the median over rounds of (captured tasks/s) / (uncaptured tasks/s) of the same round pair, next
 to the same ratio per CPU second of the worker's processes (less sensitive to the rest of the machine).
-Target: at 1 % sampling >= 99 % of the uncaptured rate for the 1 ms task.
+Target: at 1 % sampling >= 99 % of the uncaptured rate for the 1 ms task.  Rate 0 gives an A/A row (uncaptured against
+uncaptured: the spread and bias of the method itself); a rate below 1e-6 installs capture that never samples.
 """
 
 from __future__ import annotations
@@ -65,6 +66,25 @@ def capture(directory, rate):
 '''
 
 KINDS = {"trivial": ("tp.trivial", ()), "1ms": ("tp.cpu", (1.0,)), "20ms": ("tp.cpu", (20.0,))}
+
+
+#: two-sided 97.5 % quantiles of Student's t for n - 1 degrees of freedom (n = pairs), for the 95 % intervals
+_T975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 11: 2.20,
+         12: 2.18, 13: 2.16, 14: 2.14, 15: 2.13, 16: 2.12, 17: 2.11, 18: 2.10, 19: 2.09, 20: 2.09}  # fmt: skip
+
+
+def _mean_ci(values: list[float]) -> list[float]:
+    """Mean of the pair ratios and its 95 % confidence interval (Student's t; pairs are independent rounds)."""
+    m = statistics.fmean(values)
+    if len(values) < 2:
+        return [m, float("nan"), float("nan")]
+    half = _T975.get(len(values) - 1, 1.96) * statistics.stdev(values) / len(values) ** 0.5
+    return [m, m - half, m + half]
+
+
+def _ci_text(values: list[float]) -> str:
+    m, lo, hi = _mean_ci(values)
+    return f"{100 * m:.1f} %, 95 % CI {100 * lo:.1f}-{100 * hi:.1f}"
 
 
 def _group_cpu(pgid: int) -> float:
@@ -141,13 +161,17 @@ def run_pool(pool: str, tmp: Path, rates: list[float], rounds: int, batch: dict[
                     "captured_tasks_per_s": statistics.median(on[0] for _, on in pairs),
                     "wall_ratio": statistics.median(wall), "cpu_ratio": statistics.median(cpu),
                     "wall_ratio_range": [min(wall), max(wall)],
+                    "wall_ratio_mean_ci95": _mean_ci(wall), "cpu_ratio_mean_ci95": _mean_ci(cpu),
                 }  # fmt: skip
                 out.append(row)
                 label = "A/A" if rate == 0 else ("out" if rate < 1e-6 else f"{100 * rate:.1f} %")  # out: never sampled
-                print(f"  {pool:8} {kind:8} {label:>8}   {row['uncaptured_tasks_per_s']:8.1f} -> "
-                      f"{row['captured_tasks_per_s']:8.1f} tasks/s   {100 * row['wall_ratio']:6.1f} % wall "
-                      f"(range {100 * min(wall):.1f}-{100 * max(wall):.1f})   {100 * row['cpu_ratio']:6.1f} % per "
-                      "worker CPU second", flush=True)  # fmt: skip
+                print(
+                    f"  {pool:8} {kind:8} {label:>8}   {row['uncaptured_tasks_per_s']:8.1f} -> "
+                    f"{row['captured_tasks_per_s']:8.1f} tasks/s   {100 * row['wall_ratio']:6.1f} % wall "
+                    f"(range {100 * min(wall):.1f}-{100 * max(wall):.1f}; mean {_ci_text(wall)})   "
+                    f"{100 * row['cpu_ratio']:6.1f} % per worker CPU second (mean {_ci_text(cpu)})",
+                    flush=True,
+                )
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
