@@ -7,7 +7,10 @@ One worker process runs the tasks (``-P prefork -c 1``; ``-P gevent -c 1``), so 
 the machine's parallelism.  Capture is switched on and off *inside the running worker* between rounds (a control
 task installs or uninstalls it in the process that runs the tasks), so every configuration shares the process, its
 caches and the machine's load of the moment; rounds alternate the order.  For each task size (trivial, 1 ms of
-CPU, 20 ms of CPU) and sample rate, a fixed batch of tasks is sent and timed until the last result arrives; the
+CPU, 20 ms of CPU) and sample rate, a fixed batch of tasks is queued while the worker does not consume (remote
+control ``cancel_consumer``), then timed from ``add_consumer`` until the last result arrives, so the producer's own
+work does not compete with the worker on the machine's cores (prefork; ``--prequeue``: the gevent worker gets its
+batch while it runs, as its consumer restarted by ``add_consumer`` drains a full queue slowly); the
 printed ratio is the median over rounds of (captured tasks/s) / (uncaptured tasks/s) of the same round pair, next
 to the same ratio per CPU second of the worker's processes (less sensitive to the rest of the machine).
 Target: at 1 % sampling >= 99 % of the uncaptured rate for the 1 ms task.  Rate 0 gives an A/A row (uncaptured against
@@ -39,7 +42,8 @@ import os, time
 from celery import Celery
 app = Celery("throughput", broker=os.environ["BENCH_BROKER"], backend=os.environ["BENCH_BROKER"])
 app.conf.update(broker_connection_retry_on_startup=True, task_default_queue=os.environ["BENCH_QUEUE"],
-                worker_hijack_root_logger=False, result_expires=600)
+                worker_hijack_root_logger=False, result_expires=600,
+                worker_prefetch_multiplier=int(os.environ.get("BENCH_PREFETCH", "4")))
 _capture = []
 
 @app.task(name="tp.trivial")
@@ -105,7 +109,7 @@ def _group_cpu(pgid: int) -> float:
 
 
 def run_pool(pool: str, tmp: Path, rates: list[float], rounds: int, batch: dict[str, int],
-             kinds: list[str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+             kinds: list[str] | None = None, prequeue: bool = True) -> list[dict[str, Any]]:  # fmt: skip
     kinds = kinds or list(KINDS)
     from celery import Celery
 
@@ -125,14 +129,34 @@ def run_pool(pool: str, tmp: Path, rates: list[float], rounds: int, batch: dict[
         r = client.send_task("tp.capture", args=(str(profiles) if rate > 0 else None, rate), queue=queue)
         r.get(timeout=120)
 
+    def consume(on: bool) -> None:
+        """Start or stop the worker consuming the queue (remote control), and wait until it says it did."""
+        if on:
+            replies = client.control.add_consumer(queue, destination=[host], reply=True, timeout=30)
+        else:
+            replies = client.control.cancel_consumer(queue, destination=[host], reply=True, timeout=30)
+        if not replies:
+            raise RuntimeError(f"{pool} worker did not answer the {'add' if on else 'cancel'}_consumer command")
+
     def one_round(kind: str) -> tuple[float, float]:
+        """The batch is queued while the worker does not consume, so the producer's own CPU use does not overlap
+        the timed part; then the worker consumes it, and the round ends when the last task's result arrives (one
+        worker process runs tasks in queue order)."""
         name, args = KINDS[kind]
         n = batch[kind]
-        cpu0, t0 = _group_cpu(proc.pid), time.perf_counter()
-        results = [client.send_task(name, args=args, queue=queue) for _ in range(n)]
-        for r in results:
+        if not prequeue:  # sent while the worker consumes: the producer shares the cores with the worker
+            cpu0, t0 = _group_cpu(proc.pid), time.perf_counter()
+            results = [client.send_task(name, args=args, queue=queue) for _ in range(n)]
+        else:
+            consume(False)
+            results = [client.send_task(name, args=args, queue=queue) for _ in range(n)]
+            cpu0, t0 = _group_cpu(proc.pid), time.perf_counter()
+            consume(True)
+        results[-1].get(timeout=600)
+        rate = n / (time.perf_counter() - t0), n / max(_group_cpu(proc.pid) - cpu0, 1e-9)
+        for r in results:  # every task ran (and none failed)
             r.get(timeout=600)
-        return n / (time.perf_counter() - t0), n / max(_group_cpu(proc.pid) - cpu0, 1e-9)
+        return rate
 
     out = []
     try:
@@ -157,6 +181,7 @@ def run_pool(pool: str, tmp: Path, rates: list[float], rounds: int, batch: dict[
                 cpu = [on[1] / off[1] for off, on in pairs]
                 row = {
                     "pool": pool, "task": kind, "rate": rate, "rounds": rounds, "batch": batch[kind],
+                    "prequeued": prequeue,
                     "uncaptured_tasks_per_s": statistics.median(off[0] for off, _ in pairs),
                     "captured_tasks_per_s": statistics.median(on[0] for _, on in pairs),
                     "wall_ratio": statistics.median(wall), "cpu_ratio": statistics.median(cpu),
@@ -191,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="alternating pairs of rounds per configuration")
     p.add_argument("--batch", default="trivial=400,1ms=300,20ms=60", help="tasks per round, per task size")
     p.add_argument("--tasks", default=",".join(KINDS), help=f"comma-separated task sizes of {', '.join(KINDS)}")
+    p.add_argument(
+        "--prequeue",
+        default="prefork",
+        help="pools whose batches are queued before the worker consumes "
+        "them (others get them while they run: gevent's Redis consumer, restarted by add_consumer, takes "
+        "~12 ms per task from a full queue here)",
+    )
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
     rates = [float(x) for x in args.rates.split(",")]
@@ -208,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                 except ImportError:
                     print("  gevent: not installed, skipped")
                     continue
-            rows += run_pool(pool, tmp, rates, args.rounds, batch, args.tasks.split(","))
+            rows += run_pool(pool, tmp, rates, args.rounds, batch, args.tasks.split(","),
+                             prequeue=pool in args.prequeue.split(","))  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
