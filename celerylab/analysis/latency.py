@@ -65,16 +65,29 @@ def _summary(g: pd.core.groupby.SeriesGroupBy) -> pd.DataFrame:
     })  # fmt: skip
 
 
-def latency(ps: ProfileData, by: str | None = "task_name") -> pd.DataFrame:
-    """Per task (or per value of another profiles column; ``None``: overall) and stage: ``n, mean, p50, p95, p99,
-    max`` in seconds.  Stages in life order: publish, queue_wait (broker_wait + prefetch_wait), run."""
-    v = stage_values(ps)
-    if by is not None and by != "task_name":
-        if by not in ps.profiles.columns:
-            raise ColumnNotFound(f"latency(by={by!r}): no such column in profiles")
-        key = group_key(ps.profiles.set_index("profile_id")[by])
-        v = v.assign(**{by: key.reindex(v["profile_id"]).to_numpy()})
-    keys = ([by] if by else []) + ["stage"]
+def _by_columns(by: str | list[str] | None) -> list[str]:
+    return [] if by is None else ([by] if isinstance(by, str) else list(by))
+
+
+def _with_columns(ps: ProfileData, v: pd.DataFrame, cols: list[str], where: str) -> pd.DataFrame:
+    """``v`` (stage values) with the profiles columns ``cols`` added (as group keys: missing → ``(unknown)``)."""
+    for col in cols:
+        if col in v.columns:
+            continue
+        if col not in ps.profiles.columns:
+            raise ColumnNotFound(f"{where}(by={cols!r}): no such column {col!r} in profiles")
+        key = group_key(ps.profiles.set_index("profile_id")[col])
+        v = v.assign(**{col: key.reindex(v["profile_id"]).to_numpy()})
+    return v
+
+
+def latency(ps: ProfileData, by: str | list[str] | None = "task_name") -> pd.DataFrame:
+    """Per task (or per value of other profiles columns, e.g. ``["task_name", "run"]``; ``None``: overall) and
+    stage: ``n, mean, p50, p95, p99, max`` in seconds.  Stages in life order: publish, queue_wait (broker_wait +
+    prefetch_wait), run."""
+    cols = _by_columns(by)
+    v = _with_columns(ps, stage_values(ps), cols, "latency")
+    keys = [*cols, "stage"]
     if not len(v):
         return pd.DataFrame(columns=[*keys[:-1], *LATENCY_COLUMNS])
     out = _summary(v.groupby(keys, sort=False)["seconds"]).reset_index()
@@ -84,16 +97,19 @@ def latency(ps: ProfileData, by: str | None = "task_name") -> pd.DataFrame:
 
 
 def latency_over_time(ps: ProfileData, *, freq: str = "1min", stages: tuple[str, ...] = ("queue_wait", "run"),
-                      by: str | None = "task_name") -> pd.DataFrame:  # fmt: skip
-    """Per time bin (by start time, ``freq`` as pandas offsets: ``"10s"``, ``"1min"``, ``"1h"``), task and stage:
-    ``time, [task_name,] stage, n, p50, p95, p99, max`` — queue wait rising while run time stays flat is a backlog."""
+                      by: str | list[str] | None = "task_name") -> pd.DataFrame:  # fmt: skip
+    """Per time bin (by start time, ``freq`` as pandas offsets: ``"10s"``, ``"1min"``, ``"1h"``), task (or the
+    ``by`` profiles columns, e.g. ``["task_name", "run"]``) and stage: ``time, [task_name,] stage, n, p50, p95, p99,
+    max`` — queue wait rising while run time stays flat is a backlog."""
+    by_cols = _by_columns(by)
     v = stage_values(ps)
     v = v.loc[v["stage"].isin(stages) & pd.notna(v["started_at"])]
-    cols = ["time", *([by] if by else []), "stage", "n", "p50", "p95", "p99", "max"]
+    cols = ["time", *by_cols, "stage", "n", "p50", "p95", "p99", "max"]
     if not len(v):
         return pd.DataFrame(columns=cols)
+    v = _with_columns(ps, v, by_cols, "latency_over_time")
     v = v.assign(time=pd.to_datetime(v["started_at"], utc=True).dt.floor(freq))
-    keys = ["time", *([by] if by else []), "stage"]
+    keys = ["time", *by_cols, "stage"]
     g = v.groupby(keys, sort=True)["seconds"]
     out = pd.DataFrame({"n": g.size(), "p50": g.median(), "p95": g.quantile(0.95), "p99": g.quantile(0.99),
                         "max": g.max()}).reset_index()  # fmt: skip

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 PERCENTILES = ("p50", "p95", "p99")
 #: the time bins the queue-wait line and the episodes are computed over
 BINS = ("10s", "1min", "10min")
-TABLE_COLUMNS = ["task_name", "stage", "n", "mean", "p50", "p95", "p99", "max"]
+BIN_LABELS = {"10s": "10 s", "1min": "1 min", "10min": "10 min"}
+TABLE_COLUMNS = ["task_name", "run", "stage", "n", "mean", "p50", "p95", "p99", "max"]
 EPISODE_THRESHOLD_S = 1.0
 
 
@@ -33,11 +34,11 @@ class LatencyTab(TabController):
 
     def __init__(self, state: ExplorerState, errors: ErrorArea) -> None:
         super().__init__(state, errors)
-        self.percentile = w.ToggleButtons(options=PERCENTILES, value="p50", description="stacked:",
+        self.percentile = w.ToggleButtons(options=PERCENTILES, value="p50", description="stacked",
                                           tooltips=["median", "95th percentile", "99th percentile"],
-                                          style={"button_width": "52px"})  # fmt: skip
-        self.bin = w.ToggleButtons(options=BINS, value="1min", description="bins:",
-                                   style={"button_width": "52px"})  # fmt: skip
+                                          style={"button_width": "48px", "description_width": "56px"})  # fmt: skip
+        self.bin = w.ToggleButtons(options=[(BIN_LABELS[b], b) for b in BINS], value="1min", description="bins",
+                                   style={"button_width": "64px", "description_width": "40px"})  # fmt: skip
         self.percentile.observe(self.on_control, names="value")
         self.bin.observe(self.on_control, names="value")
         self.summary = w.HTML()
@@ -59,7 +60,8 @@ class LatencyTab(TabController):
 
     def refresh(self) -> None:
         ps = self.ps
-        lat = latency(ps)
+        runs = ps.profiles["run"].nunique() if "run" in ps.profiles.columns else 0
+        lat = latency(ps, by=["task_name", "run"] if runs > 1 else "task_name")
         self.current = lat
         stages = set(lat["stage"]) if len(lat) else set()
         if not stages - {"run"}:
@@ -75,19 +77,20 @@ class LatencyTab(TabController):
             self.over_time = lat.iloc[0:0]
             return
         n = lat.groupby("stage")["n"].sum()
-        parts = [f"<b>{int(n[s]):,}</b> {label}" for s, label in
-                 (("publish", "publishes"), ("queue_wait", "queue-wait readings"), ("run", "runs")) if s in n]  # fmt: skip
+        names = (("publish", "publishes"), ("queue_wait", "queue-wait readings"), ("run", "runs"))
+        parts = [f"<b>{int(n[s]):,}</b> {label}" for s, label in names if s in n]
         q = self.percentile.value
         self.summary.value = (
-            f"<div class='celerylab-summary'>{' · '.join(parts)} · bars show the <b>{esc(q)}</b> of each stage, "
-            f"queue wait in <b>{esc(self.bin.value)}</b> bins. Queue wait = start of run − max(publish, eta): "
-            "two hosts' clocks (docs/producer.md).</div>"
+            f"<div class='celerylab-summary'>{' · '.join(parts)} · bars show the <b>{esc(q)}</b> of each stage"
+            + (f" per task and run ({runs} runs)" if runs > 1 else "")
+            + f", queue wait in <b>{esc(BIN_LABELS[self.bin.value])}</b> bins. Queue wait = start of run − "
+            "max(publish, eta): two hosts' clocks (docs/producer.md).</div>"
         )
         show_figure(self.breakdown_fig, latency_breakdown(lat, value=q))
-        over = latency_over_time(ps, freq=self.bin.value)
+        over = latency_over_time(ps, freq=self.bin.value, by=["task_name", "run"] if runs > 1 else "task_name")
         self.over_time = over
         if len(over) and (over["stage"] == "queue_wait").any():
-            title = f"Queue wait over time ({q} per {self.bin.value})"
+            title = f"Queue wait over time ({q} per {BIN_LABELS[self.bin.value]})"
             show_figure(self.timeline_fig, queue_wait_timeline(over, value=q, title=title))
         else:
             show_figure(self.timeline_fig, message_figure("no queue-wait readings in the selection"))
@@ -95,10 +98,12 @@ class LatencyTab(TabController):
         if len(episodes):
             shown = episodes.assign(tasks=episodes["tasks"].map(", ".join))
             self.episodes.value = (
-                f"<b>Queue-wait episodes</b> (p95 over {EPISODE_THRESHOLD_S:g} s per {esc(self.bin.value)} bin: "
+                f"<b>Queue-wait episodes</b> (p95 over {EPISODE_THRESHOLD_S:g} s per {BIN_LABELS[self.bin.value]} bin: "
                 "workers saturated or prefetch held the work)" + html_table(shown, max_rows=20)
             )
         else:
-            self.episodes.value = (f"<i>No queue-wait episode (no {esc(self.bin.value)} bin with p95 over "
+            self.episodes.value = (f"<i>No queue-wait episode (no {BIN_LABELS[self.bin.value]} bin with p95 over "
                                    f"{EPISODE_THRESHOLD_S:g} s).</i>")  # fmt: skip
-        self.table.value = "<b>Per task and stage, seconds</b>" + html_table(lat, TABLE_COLUMNS, max_rows=60)
+        per = "task, run and stage" if "run" in lat.columns else "task and stage"
+        self.table.value = (f"<b>Per {per}, seconds</b>"
+                            + html_table(lat, [c for c in TABLE_COLUMNS if c in lat.columns], max_rows=60))  # fmt: skip

@@ -141,7 +141,7 @@ def test_the_explorer_latency_tab_draws_the_stages_and_follows_its_controls_and_
     bars = {t.name: dict(zip(t.y, t.x)) for t in tab.breakdown_fig.data}
     assert bars["queue wait"]["reports.build"] == pytest.approx(np.quantile([0.1] * 10 + [5.0] * 10, 0.95))
     assert tab.breakdown_fig.shown.layout.xaxis.title.text == "seconds (p95)"
-    assert "p95 per 1min" in tab.timeline_fig.shown.layout.title.text and "<b>p95</b>" in tab.summary.value
+    assert "p95 per 1 min" in tab.timeline_fig.shown.layout.title.text and "<b>p95</b>" in tab.summary.value
     # WHEN the bins change to 10 min: the line has one point per 10 minutes (0.1 s, then the 5 s backlog)
     tab.bin.value = "10min"
     line = next(t for t in tab.timeline_fig.data if t.name == "reports.build")
@@ -161,3 +161,22 @@ def test_the_latency_tab_says_how_to_get_readings_when_there_are_none(tmp_path):
     tab = explore(cl.load(tmp_path, cache=False)).show("Latency")
     assert "install_producer" in tab.summary.value and tab.over_time.empty
     assert tab.current[["task_name", "stage"]].values.tolist() == [["x.y", "run"]]
+
+
+def test_the_latency_tab_keeps_runs_apart_and_shows_the_planted_publish_regression():
+    from celerylab.widgets import explore
+
+    samples = cl.load(cl.sample_profiles())
+    tab = explore(samples, task_name="demo.orders.process").show("Latency")
+    # THEN with two runs in the selection, every bar, line and table row is per task and run
+    assert set(tab.current["run"]) == {"baseline", "candidate"}
+    bars = {t.name: dict(zip(t.y, t.x)) for t in tab.breakdown_fig.data}
+    publish = bars["publish (producer)"]
+    assert set(publish) == {"demo.orders.process · baseline", "demo.orders.process · candidate"}
+    # the candidate opens a broker connection per publish (the planted producer regression): its p50 is higher
+    assert publish["demo.orders.process · candidate"] > 1.2 * publish["demo.orders.process · baseline"]
+    expected = an.latency(samples.where(task_name="demo.orders.process"), by=["task_name", "run"])
+    pd.testing.assert_frame_equal(tab.current, expected)
+    assert {t.name for t in tab.timeline_fig.data} <= {"demo.orders.process · baseline",
+                                                       "demo.orders.process · candidate"}  # fmt: skip
+    assert "per task and run (2 runs)" in tab.summary.value
