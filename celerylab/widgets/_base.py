@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import ipywidgets as w
@@ -110,9 +110,10 @@ def message_figure(text: str, height: int = 200) -> go.Figure:
 
 
 def html_table(df: pd.DataFrame, columns: Sequence[str] | None = None, *, max_rows: int = 50,
-               css_class: str = "celerylab-table", highlight: Iterable[bool] | None = None) -> str:  # fmt: skip
+               css_class: str = "celerylab-table", highlight: Iterable[bool] | None = None,
+               formats: Mapping[str, str] | None = None) -> str:  # fmt: skip
     """``df`` as an escaped HTML table for notebook output (:func:`celerylab.fmt.html_table`, styled inline), in a
     box that scrolls sideways when the table is wider than the output: no column is ever cut off."""
-    table = fmt.html_table(df, columns, max_rows=max_rows, css_class=css_class, highlight=highlight,
+    table = fmt.html_table(df, columns, formats, max_rows=max_rows, css_class=css_class, highlight=highlight,
                            inline_style=True, missing="")  # fmt: skip
     return f"<div class='celerylab-table-box' style='overflow-x:auto;max-width:100%'>{table}</div>"

@@ -23,6 +23,8 @@ BINS = ("10s", "1min", "10min")
 BIN_LABELS = {"10s": "10 s", "1min": "1 min", "10min": "10 min"}
 TABLE_COLUMNS = ["task_name", "run", "stage", "n", "mean", "p50", "p95", "p99", "max"]
 EPISODE_THRESHOLD_S = 1.0
+#: the table's time columns, shown in the unit that suits each value (s, ms, µs)
+SECONDS = {c: "seconds" for c in ("mean", "p50", "p95", "p99", "max")}
 
 
 class LatencyTab(TabController):
@@ -38,7 +40,7 @@ class LatencyTab(TabController):
                                           tooltips=["median", "95th percentile", "99th percentile"],
                                           style={"button_width": "48px", "description_width": "56px"})  # fmt: skip
         self.bin = w.ToggleButtons(options=[(BIN_LABELS[b], b) for b in BINS], value="1min", description="bins",
-                                   style={"button_width": "64px", "description_width": "40px"})  # fmt: skip
+                                   style={"button_width": "72px", "description_width": "40px"})  # fmt: skip
         self.percentile.observe(self.on_control, names="value")
         self.bin.observe(self.on_control, names="value")
         self.summary = w.HTML()
@@ -73,7 +75,8 @@ class LatencyTab(TabController):
             show_figure(self.breakdown_fig, message_figure("no publish or queue-wait readings"))
             show_figure(self.timeline_fig, message_figure(""))
             self.episodes.value = ""
-            self.table.value = html_table(lat, [c for c in TABLE_COLUMNS if c in lat.columns], max_rows=40)
+            self.table.value = html_table(lat, [c for c in TABLE_COLUMNS if c in lat.columns], max_rows=40,
+                                          formats=SECONDS)  # fmt: skip
             self.over_time = lat.iloc[0:0]
             return
         n = lat.groupby("stage")["n"].sum()
@@ -99,11 +102,13 @@ class LatencyTab(TabController):
             shown = episodes.assign(tasks=episodes["tasks"].map(", ".join))
             self.episodes.value = (
                 f"<b>Queue-wait episodes</b> (p95 over {EPISODE_THRESHOLD_S:g} s per {BIN_LABELS[self.bin.value]} bin: "
-                "workers saturated or prefetch held the work)" + html_table(shown, max_rows=20)
+                "workers saturated or prefetch held the work)"
+                + html_table(shown, max_rows=20, formats={"p95_max": "seconds", "n": "int"})
             )
         else:
             self.episodes.value = (f"<i>No queue-wait episode (no {BIN_LABELS[self.bin.value]} bin with p95 over "
                                    f"{EPISODE_THRESHOLD_S:g} s).</i>")  # fmt: skip
         per = "task, run and stage" if "run" in lat.columns else "task and stage"
         self.table.value = (f"<b>Per {per}, seconds</b>"
-                            + html_table(lat, [c for c in TABLE_COLUMNS if c in lat.columns], max_rows=60))  # fmt: skip
+                            + html_table(lat, [c for c in TABLE_COLUMNS if c in lat.columns], max_rows=60,
+                                         formats=SECONDS))  # fmt: skip
