@@ -328,14 +328,15 @@ def _db_section(ps: ProfileData, top_n: int) -> Section:
 
 def _memory_section(ps: ProfileData, top_n: int) -> Section:
     from ..analysis import allocation_sites as sites_of
-    from ..analysis import memory_by_task, memory_hotspots
-    from ..charts.hotspots import allocation_sites, memory_growth
+    from ..analysis import memory_by_task, memory_hotspots, rss_sequence
+    from ..analysis.hotspots import RSS_GROWTH_MARK
+    from ..charts.hotspots import allocation_sites, memory_growth, rss_over_tasks
 
     sec = Section(
         "memory",
         "Memory hotspots",
-        "RSS growth per task run, worker processes whose RSS keeps growing (leak suspects) and the top allocation "
-        "sites (tracemalloc).",
+        "RSS growth per task run, worker processes whose RSS keeps growing (leak suspects), RSS along each "
+        "process's task sequence and the top allocation sites (tracemalloc).",
     )
     by_task = memory_by_task(ps)
     if len(by_task):
@@ -354,6 +355,9 @@ def _memory_section(ps: ProfileData, top_n: int) -> Section:
         caption = (f"Worker processes: {suspects} leak suspect(s) (RSS grows steadily, carried by the named tasks)"
                    if suspects else "Worker processes: no leak suspect")  # fmt: skip
         sec.items.append(Table(workers[cols].head(top_n), fm, caption=caption, id="memory-workers"))
+        seq = rss_sequence(ps, min_growth=RSS_GROWTH_MARK)
+        sec.items.append(Figure(rss_over_tasks(seq, min_growth=RSS_GROWTH_MARK),
+                                "RSS after each task along each worker process (marked: the task grew it)"))  # fmt: skip
     sites = sites_of(ps)
     if len(sites):
         sites = sites.head(top_n)

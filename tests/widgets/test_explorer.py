@@ -302,6 +302,30 @@ def test_hotspots_flag_n_plus_one_and_the_leaking_worker(app):
     assert set(tab.selected["kind"]) == {"n_plus_one", "leak_suspect"}
 
 
+def test_hotspots_memory_comes_from_the_filtered_tasks_only_and_draws_rss_per_process(app):
+    from .conftest import EVIL_TASK
+
+    tab = app.show("Hotspots")
+    lines = [t for t in tab.rss_fig.data if t.mode == "lines"]
+    marks = [t for t in tab.rss_fig.data if t.mode == "markers"]
+    assert sorted(t.name for t in lines) == ["worker1@host:200", "worker1@host:201"]
+    assert [t.name for t in marks] == ["orders.process"] and list(marks[0].x) == [1, 2, 4, 5]
+    assert list(lines[0].y) == [107.5, 115.0, 115.0, 122.5, 130.0, 130.0]  # RSS after each task (MiB)
+    assert tab.rss_fig.shown.layout.title.text and "(MiB)" in tab.rss_fig.shown.layout.yaxis.title.text
+    # the hostile task ran between the leaking ones in pid 200: its readings climb, but none of it is its own
+    app.set_filters(task_name=EVIL_TASK)
+    tab = app.show("Hotspots")
+    mem = tab.memory.set_index("pid")
+    assert list(mem.index) == [200] and mem.loc[200, "tasks"] == 2
+    assert mem.loc[200, "growth"] == 0 and mem.loc[200, "growth_mib"] == 0 and not bool(mem.loc[200, "leak_suspect"])
+    assert tab.rss["seq"].tolist() == [1, 2] and not tab.rss["grew"].any()
+    assert [t.mode for t in tab.rss_fig.data] == ["lines"]  # nothing marked
+    app.set_filters(task_name="orders.process")
+    mem = app.show("Hotspots").memory.set_index("pid")
+    assert mem.loc[200, "growth"] == 30 * 2**20 and mem.loc[201, "growth"] == 0
+    assert not app.errors.errors
+
+
 def test_hotspots_without_sidecar_data_say_so(tmp_path):
     from celerylab.testing import write_profile
 
