@@ -356,8 +356,8 @@ def _memory_section(ps: ProfileData, top_n: int) -> Section:
                    if suspects else "Worker processes: no leak suspect")  # fmt: skip
         sec.items.append(Table(workers[cols].head(top_n), fm, caption=caption, id="memory-workers"))
         seq = rss_sequence(ps, min_growth=RSS_GROWTH_MARK)
-        sec.items.append(Figure(rss_over_tasks(seq, min_growth=RSS_GROWTH_MARK),
-                                "RSS after each task along each worker process (marked: the task grew it)"))  # fmt: skip
+        caption = "RSS after each task along each worker process (marked: the task grew it)"
+        sec.items.append(Figure(rss_over_tasks(seq, min_growth=RSS_GROWTH_MARK), caption))
     sites = sites_of(ps)
     if len(sites):
         sites = sites.head(top_n)
