@@ -354,6 +354,7 @@ def _memory_section(ps: ProfileData, top_n: int) -> Section:
         suspects = int(workers["leak_suspect"].sum())
         caption = (f"Worker processes: {suspects} leak suspect(s) (RSS grows steadily, carried by the named tasks)"
                    if suspects else "Worker processes: no leak suspect")  # fmt: skip
+        caption += "; growth sums the tasks' own runs (RSS after − before), first/last are the readings"
         sec.items.append(Table(workers[cols].head(top_n), fm, caption=caption, id="memory-workers"))
         seq = rss_sequence(ps, min_growth=RSS_GROWTH_MARK)
         caption = "RSS after each task along each worker process (marked: the task grew it)"
@@ -376,10 +377,12 @@ def _callgraph_section(ps: ProfileData, options: Any, warnings: list[str]) -> Se
         "callgraph",
         "Call graph",
         "Merged over every profile (gprof2dot + Graphviz); nodes: total % "
-        "(own %) and calls. Small functions and calls are pruned.",
+        "(own %) and calls. Small functions and calls are pruned. The hot path (the heaviest call at each step "
+        "from the entry function) is drawn thick in purple; the whole graph fits the page on open, the wheel "
+        "zooms and a drag pans.",
     )
     try:
-        sec.items.append(Svg(callgraph_svg(ps, options)))
+        sec.items.append(Svg(callgraph_svg(ps, options), viewer=True))
     except CallgraphError as e:
         warnings.append(str(e))
         sec.items.append(Note(f"Call graph not drawn: {e}", "warning"))
