@@ -220,12 +220,60 @@ def test_drilldown_per_profile_boxes_by_run(app, ps):
 
 def test_drilldown_focus_survives_a_filter_that_hides_it(app, ps):
     evil = fid_of(ps, ONLY_EVIL)
+    label = ps.functions["label"].iloc[evil]
     app.drill(evil)
     app.filters.dropdowns["task"].value = "orders.process"
-    assert "is not called in the filtered profiles" in app.drilldown.info.value
-    assert app.drilldown.current.empty
+    # THEN the drilldown says the focus is hidden by the filters, keeps it, and the box still names it
+    dd = app.drilldown
+    assert "celerylab-focus-hidden" in dd.info.value and "hidden by the filters" in dd.info.value
+    assert "is not called in the filtered profiles (10)" in dd.info.value
+    assert dd.current.empty and dd.focus == evil and dd.picker.value == label
+    assert dd.fig.shown.layout.annotations[0].text.startswith("hidden by the filters")
+    # AND when the filter is relaxed the focus is drawn again
     app.filters.dropdowns["task"].value = ALL
-    assert app.drilldown.focus == evil and app.drilldown.current["side"].tolist() == ["caller"]
+    assert dd.focus == evil and dd.current["side"].tolist() == ["caller"]
+    assert "celerylab-focus'" in dd.info.value and "hidden" not in dd.info.value and dd.picker.value == label
+
+
+def test_drilldown_function_box_follows_the_focus(app, ps):
+    labels = ps.functions["label"]
+    exec_id = fid_of(ps, ("/venv/lib/python3.11/site-packages/sqlalchemy/engine/base.py", 100, "execute"))
+    dd = app.drilldown
+    # state.drill (what the Functions and Findings tabs use)
+    app.state.drill(exec_id)
+    assert dd.focus == exec_id and dd.picker.value == labels.iloc[exec_id]
+    # a click on a caller bar
+    target = int(dd.fig.data[0].customdata[0][0])
+    dd.on_figure_click(dd.fig.data[0], click(dd.fig.data[0], 0))
+    assert dd.picker.value == labels.iloc[target]
+    # a pick in the callees list, then back
+    first = dd.callees_list.options[0][1]
+    dd.callees_list.value = first
+    assert dd.picker.value == labels.iloc[first] and dd.history == [exec_id, target]
+    dd.back_button.click()
+    assert dd.focus == target and dd.picker.value == labels.iloc[target]
+    # a filter change redraws the same focus with the same text, and the sync is not taken for a new pick
+    app.filters.dropdowns["run"].value = "baseline"
+    assert dd.focus == target and dd.picker.value == labels.iloc[target] and dd.history == [exec_id]
+    assert not app.errors.errors
+
+
+def test_drilldown_error_clears_when_the_function_box_is_fixed(app, ps):
+    dd = app.drilldown
+    app.show("Drilldown")
+    dd.picker.value = "no_such_function_anywhere"
+    assert app.errors.banner.layout.display == "" and "no_such_function_anywhere" in app.errors.banner.value
+    # WHEN the text is corrected to a function that exists
+    dd.picker.value = "load_orders"
+    # THEN the banner goes and the drilldown shows it
+    assert app.errors.banner.layout.display == "none" and app.errors.output.outputs == ()
+    assert dd.focus == fid_of(ps, ("/srv/app/orders.py", 10, "load_orders"))
+    assert dd.picker.value == ps.functions["label"].iloc[dd.focus]
+    # AND an error of another control is not cleared by an unrelated success
+    app.filters.time_from.value = "yesterday-ish"
+    assert app.errors.banner.layout.display == ""
+    dd.callees_list.value = dd.callees_list.options[0][1]
+    assert app.errors.banner.layout.display == "" and "yesterday-ish" in app.errors.banner.value
 
 
 # ----------------------------------------------------------------------------------------------- escaping
