@@ -414,4 +414,8 @@ GRAPH_CSS = (
     ".celerylab-graph-legend{color:#444}"
     ".celerylab-graph-stage{width:100%;max-width:100%;border:1px solid #ddd;background:#fff;overflow:hidden;"
     "user-select:none}"
+    # the hot path keeps a visible width in screen pixels at every zoom (fitted, a big graph is drawn small)
+    ".celerylab-graph-stage g.edge.celerylab-hot path{stroke-width:4px;vector-effect:non-scaling-stroke}"
+    ".celerylab-graph-stage g.node.celerylab-hot polygon,.celerylab-graph-stage g.node.celerylab-hot path"
+    "{stroke-width:3px;vector-effect:non-scaling-stroke}"
 )

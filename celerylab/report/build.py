@@ -370,23 +370,36 @@ def _memory_section(ps: ProfileData, top_n: int) -> Section:
     return sec
 
 
+CALLGRAPH_INTRO = (
+    "Merged over every profile (gprof2dot + Graphviz); nodes: total % (own %) and calls. Small functions and calls "
+    "are pruned. The hot path (the heaviest call at each step from the entry function) is drawn thick in purple; "
+    "the whole graph fits the page on open, the wheel zooms and a drag pans."
+)
+
+
 def _callgraph_section(ps: ProfileData, options: Any, warnings: list[str]) -> Section:
     from ..callgraph import CallgraphError, callgraph_svg
 
-    sec = Section(
-        "callgraph",
-        "Call graph",
-        "Merged over every profile (gprof2dot + Graphviz); nodes: total % "
-        "(own %) and calls. Small functions and calls are pruned. The hot path (the heaviest call at each step "
-        "from the entry function) is drawn thick in purple; the whole graph fits the page on open, the wheel "
-        "zooms and a drag pans.",
-    )
+    sec = Section("callgraph", "Call graph", CALLGRAPH_INTRO)
     try:
         sec.items.append(Svg(callgraph_svg(ps, options), viewer=True))
     except CallgraphError as e:
         warnings.append(str(e))
         sec.items.append(Note(f"Call graph not drawn: {e}", "warning"))
     return sec
+
+
+def write_callgraph_page(ps: ProfileData, path: str | os.PathLike[str], options: Any = None, *,
+                         title: str = "Call graph", timeout: float = 60.0) -> str:  # fmt: skip
+    """The call graph of ``ps`` alone as a self-contained HTML page with the viewer (fitted on open, zoom, pan,
+    hot path), sanitised and under the report's Content-Security-Policy; returns the path.  A graph that cannot
+    be drawn raises :class:`~celerylab.errors.CallgraphError` (nothing is written)."""
+    from ..callgraph import callgraph_svg
+
+    svg = callgraph_svg(ps, options, timeout=timeout)
+    rep = Report(title=title, meta=[("profiles", len(ps))])
+    rep.sections.append(Section("callgraph", "Call graph", CALLGRAPH_INTRO, [Svg(svg, viewer=True)]))
+    return write_atomic(path, render_html(rep))
 
 
 def _slug(text: Any) -> str:
