@@ -265,6 +265,8 @@ def test_rss_sequence_numbers_each_process_and_marks_the_growing_tasks(interleav
     assert p6["seq"].tolist() == [1, 2, 3, 4] and not p6["grew"].any() and (p6["rss_after"] == 60 * MiB).all()
     assert p5["task_id"].iloc[0] == str(uuid.UUID(int=10_000))
     assert not rss_sequence(interleaved, min_growth=2 * MiB)["grew"].any()
+    pd.testing.assert_frame_equal(interleaved.rss_sequence(min_growth=2 * MiB),
+                                  rss_sequence(interleaved, min_growth=2 * MiB))  # fmt: skip
     # a filtered selection is numbered along its own profiles
     leak = rss_sequence(interleaved.where(task_name="leak"))
     assert leak["seq"].tolist() == list(range(1, 9)) and leak["grew"].all()
