@@ -114,6 +114,12 @@ class ProfileSet(ProfileData):
 
         return memory_hotspots(self, **options)
 
+    def rss_sequence(self, **options: Any) -> pd.DataFrame:
+        """RSS after each task along each worker process; :func:`celerylab.analysis.rss_sequence`."""
+        from .analysis import rss_sequence
+
+        return rss_sequence(self, **options)
+
     # --------------------------------------------------------------------------------------------- display
     def _repr_html_(self) -> str:
         s = self.summary()

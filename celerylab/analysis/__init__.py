@@ -4,7 +4,7 @@ Public functions (columns in ``docs/analysis.md``): :func:`top`, :func:`callers`
 :func:`call_tree`, :func:`categorize`,
 :func:`findings`, :func:`findings_evidence`, :func:`category_shares`, :func:`diff`, :func:`db_time`,
 :func:`db_hotspots`, :func:`n_plus_one`, :func:`memory_by_task`, :func:`memory_hotspots`, :func:`leak_suspects`,
-:func:`allocation_sites`, :func:`latency`, :func:`latency_over_time`, :func:`queue_wait_episodes`.
+:func:`rss_sequence`, :func:`allocation_sites`, :func:`latency`, :func:`latency_over_time`, :func:`queue_wait_episodes`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .hotspots import (
     memory_hotspots,
     n_plus_one,
     normalize_sql,
+    rss_sequence,
 )
 from .latency import latency, latency_over_time, queue_wait_episodes
 
@@ -51,5 +52,6 @@ __all__ = [
     "normalize_sql",
     "per_invocation",
     "queue_wait_episodes",
+    "rss_sequence",
     "top",
 ]

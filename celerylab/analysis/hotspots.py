@@ -11,7 +11,8 @@ DB, two sources:
 Memory, from the sidecars: RSS before/after each task, tracemalloc peak and the top live allocation sites at the
 end of the task.  :func:`memory_by_task` (peak and RSS growth per task), :func:`memory_hotspots` (per worker
 process: does RSS keep growing across its task sequence?), :func:`leak_suspects` (which task names the growth
-comes with) and :func:`allocation_sites`.
+comes with), :func:`rss_sequence` (RSS after each task along each process's sequence) and
+:func:`allocation_sites`.
 
 Sizes are bytes, times seconds.
 """
@@ -316,9 +317,15 @@ def memory_hotspots(ps: ProfileData, *, min_growth: float = 2**20, min_tasks: in
     """Per worker process (``hostname, pid``): does RSS keep growing across its task sequence (by
     ``started_at``), and with which task?
 
-    ``tasks``; ``rss_first`` (RSS before its first task), ``rss_last`` (after its last), ``growth`` (the
-    difference), ``growth_per_task``; ``late_growth`` (over the second half of the sequence — a warm-up plateau
-    does not count); ``trend`` (rank correlation of RSS-after with the position in the sequence, 1 = always up);
+    Growth is attributed to the tasks of ``ps`` only: every growth column sums the tasks' own
+    ``rss_after - rss_before``, so on a filtered selection (one task name, one run…) the growth that other tasks of
+    the same process caused between the selected ones never counts; on an unfiltered, back-to-back sequence this
+    equals the difference of the readings.
+
+    ``tasks``; ``rss_first`` (RSS before its first task), ``rss_last`` (after its last; both readings as recorded),
+    ``growth`` (summed over its tasks), ``growth_per_task``; ``late_growth`` (over the second half of the
+    sequence — a warm-up plateau does not count); ``trend`` (rank correlation of the RSS its tasks built up —
+    ``rss_first`` plus the running sum of their growth — with the position in the sequence, 1 = always up);
     ``steady_growth`` (``tasks >= min_tasks``, ``late_growth >= min_growth`` bytes, ``trend >= min_trend``);
     ``leak_suspect`` (steady growth **and** a task name that carries it: its own invocations grew RSS by at least
     ``min_growth`` in total, in ``>= min_share`` of its runs, and ``>= min_factor`` x as much per run as the other
@@ -332,19 +339,56 @@ def memory_hotspots(ps: ProfileData, *, min_growth: float = 2**20, min_tasks: in
     t = _task_growth(d, min_growth=min_growth, min_share=min_share, min_factor=min_factor, min_runs=3)
     rows = []
     for (host, pid), g in d.groupby(["hostname", "pid"], sort=True, dropna=False):
-        after = g["rss_after"].to_numpy()
+        # only the selected tasks' own growth counts (a task filtered out may have run in between)
+        own = g["growth"].to_numpy(dtype=float)
+        first = float(g["rss_before"].iloc[0])
         n = len(g)
         half = n // 2
-        late = float(after[-1] - after[half - 1]) if half >= 1 else 0.0
-        trend = _spearman(after)
+        late = float(own[half:].sum()) if half >= 1 else 0.0
+        trend = _spearman(first + np.cumsum(own))
         steady = bool(n >= min_tasks and late >= min_growth and trend == trend and trend >= min_trend)
         mine = t.loc[(t["hostname"] == host) & (t["pid"] == pid) & t["suspect"]].sort_values("total", ascending=False)
         tasks = [str(x) for x in mine["task_name"]]
-        growth = float(after[-1] - g["rss_before"].iloc[0])
-        rows.append((host, pid, n, float(g["rss_before"].iloc[0]), float(after[-1]), growth, growth / n, late, trend,
+        growth = float(own.sum())
+        rows.append((host, pid, n, first, float(g["rss_after"].iloc[-1]), growth, growth / n, late, trend,
                      steady, steady and bool(tasks), ", ".join(tasks)))  # fmt: skip
     out = pd.DataFrame(rows, columns=MEMORY_HOTSPOT_COLUMNS)
     return out.sort_values("growth", ascending=False, kind="stable").reset_index(drop=True)
+
+
+RSS_SEQUENCE_COLUMNS = ["hostname", "pid", "worker", "seq", "profile_id", "task_name", "task_id", "started_at",
+                        "rss_before", "rss_after", "growth", "grew"]  # fmt: skip
+
+
+#: a task whose own run grew RSS by at least this many bytes is marked on the RSS-over-tasks line (512 KiB)
+RSS_GROWTH_MARK = 2**19
+
+
+def rss_sequence(ps: ProfileData, *, min_growth: float = RSS_GROWTH_MARK) -> pd.DataFrame:
+    """RSS after each task, along each worker process's task sequence: the data of a "RSS over tasks" line.
+
+    One row per profile with RSS readings: ``hostname, pid``; ``worker`` (``hostname:pid``, the line's name);
+    ``seq`` (1, 2, … the task's position in that process's sequence of the profiles in ``ps``, by ``started_at``);
+    ``profile_id, task_name, task_id, started_at``; ``rss_before`` / ``rss_after`` (bytes, as recorded);
+    ``growth`` (this task's own ``rss_after - rss_before``); ``grew`` (``growth >= min_growth`` bytes: the tasks
+    to mark).  Ordered by worker, then ``seq``."""
+    d = _memory_frame(ps)
+    if not len(d):
+        return pd.DataFrame(columns=RSS_SEQUENCE_COLUMNS)
+    p = ps.profiles
+    if "task_id" in p.columns:
+        ids = pd.Series(p["task_id"].astype(object).to_numpy(), index=p["profile_id"].to_numpy())
+        d["task_id"] = d["profile_id"].map(ids).to_numpy()
+    else:
+        d["task_id"] = None
+    d["hostname"] = group_key(d["hostname"]).astype(str).to_numpy()
+    d = d.sort_values(["hostname", "pid", "started_at", "profile_id"], kind="stable").reset_index(drop=True)
+    pid_text = [str(int(x)) if isinstance(x, int | float | np.integer | np.floating) and x == x else UNKNOWN
+                for x in d["pid"]]  # fmt: skip
+    d["worker"] = d["hostname"] + ":" + pd.Series(pid_text, index=d.index)
+    d["seq"] = d.groupby("worker", sort=False).cumcount().astype(np.int64) + 1
+    d["grew"] = d["growth"] >= min_growth
+    return d[RSS_SEQUENCE_COLUMNS]
 
 
 def leak_suspects(ps: ProfileData, *, min_growth: float = 2**20, min_share: float = 0.5,

@@ -127,3 +127,59 @@ def allocation_sites(df: pd.DataFrame, *, value: str = "size", site: str | None 
         margin=margin(r=20),
     )
     return titled(fig, title)
+
+
+#: the marked tasks (grew RSS beyond the threshold): one colour per task name, distinct from the process lines
+GREW_COLORS = ("#d62728", "#111111", "#e377c2", "#8c564b", "#bcbd22", "#17becf", "#ff7f0e", "#7f7f7f", "#2ca02c",
+               "#1f77b4")  # fmt: skip
+
+
+def rss_over_tasks(seq: pd.DataFrame, *, min_growth: float | None = None,
+                   title: str | None = "RSS after each task, per worker process") -> go.Figure:  # fmt: skip
+    """One line per worker process: x = the task's position in the process's sequence, y = RSS after it (MiB).
+
+    ``seq`` is :func:`celerylab.analysis.rss_sequence`; the tasks with ``grew`` set get a triangle marker, one
+    legend entry (and colour) per task name, so the task that keeps growing the process stands out.  Hover: task
+    name, id and its own growth.  ``min_growth`` (bytes) only names the threshold in the legend."""
+    need = ("worker", "seq", "rss_after", "growth", "task_name", "grew")
+    for c in need:
+        if c not in seq.columns:
+            raise ColumnNotFound(f"rss_over_tasks: no column {c!r}; pass analysis.rss_sequence(ps)")
+    d = seq.reset_index(drop=True)
+    mib = 2**20
+    ids = d["task_id"].astype(object).where(d["task_id"].notna(), "") if "task_id" in d else pd.Series("", d.index)
+    custom = list(zip([plotly_text(n) for n in d["task_name"]], [plotly_text(i) for i in ids],
+                      (d["growth"].astype(float) / mib).tolist(), strict=True))  # fmt: skip
+    hover = ("#%{x} %{customdata[0]}<br>task id %{customdata[1]}<br>RSS after %{y:.1f} MiB"
+             "<br>own growth %{customdata[2]:+.2f} MiB<extra>%{fullData.name}</extra>")  # fmt: skip
+    fig = go.Figure()
+    for worker, g in d.groupby("worker", sort=True):
+        idx = g.index.to_numpy()
+        fig.add_trace(go.Scatter(
+            x=g["seq"].to_numpy(), y=g["rss_after"].to_numpy(dtype=float) / mib, mode="lines",
+            name=plotly_text(worker), line={"width": 1.5}, customdata=[custom[i] for i in idx],
+            hovertemplate=hover, legendgroup="workers", legendgrouptitle={"text": "worker process"},
+        ))  # fmt: skip
+    grew = d.loc[d["grew"].astype(bool)]
+    limit = "" if min_growth is None else f" ≥ {min_growth / mib:.2g} MiB"
+    groups = dict(list(grew.groupby(group_labels(grew["task_name"]), sort=True)))
+    # the task marked most often first: it gets the first colour and heads the legend group
+    for k, task in enumerate(sorted(groups, key=lambda name: (-len(groups[name]), name))):
+        g = groups[task]
+        idx = g.index.to_numpy()
+        fig.add_trace(go.Scatter(
+            x=g["seq"].to_numpy(), y=g["rss_after"].to_numpy(dtype=float) / mib, mode="markers",
+            name=plotly_text(task), customdata=[custom[i] for i in idx], hovertemplate=hover,
+            marker={"symbol": "triangle-up", "size": 9, "color": GREW_COLORS[k % len(GREW_COLORS)],
+                    "line": {"width": 1, "color": "#fff"}},
+            legendgroup="grew", legendgrouptitle={"text": plotly_text(f"task grew RSS{limit}")},
+        ))  # fmt: skip
+    fig.update_layout(
+        xaxis_title="task sequence number in the worker process",
+        yaxis_title="RSS after the task (MiB)",
+        height=380,
+        showlegend=True,
+        legend={"groupclick": "toggleitem"},
+        margin=margin(),
+    )
+    return titled(fig, title)

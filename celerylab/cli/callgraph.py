@@ -11,7 +11,7 @@ from ._common import check_output, load_selection, output_option, range_option, 
 
 @click.command()
 @click.argument("src", nargs=-1, required=True)
-@output_option("File to write: .svg, .png, .pdf or .dot.")
+@output_option("File to write: .svg, .png, .pdf, .dot, or .html (a page that fits, zooms and pans the graph).")
 @with_selection
 @range_option("--node-thres", low=0, high=100, default=0.5, help="Drop functions below this % of the total time.")
 @range_option("--edge-thres", low=0, high=100, default=0.1, help="Drop calls below this % of the total time.")
@@ -40,5 +40,10 @@ def callgraph(
         dot_binary()  # fail before loading when Graphviz is missing
     ps = load_selection(src, jobs=jobs, cache=not no_cache, task=task, run=run)
     opts = CallgraphOptions(node_thres=node_thres, edge_thres=edge_thres, max_nodes=max_nodes, root=root)
-    write_callgraph(ps, output, opts, timeout=timeout)
+    if output.lower().endswith((".html", ".htm")):
+        from ..report.build import write_callgraph_page
+
+        write_callgraph_page(ps, output, opts, timeout=timeout)
+    else:
+        write_callgraph(ps, output, opts, timeout=timeout)
     click.echo(f"wrote {output} ({os.path.getsize(output):,} bytes, {len(ps):,} profiles)")

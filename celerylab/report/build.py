@@ -328,14 +328,15 @@ def _db_section(ps: ProfileData, top_n: int) -> Section:
 
 def _memory_section(ps: ProfileData, top_n: int) -> Section:
     from ..analysis import allocation_sites as sites_of
-    from ..analysis import memory_by_task, memory_hotspots
-    from ..charts.hotspots import allocation_sites, memory_growth
+    from ..analysis import memory_by_task, memory_hotspots, rss_sequence
+    from ..analysis.hotspots import RSS_GROWTH_MARK
+    from ..charts.hotspots import allocation_sites, memory_growth, rss_over_tasks
 
     sec = Section(
         "memory",
         "Memory hotspots",
-        "RSS growth per task run, worker processes whose RSS keeps growing (leak suspects) and the top allocation "
-        "sites (tracemalloc).",
+        "RSS growth per task run, worker processes whose RSS keeps growing (leak suspects), RSS along each "
+        "process's task sequence and the top allocation sites (tracemalloc).",
     )
     by_task = memory_by_task(ps)
     if len(by_task):
@@ -353,7 +354,11 @@ def _memory_section(ps: ProfileData, top_n: int) -> Section:
         suspects = int(workers["leak_suspect"].sum())
         caption = (f"Worker processes: {suspects} leak suspect(s) (RSS grows steadily, carried by the named tasks)"
                    if suspects else "Worker processes: no leak suspect")  # fmt: skip
+        caption += "; growth sums the tasks' own runs (RSS after − before), first/last are the readings"
         sec.items.append(Table(workers[cols].head(top_n), fm, caption=caption, id="memory-workers"))
+        seq = rss_sequence(ps, min_growth=RSS_GROWTH_MARK)
+        caption = "RSS after each task along each worker process (marked: the task grew it)"
+        sec.items.append(Figure(rss_over_tasks(seq, min_growth=RSS_GROWTH_MARK), caption))
     sites = sites_of(ps)
     if len(sites):
         sites = sites.head(top_n)
@@ -365,21 +370,36 @@ def _memory_section(ps: ProfileData, top_n: int) -> Section:
     return sec
 
 
+CALLGRAPH_INTRO = (
+    "Merged over every profile (gprof2dot + Graphviz); nodes: total % (own %) and calls. Small functions and calls "
+    "are pruned. The hot path (the heaviest call at each step from the entry function) is drawn thick in purple; "
+    "the whole graph fits the page on open, the wheel zooms and a drag pans."
+)
+
+
 def _callgraph_section(ps: ProfileData, options: Any, warnings: list[str]) -> Section:
     from ..callgraph import CallgraphError, callgraph_svg
 
-    sec = Section(
-        "callgraph",
-        "Call graph",
-        "Merged over every profile (gprof2dot + Graphviz); nodes: total % "
-        "(own %) and calls. Small functions and calls are pruned.",
-    )
+    sec = Section("callgraph", "Call graph", CALLGRAPH_INTRO)
     try:
-        sec.items.append(Svg(callgraph_svg(ps, options)))
+        sec.items.append(Svg(callgraph_svg(ps, options), viewer=True))
     except CallgraphError as e:
         warnings.append(str(e))
         sec.items.append(Note(f"Call graph not drawn: {e}", "warning"))
     return sec
+
+
+def write_callgraph_page(ps: ProfileData, path: str | os.PathLike[str], options: Any = None, *,
+                         title: str = "Call graph", timeout: float = 60.0) -> str:  # fmt: skip
+    """The call graph of ``ps`` alone as a self-contained HTML page with the viewer (fitted on open, zoom, pan,
+    hot path), sanitised and under the report's Content-Security-Policy; returns the path.  A graph that cannot
+    be drawn raises :class:`~celerylab.errors.CallgraphError` (nothing is written)."""
+    from ..callgraph import callgraph_svg
+
+    svg = callgraph_svg(ps, options, timeout=timeout)
+    rep = Report(title=title, meta=[("profiles", len(ps))])
+    rep.sections.append(Section("callgraph", "Call graph", CALLGRAPH_INTRO, [Svg(svg, viewer=True)]))
+    return write_atomic(path, render_html(rep))
 
 
 def _slug(text: Any) -> str:

@@ -69,6 +69,8 @@ class Svg:
 
     markup: str
     caption: str = ""
+    viewer: bool = False
+    """shown in the call graph viewer (fitted on open, zoom, pan, hot path button)"""
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from .. import fmt as _fmt
 from .._version import __version__
+from ..callgraph import GRAPH_CSS, VIEWER_JS, VIEWER_TOOLBAR
 from ..errors import CelerylabError
 from .model import Figure, Note, Report, Svg, Table
 
@@ -145,6 +146,11 @@ def _figure_json(fig: go.Figure) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+#: the call graph viewer of the page (one script, admitted by its hash like the figures' bootstrap)
+_GRAPH_BOOT = (VIEWER_JS + "\nArray.prototype.forEach.call(document.querySelectorAll('.celerylab-graph'), "
+               "celerylabGraphView);\n")  # fmt: skip
+
+
 def _script_hash(code: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(code.encode("utf-8")).digest()).decode("ascii") + "'"
 
@@ -155,6 +161,7 @@ def render_html(report: Report) -> str:
 
     esc = _fmt.esc
     figures: list[tuple[str, str]] = []
+    viewers = 0
     body: list[str] = []
     for sec in report.sections:
         parts = [f'<section id="{esc(sec.id)}"><h2>{esc(sec.title)}</h2>']
@@ -172,7 +179,12 @@ def render_html(report: Report) -> str:
             elif isinstance(item, Svg):
                 if item.caption:
                     parts.append(f'<div class="caption">{esc(item.caption)}</div>')
-                parts.append(f'<div class="svg">{sanitize_svg(item.markup)}</div>')
+                if item.viewer:
+                    viewers += 1
+                    stage = f'<div class="celerylab-graph-stage">{sanitize_svg(item.markup)}</div>'
+                    parts.append(f'<div class="celerylab-graph" data-max-height="720">{VIEWER_TOOLBAR}{stage}</div>')
+                else:
+                    parts.append(f'<div class="svg">{sanitize_svg(item.markup)}</div>')
             elif isinstance(item, Note):
                 cls = {"warning": "warning", "finding": "finding"}.get(item.level, "note")
                 parts.append(f'<p class="{cls}">{esc(item.text)}</p>')
@@ -191,12 +203,16 @@ def render_html(report: Report) -> str:
             for fid, js in figures
         )
         scripts = f"<script>{plotly_js}</script>{data}<script>{boot}</script>"
+    if viewers:
+        hashes.append(_script_hash(_GRAPH_BOOT))
+        scripts += f"<script>{_GRAPH_BOOT}</script>"
     csp = (
         "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
         f"script-src {' '.join(hashes) if hashes else chr(39) + 'none' + chr(39)}"
     )
     generated = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return Template(static_file("page.html")).substitute(
-        csp=esc(csp), version=esc(__version__), title=esc(report.title), css=static_file("report.css"), meta=meta,
+        csp=esc(csp), version=esc(__version__), title=esc(report.title), meta=meta,
         nav=nav, body="".join(body), generated=esc(generated), scripts=scripts,
+        css=static_file("report.css") + GRAPH_CSS,
     )  # fmt: skip

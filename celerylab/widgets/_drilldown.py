@@ -117,8 +117,11 @@ class DrilldownTab(TabController):
             self.focus = int(top["func_id"].iloc[0])
         self._draw()
 
-    def _show_empty(self, text: str) -> None:
-        self.info.value = f"<div style='color:#666'>{esc(text)}</div>"
+    def _show_empty(self, text: str, css_class: str = "celerylab-focus-empty") -> None:
+        self.info.value = (
+            f"<div class='{css_class}' style='color:#8a4b00;background:#fff8e1;padding:4px 8px;"
+            f"border-left:4px solid #f0ad4e'>{esc(text)}</div>"
+        )
         self.current = pd.DataFrame()
         self._mute = True
         try:
@@ -140,8 +143,13 @@ class DrilldownTab(TabController):
         row = ft.loc[ft["func_id"] == fid]
         f = ps.functions.iloc[fid]
         if not len(row):
-            self._show_empty(f"{f['label']} is not called in the filtered profiles")
+            self._show_empty(
+                f"hidden by the filters: {f['label']} is not called in the filtered profiles ({len(ps):,}). "
+                "The drilldown stays on it and shows it again when the filters include it.",
+                css_class="celerylab-focus-hidden",
+            )
             self._draw_breadcrumb()
+            self._sync_picker()
             return
         r = row.iloc[0]
         self.callers_df = an.callers(ps, fid)
@@ -166,7 +174,20 @@ class DrilldownTab(TabController):
         self._draw_neighbours(str(f["label"]))
         self._draw_per_profile(fid)
         self._draw_breadcrumb()
+        self._sync_picker()
         self.last_update_ms = (time.perf_counter() - t0) * 1000
+
+    def _sync_picker(self) -> None:
+        """The function box shows the focus's label (whatever moved it: a click, a pick, ``state.drill``, a filter
+        change), without that counting as a new pick."""
+        text = "" if self.focus is None else str(self.ps.functions["label"].iloc[self.focus])
+        if self.picker.value == text:
+            return
+        self._mute = True
+        try:
+            self.picker.value = text
+        finally:
+            self._mute = False
 
     def _draw_neighbours(self, focus_label: str) -> None:
         """The callers/callees figure; in place (new bar data only) when it already shows one with both sides."""
@@ -255,7 +276,7 @@ class DrilldownTab(TabController):
     def on_pick(self, change: dict[str, Any]) -> None:
         """A function was typed or picked in the combobox (an unknown name shows an error)."""
         text = str(change["new"]).strip()
-        if not text:
+        if self._mute or not text:
             return
         self.move_to(int(text) if text.isdigit() else text)
 

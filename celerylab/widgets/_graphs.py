@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import TYPE_CHECKING, Any
 
+import anywidget
 import ipywidgets as w
+import traitlets as t
 
+from ..callgraph import GRAPH_CSS, VIEWER_JS, VIEWER_TOOLBAR
 from ..charts.calltree import APPROXIMATION_NOTE, calltree
 from ._base import esc, guarded, message_figure, new_figure_widget, show_figure
 from ._data import calltree_frame
@@ -18,10 +22,41 @@ if TYPE_CHECKING:
     from ._state import ExplorerState
 
 
+class GraphView(anywidget.AnyWidget):
+    """An SVG call graph with the shared viewer (:data:`celerylab.callgraph.VIEWER_JS`): fitted into the output on
+    open, wheel/buttons to zoom, drag to pan, a button to the hot path.  :attr:`svg` is the ``<svg>`` markup."""
+
+    _esm = (
+        VIEWER_JS
+        + "\nconst TOOLBAR = "
+        + json.dumps(VIEWER_TOOLBAR)
+        + r""";
+function render({ model, el }) {
+  el.classList.add("celerylab-graph");
+  const draw = () => {
+    el.setAttribute("data-max-height", String(model.get("max_height")));
+    const svg = model.get("svg");
+    el.innerHTML = svg ? TOOLBAR + '<div class="celerylab-graph-stage">' + svg + "</div>" : "";
+    if (svg) celerylabGraphView(el);
+  };
+  draw();
+  model.on("change:svg", draw);
+  return () => model.off("change:svg", draw);
+}
+export default { render };
+"""
+    )
+    _css = GRAPH_CSS
+    svg = t.Unicode("").tag(sync=True)
+    max_height = t.Int(640).tag(sync=True)
+
+
 class CallgraphTab(TabController):
     """The merged call graph of the filtered selection, pruned by ``node_thres`` / ``edge_thres`` (percent of the
-    total time), optionally rooted at the drilldown function.  :attr:`svg` is the SVG shown (``""`` when none);
-    where ``dot`` is missing the tab says how to install it."""
+    total time), optionally rooted at the drilldown function, with its hot path highlighted.  On open the whole
+    graph fits the output; zoom (wheel, +/−), pan (drag), fit, hot path and 1:1 buttons are in the page
+    (:class:`GraphView`).  :attr:`svg` is the SVG drawn (``""`` when none); where ``dot`` is missing the tab says
+    how to install it."""
 
     title = "Call graph"
 
@@ -35,18 +70,12 @@ class CallgraphTab(TabController):
         )
         self.render_button = w.Button(description="render", button_style="primary", layout=w.Layout(width="90px"))
         self.render_button.on_click(self.on_render)
-        # the whole graph in view on open (scaled to the output's width); "actual size" scrolls instead
-        self.fit = w.ToggleButtons(options=[FIT, ACTUAL], value=FIT, style={"button_width": "90px"})
-        for c in (self.node_thres, self.edge_thres, self.rooted, self.fit):
+        for c in (self.node_thres, self.edge_thres, self.rooted):
             c.observe(self.on_control, names="value")
         self.status = w.HTML()
-        self.graph = w.HTML(layout=w.Layout(overflow="auto", max_height="900px", border="1px solid #ddd"))
+        self.graph = GraphView(layout=w.Layout(width="100%"))
         self.widget = w.VBox(
-            [
-                w.HBox([self.node_thres, self.edge_thres, self.rooted, self.render_button, self.fit]),
-                self.status,
-                self.graph,
-            ]
+            [w.HBox([self.node_thres, self.edge_thres, self.rooted, self.render_button]), self.status, self.graph]
         )
 
     def refresh(self) -> None:
@@ -54,7 +83,7 @@ class CallgraphTab(TabController):
 
         if not len(self.ps):
             self.svg = ""
-            self.graph.value = ""
+            self.graph.svg = ""
             self.status.value = "<i>no profiles match the filters</i>"
             return
         root = None
@@ -68,17 +97,17 @@ class CallgraphTab(TabController):
             svg = callgraph_svg(self.ps, opts)
         except CallgraphError as e:
             self.svg = ""
-            self.graph.value = ""
+            self.graph.svg = ""
             self.status.value = f"<div class='celerylab-callgraph-error' style='color:#a40000'>{esc(e)}</div>"
             return
         self.svg = svg
         start = svg.find("<svg")
-        markup = svg[start:] if start >= 0 else svg
-        self.graph.value = fit_svg(markup) if self.fit.value == FIT else markup
-        n = svg.count('class="node"')
+        self.graph.svg = svg[start:] if start >= 0 else svg
+        n = svg.count('class="node')
+        hot = len(re.findall(r'class="node celerylab(?:-|&#45;)hot"', svg))
         self.status.value = (
-            f"<span class='celerylab-callgraph-status'>{n} functions, {len(self.ps):,} profiles, node ≥ "
-            f"{opts.node_thres:g}%, edge ≥ {opts.edge_thres:g}%"
+            f"<span class='celerylab-callgraph-status'>{n} functions ({hot} on the hot path), {len(self.ps):,} "
+            f"profiles, node ≥ {opts.node_thres:g}%, edge ≥ {opts.edge_thres:g}%"
             + (f", below {esc(root)}" if root else "")
             + f" · {time.perf_counter() - t0:.2f} s</span>"
         )
@@ -145,23 +174,6 @@ class CalltreeTab(TabController):
         """Kind, rooting or depth changed: redraw."""
         self.stale = False
         self.refresh()
-
-
-FIT, ACTUAL = "fit", "actual size"
-_SVG_SIZE = re.compile(r'(<svg\b[^>]*?)\s(width|height)="[^"]*"')
-
-
-def fit_svg(markup: str) -> str:
-    """The root ``<svg>`` scaled to the width of its box (its ``viewBox`` keeps the proportions): the whole graph
-    in view, however large Graphviz drew it."""
-    head_end = markup.find(">")
-    if head_end < 0:
-        return markup
-    head = markup[: head_end + 1]
-    while _SVG_SIZE.search(head):
-        head = _SVG_SIZE.sub(r"\1", head, count=1)
-    head = head.replace("<svg", '<svg width="100%" style="height:auto;max-height:860px"', 1)
-    return head + markup[head_end + 1 :]
 
 
 def _percent_box(description: str, value: float, step: float) -> w.BoundedFloatText:

@@ -8,7 +8,8 @@ import ipywidgets as w
 import pandas as pd
 
 from ..analysis.findings import short_site
-from ..charts.hotspots import allocation_sites, memory_growth, sql_statements
+from ..analysis.hotspots import RSS_GROWTH_MARK, rss_sequence
+from ..charts.hotspots import allocation_sites, memory_growth, rss_over_tasks, sql_statements
 from ._base import esc, guarded, html_table, message_figure, new_figure_widget, show_figure
 from ._data import allocations_frame, memory_frame, sql_frame
 from ._tab import TabController
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
 
 
 class HotspotsTab(TabController):
-    """Three sections over the filtered selection.  :attr:`sql`, :attr:`memory` and :attr:`allocations` hold the
-    frames shown; :attr:`current` is the SQL frame; :attr:`selected` the N+1 suspects and leak suspects."""
+    """Three sections over the filtered selection.  :attr:`sql`, :attr:`memory`, :attr:`rss` (RSS after each task
+    along each worker process, :func:`celerylab.analysis.rss_sequence`) and :attr:`allocations` hold the frames
+    shown; :attr:`current` is the SQL frame; :attr:`selected` the N+1 suspects and leak suspects.  Every number
+    comes from the filtered profiles only."""
 
     title = "Hotspots"
     #: SQL rows shown at first, and added by each "show more"
@@ -30,6 +33,7 @@ class HotspotsTab(TabController):
         super().__init__(state, errors)
         self.sql = pd.DataFrame()
         self.memory = pd.DataFrame()
+        self.rss = pd.DataFrame()
         self.allocations = pd.DataFrame()
         self.sql_table = w.HTML()
         self.sql_shown = self.page
@@ -42,6 +46,7 @@ class HotspotsTab(TabController):
         self.sql_fig = new_figure_widget(300)
         self.memory_table = w.HTML()
         self.memory_fig = new_figure_widget(320)
+        self.rss_fig = new_figure_widget(380)
         self.alloc_fig = new_figure_widget(300)
         h = w.HTML
         self.widget = w.VBox(
@@ -55,6 +60,7 @@ class HotspotsTab(TabController):
                 h("<h4>Memory growth per worker process <small>(leak suspects highlighted)</small></h4>"),
                 self.memory_table,
                 self.memory_fig,
+                self.rss_fig,
                 h("<h4>Allocation sites</h4>"),
                 self.alloc_fig,
             ]
@@ -90,6 +96,11 @@ class HotspotsTab(TabController):
         else:
             self.memory_table.value = "<i>no memory data captured in these profiles (capture with memory=True)</i>"
             show_figure(self.memory_fig, message_figure("no memory data"))
+        self.rss = rss_sequence(ps, min_growth=RSS_GROWTH_MARK)
+        if len(self.rss):
+            show_figure(self.rss_fig, rss_over_tasks(self.rss, min_growth=RSS_GROWTH_MARK))
+        else:
+            show_figure(self.rss_fig, message_figure("no RSS readings in these profiles"))
         self.allocations = allocations_frame(ps)
         if len(self.allocations):
             show_figure(self.alloc_fig, allocation_sites(self.allocations.head(20)))

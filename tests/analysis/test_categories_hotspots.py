@@ -24,6 +24,7 @@ from celerylab.analysis import (
     memory_hotspots,
     n_plus_one,
     normalize_sql,
+    rss_sequence,
 )
 from celerylab.testing import FakeClock, profile_fake_clock, sidecar, synthetic_stats, write_profile
 
@@ -211,11 +212,71 @@ def test_slow_spread_growth_is_steady_but_not_a_leak(tmp_path):
     assert not leak_suspects(ps)["suspect"].any()
 
 
+@pytest.fixture(scope="module")
+def interleaved(tmp_path_factory):
+    """One worker process (pid 5) alternating `leak` (keeps 1 MiB each run) and `flat` (RSS unchanged), 8 each,
+    back to back; pid 6 runs `flat` only.  Every reading of `flat` in pid 5 climbs because of its neighbour."""
+    folder = tmp_path_factory.mktemp("interleaved")
+    rss = {5: 40 * MiB, 6: 60 * MiB}
+    k = 0
+    for i in range(16):
+        task = "leak" if i % 2 == 0 else "flat"
+        grow = MiB if task == "leak" else 0
+        _side(folder, k, task, 5, rss[5], rss[5] + grow, top=[{"file": "/srv/app/leak.py", "line": 3, "size": grow,
+                                                              "count": 1}] if grow else [])  # fmt: skip
+        rss[5] += grow
+        k += 1
+    for _ in range(4):
+        _side(folder, k, "flat", 6, rss[6], rss[6])
+        k += 1
+    return cl.load(str(folder), cache=False)
+
+
+def test_memory_growth_comes_only_from_the_filtered_tasks(interleaved):
+    everything = memory_hotspots(interleaved).set_index("pid")
+    assert everything.loc[5, "growth"] == 8 * MiB and everything.loc[5, "late_growth"] == 4 * MiB
+    assert bool(everything.loc[5, "leak_suspect"]) and everything.loc[5, "suspect_tasks"] == "leak"
+    # only `flat`: its readings in pid 5 climb 40 -> 48 MiB, but none of that growth is its own
+    flat = memory_hotspots(interleaved.where(task_name="flat")).set_index("pid")
+    assert flat.loc[5, "tasks"] == 8 and flat.loc[5, "growth"] == 0 and flat.loc[5, "late_growth"] == 0
+    assert flat.loc[5, "growth_per_task"] == 0 and not bool(flat.loc[5, "steady_growth"])
+    assert (flat.loc[5, "rss_first"], flat.loc[5, "rss_last"]) == (41 * MiB, 48 * MiB)  # readings as recorded
+    assert not bool(flat.loc[5, "leak_suspect"]) and flat.loc[5, "suspect_tasks"] == ""
+    only_leak = memory_hotspots(interleaved.where(task_name="leak")).set_index("pid")
+    assert only_leak.loc[5, "growth"] == 8 * MiB and only_leak.loc[5, "late_growth"] == 4 * MiB
+    assert only_leak.loc[5, "trend"] == pytest.approx(1.0)
+    # the per-task views, the sequence and the allocation sites agree under the filter
+    assert memory_by_task(interleaved.where(task_name="flat"))["rss_growth_total"].tolist() == [0.0]
+    assert rss_sequence(interleaved.where(task_name="flat"))["growth"].eq(0).all()
+    assert len(allocation_sites(interleaved.where(task_name="flat"))) == 0
+    assert allocation_sites(interleaved.where(task_name="leak"))["size"].tolist() == [8 * MiB]
+
+
+def test_rss_sequence_numbers_each_process_and_marks_the_growing_tasks(interleaved):
+    seq = rss_sequence(interleaved)
+    assert list(seq.columns[:4]) == ["hostname", "pid", "worker", "seq"]
+    p5 = seq.loc[seq["pid"] == 5]
+    assert p5["seq"].tolist() == list(range(1, 17)) and set(p5["worker"]) == {"worker1@host:5"}
+    assert p5["task_name"].tolist() == ["leak", "flat"] * 8
+    assert p5["rss_after"].tolist() == [(40 + (i + 2) // 2) * MiB for i in range(16)]
+    assert p5["growth"].tolist() == [MiB, 0] * 8
+    assert p5["grew"].tolist() == [True, False] * 8
+    p6 = seq.loc[seq["pid"] == 6]
+    assert p6["seq"].tolist() == [1, 2, 3, 4] and not p6["grew"].any() and (p6["rss_after"] == 60 * MiB).all()
+    assert p5["task_id"].iloc[0] == str(uuid.UUID(int=10_000))
+    assert not rss_sequence(interleaved, min_growth=2 * MiB)["grew"].any()
+    pd.testing.assert_frame_equal(interleaved.rss_sequence(min_growth=2 * MiB),
+                                  rss_sequence(interleaved, min_growth=2 * MiB))  # fmt: skip
+    # a filtered selection is numbered along its own profiles
+    leak = rss_sequence(interleaved.where(task_name="leak"))
+    assert leak["seq"].tolist() == list(range(1, 9)) and leak["grew"].all()
+
+
 def test_hotspots_without_sidecar_data_are_empty_frames(tmp_path):
     clock = FakeClock()
     write_profile(str(tmp_path), profile_fake_clock(sum, [1, 2], clock=clock), task_id="x")
     ps = cl.load(str(tmp_path), cache=False)
-    for fn in (db_hotspots, n_plus_one, memory_hotspots, leak_suspects, allocation_sites, memory_by_task):
+    for fn in (db_hotspots, n_plus_one, memory_hotspots, leak_suspects, allocation_sites, memory_by_task, rss_sequence):
         out = fn(ps)
         assert len(out) == 0 and len(out.columns) > 2, fn.__name__
     assert db_time(ps)["db_time"].iloc[0] == 0

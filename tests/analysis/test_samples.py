@@ -100,6 +100,30 @@ def test_memory_suspects_point_at_the_leak(sample):
     assert str(f["file"]).endswith(item["module"].split("/")[-1]) and top_site["line"] > int(f["line"])
 
 
+def test_rss_over_tasks_marks_the_leaking_task_in_every_candidate_process(sample):
+    from celerylab.charts.hotspots import rss_over_tasks
+
+    m, a, b = sample
+    item = next(p for p in m["planted"] if p["kind"] == "leak")
+    seq = an.rss_sequence(b)
+    fig = rss_over_tasks(seq, min_growth=an.hotspots.RSS_GROWTH_MARK)
+    lines = [t for t in fig.data if t.mode == "lines"]
+    marks = [t for t in fig.data if t.mode == "markers"]
+    assert sorted(t.name for t in lines) == sorted(seq["worker"].unique()) and len(lines) == 2
+    assert marks[0].name == item["task"] and marks[0].marker.color == "#d62728"  # most marks: first, red
+    leak = seq.loc[seq["task_name"] == item["task"]]
+    assert len(marks[0].x) == int(leak["grew"].sum()) and leak["grew"].mean() > 0.8
+    assert all(len(t.x) <= 2 for t in marks[1:])  # any other task: at most a warm-up run per process
+    for w, g in seq.groupby("worker"):  # the marked runs are where that process's line climbs
+        grew = g.loc[g["task_name"] == item["task"], "grew"].sum()
+        assert grew >= 0.8 * (g["task_name"] == item["task"]).sum(), w
+    assert fig.layout.title.text and "(MiB)" in fig.layout.yaxis.title.text and fig.layout.xaxis.title.text
+    assert fig.layout.showlegend
+    # baseline: the same task does not keep growing RSS
+    base = an.rss_sequence(a)
+    assert base.loc[base["task_name"] == item["task"], "grew"].mean() < 0.2
+
+
 def test_the_producer_side_regression_is_found_on_producer_profiles(sample):
     m, a, b = sample
     item = m["planted_producer"][0]

@@ -106,3 +106,65 @@ def test_unknown_root_is_a_clear_error(corpus):
 def test_empty_set_is_a_clear_error(corpus):
     with pytest.raises(cg.CallgraphError, match="no profiles"):
         cg.to_dot(corpus.where(task_name="none"))
+
+
+# ------------------------------------------------------------------------------------------------- the hot path
+APP = "/srv/app/work.py"
+ROOT, A, B, A1, A2, A1X = ((APP, i, n) for i, n in enumerate(("entry", "a", "b", "a1", "a2", "a1x"), start=1))
+
+
+def _chain_stats(k: int) -> dict:
+    """entry (1.0 s) -> a (0.6) -> a1 (0.45) -> a1x (0.3); a -> a2 (0.14); entry -> b (0.39, all own time: the
+    function with the most own time, off the hot path).  ``k`` scales the times (profiles differ)."""
+    s = 0.001 * (k + 1)
+
+    def row(tt, ct, caller):
+        return (1, 1, tt * s, ct * s, {caller: (1, 1, tt * s, ct * s)} if caller else {})
+
+    return {
+        ROOT: row(10, 1000, None), A: row(10, 600, ROOT), B: row(390, 390, ROOT), A1: row(150, 450, A),
+        A2: row(140, 140, A), A1X: row(300, 300, A1),
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    from celerylab.testing import write_profile
+
+    folder = tmp_path_factory.mktemp("chain")
+    for k in range(3):
+        write_profile(str(folder), _chain_stats(k), task_name="app.work", task_id=f"t{k}")
+    return cl.load(str(folder), cache=False)
+
+
+def test_hot_path_follows_the_heaviest_call_from_the_entry(chain):
+    hp = cg.hot_path(chain)
+    assert hp["function"].tolist() == ["work:1:entry", "work:2:a", "work:4:a1", "work:6:a1x"]
+    scale = 1 + 2 + 3  # three profiles, entry 1 s, 2 s, 3 s
+    assert hp["time_s"].tolist() == pytest.approx([1.0 * scale, 0.6 * scale, 0.45 * scale, 0.3 * scale])
+    assert hp["share"].tolist() == pytest.approx([1.0, 0.6, 0.45, 0.3]) and hp["step"].tolist() == [0, 1, 2, 3]
+    assert "work:3:b" not in hp["function"].tolist()  # most own time, but not the heaviest call from the entry
+    # rooted elsewhere: the path starts there
+    assert cg.hot_path(chain, root="b")["function"].tolist() == ["work:3:b"]
+    assert cg.hot_path(chain, root="a")["function"].tolist() == ["work:2:a", "work:4:a1", "work:6:a1x"]
+
+
+def test_the_svg_draws_the_hot_path_thick_and_classed(chain):
+    svg = cg.callgraph_svg(chain)
+    root = ET.fromstring(re.sub(r"<!DOCTYPE[^>]*>", "", svg))
+    ns = "{http://www.w3.org/2000/svg}"
+    hot = [g for g in root.iter(f"{ns}g") if cg.HOT_CLASS in (g.get("class") or "").split()]
+    nodes = [g for g in hot if "node" in g.get("class", "").split()]
+    edges = [g for g in hot if "edge" in g.get("class", "").split()]
+    names = sorted(_svg_name(g, ns) for g in nodes)
+    assert names == ["work:1:entry", "work:2:a", "work:4:a1", "work:6:a1x"]
+    assert len(edges) == 3 and all(p.get("stroke") == cg.HOT_PATH_COLOR for g in edges for p in g.iter(f"{ns}path"))
+    assert all(float(p.get("stroke-width")) >= 4 for g in edges for p in g.iter(f"{ns}path"))
+    assert all(p.get("stroke") == cg.HOT_PATH_COLOR for g in nodes for p in g.iter(f"{ns}polygon"))
+    others = [_svg_name(g, ns) for g in root.iter(f"{ns}g") if g.get("class") == "node"]
+    assert sorted(others) == ["work:3:b", "work:5:a2"]  # drawn, not highlighted
+
+
+def _svg_name(g, ns: str) -> str:
+    """The function name a Graphviz node draws (its first text line)."""
+    return next(t.text for t in g.iter(f"{ns}text"))

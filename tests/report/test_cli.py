@@ -4,6 +4,7 @@ status is what is under test, in-process (``main(argv)``) elsewhere."""
 from __future__ import annotations
 
 import glob
+import html
 import json
 import os
 import pstats
@@ -149,6 +150,18 @@ def test_report_and_callgraph_write_their_files(corpus, corpus_dir, tmp_path):
     assert text.lstrip().lower().startswith("<!doctype html") and "<script src=" not in text
     hottest = str(corpus.top(1).iloc[0]["name"])
     assert hottest in svg.read_text(encoding="utf-8")
+
+
+def test_callgraph_html_is_a_page_with_the_viewer_and_the_hot_path(corpus, corpus_dir, tmp_path):
+    from celerylab.callgraph import HOT_CLASS, VIEWER_JS, hot_path
+
+    page = tmp_path / "g.html"
+    assert main(["callgraph", str(corpus_dir), "-o", str(page), "--no-cache", "-j", "1"]) == 0
+    text = page.read_text(encoding="utf-8")
+    assert text.lstrip().lower().startswith("<!doctype html") and "<script src=" not in text
+    assert '<div class="celerylab-graph"' in text and 'data-zoom="hot"' in text and VIEWER_JS in text
+    assert text.count(f'class="node {HOT_CLASS}"') == len(hot_path(corpus))
+    assert "script-src 'sha256-" in html.unescape(text)  # the viewer runs under the report's Content-Security-Policy
 
 
 def test_help_documents_every_command():

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from celerylab import report as rp
+from celerylab.callgraph import VIEWER_JS
 from celerylab.errors import CelerylabError
 from celerylab.report.model import Note, Table
 from celerylab.report.render import static_file
@@ -115,7 +116,9 @@ def test_memory_section_shows_growth_and_the_allocation_site(page):
     assert growth == {"reports.build": 5 * 2**20}
     # every worker process is listed with its growth; 3 tasks each is too short a sequence to call a leak
     assert sorted(p.column("memory-workers", "pid")) == [100, 101]
-    assert p.column("memory-workers", "growth") == [5 * 2**20, 5 * 2**20]
+    # growth sums the tasks' own runs (3 x 5 MiB each), though each started again at 100 MiB
+    assert p.column("memory-workers", "growth") == [15 * 2**20, 15 * 2**20]
+    assert p.column("memory-workers", "rss_last") == [105 * 2**20, 105 * 2**20]
     assert p.column("memory-workers", "leak_suspect", raw=False) == ["False", "False"]
     assert p.column("memory-sites", "file", raw=False) == [LEAK_SITE[0]]
     assert p.column("memory-sites", "line") == [LEAK_SITE[1]]
@@ -151,13 +154,14 @@ def _executable_scripts(p: Page) -> list[str]:
     return [body for a, body in p.scripts if a.get("type") in (None, "", "text/javascript")]
 
 
-def test_only_plotly_and_the_bootstrap_run(evil_page):
+def test_only_plotly_the_bootstrap_and_the_graph_viewer_run(evil_page):
     _, p = evil_page
     bodies = _executable_scripts(p)
-    assert len(bodies) == 2
+    assert len(bodies) == 3
     assert bodies[0].lstrip().startswith("/**\n* plotly.js v")
     assert bodies[1] == static_file("report.js")  # the bootstrap shipped as package data
-    # and the Content-Security-Policy admits exactly those two, by hash
+    assert bodies[2].startswith(VIEWER_JS)  # the call graph viewer, nothing of the data
+    # and the Content-Security-Policy admits exactly those three, by hash
     csp = p.meta["content-security-policy"]
     allowed = set(re.findall(r"'sha256-([^']+)'", csp))
     assert allowed == {base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() for b in bodies}

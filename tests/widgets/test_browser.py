@@ -181,6 +181,15 @@ def run_cell(page, index: int) -> None:
     )
 
 
+#: the call graph widget's boxes in the page: its output panel, the stage, the drawing (Graphviz's top group)
+GRAPH_BOXES = """(root) => {
+  const r = (e) => { const b = e.getBoundingClientRect(); return {x: b.x, y: b.y, w: b.width, h: b.height}; };
+  return {panel: r(root.closest('.widget-tab-contents') || root.parentElement),
+          stage: r(root.querySelector('.celerylab-graph-stage')), drawing: r(root.querySelector('svg g.graph')),
+          hot: root.querySelectorAll('g.celerylab-hot').length, scale: root.dataset.scale};
+}"""
+
+
 def shoot(page, explorer, name: str) -> None:
     """The page as the user sees it, and the whole explorer (taller than the window) as a second picture."""
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
@@ -345,11 +354,37 @@ def test_explorer_in_the_browser(lab: Server) -> None:
             # AND every other tab draws (a screenshot of each)
             for i, (title, ready) in enumerate(
                 (("Call tree", ".js-plotly-plot .main-svg"), ("Hotspots", ".js-plotly-plot .main-svg"),
-                 ("Latency", ".js-plotly-plot .main-svg"), ("Call graph", "svg")), start=5):  # fmt: skip
+                 ("Latency", ".js-plotly-plot .main-svg"), ("Call graph", ".celerylab-graph[data-scale] svg")),
+                start=5):  # fmt: skip
                 explorer.locator(".lm-TabBar-tab", has_text=title).click()
                 expect(explorer.locator(".lm-TabBar-tab.lm-mod-current")).to_have_text(title)
                 expect(panel.locator(ready).first).to_be_visible()
                 shoot(page, explorer, f"{lab.name}-{i}-{title.lower().replace(' ', '-')}")
+
+            # AND the call graph fits its box on open (the whole drawing inside it), and "+" zooms in
+            graph = panel.locator(".celerylab-graph")
+            expect(graph).to_have_attribute("data-scale", "1.0000")
+            boxes = graph.evaluate(GRAPH_BOXES)
+            print(f"[{lab.name}] call graph on open: {boxes}")
+            stage, drawing = boxes["stage"], boxes["drawing"]
+            assert 0 < stage["w"] <= boxes["panel"]["w"] + 1, boxes
+            assert drawing["w"] <= stage["w"] + 1 and drawing["h"] <= stage["h"] + 1, boxes
+            assert drawing["x"] >= stage["x"] - 1 and drawing["y"] >= stage["y"] - 1, boxes
+            assert boxes["hot"] >= 3, boxes  # the hot path's nodes and edges are drawn highlighted
+            graph.locator('[data-zoom="in"]').click()
+            expect(graph).to_have_attribute("data-scale", "1.2500")
+            graph.locator('[data-zoom="hot"]').click()
+            shoot(page, explorer, f"{lab.name}-9-call-graph-hot-path")
+
+            # AND on every task the Hotspots tab marks the leaking task on the RSS-over-tasks lines
+            explorer.locator(".widget-dropdown select").first.select_option("(all)")
+            expect(explorer.locator(".celerylab-count")).to_contain_text(f"{len(ps):,} of {len(ps):,} profiles")
+            explorer.locator(".lm-TabBar-tab", has_text="Hotspots").click()
+            rss_plot = panel.locator(".js-plotly-plot").filter(has=page.locator(".gtitle", has_text="RSS after each"))
+            expect(rss_plot.locator(".legendtext", has_text="demo.thumbnails.render")).not_to_have_count(0)
+            expect(rss_plot.locator(".scatterlayer .point")).not_to_have_count(0)  # the marked tasks
+            rss_plot.scroll_into_view_if_needed()
+            rss_plot.screenshot(path=str(ARTIFACTS / f"{lab.name}-10-hotspots-rss-over-tasks.png"))
 
             # AND no callback failed and nothing reached for the network
             assert explorer.locator(".celerylab-error").count() == 0

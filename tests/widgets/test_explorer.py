@@ -220,12 +220,60 @@ def test_drilldown_per_profile_boxes_by_run(app, ps):
 
 def test_drilldown_focus_survives_a_filter_that_hides_it(app, ps):
     evil = fid_of(ps, ONLY_EVIL)
+    label = ps.functions["label"].iloc[evil]
     app.drill(evil)
     app.filters.dropdowns["task"].value = "orders.process"
-    assert "is not called in the filtered profiles" in app.drilldown.info.value
-    assert app.drilldown.current.empty
+    # THEN the drilldown says the focus is hidden by the filters, keeps it, and the box still names it
+    dd = app.drilldown
+    assert "celerylab-focus-hidden" in dd.info.value and "hidden by the filters" in dd.info.value
+    assert "is not called in the filtered profiles (10)" in dd.info.value
+    assert dd.current.empty and dd.focus == evil and dd.picker.value == label
+    assert dd.fig.shown.layout.annotations[0].text.startswith("hidden by the filters")
+    # AND when the filter is relaxed the focus is drawn again
     app.filters.dropdowns["task"].value = ALL
-    assert app.drilldown.focus == evil and app.drilldown.current["side"].tolist() == ["caller"]
+    assert dd.focus == evil and dd.current["side"].tolist() == ["caller"]
+    assert "celerylab-focus'" in dd.info.value and "hidden" not in dd.info.value and dd.picker.value == label
+
+
+def test_drilldown_function_box_follows_the_focus(app, ps):
+    labels = ps.functions["label"]
+    exec_id = fid_of(ps, ("/venv/lib/python3.11/site-packages/sqlalchemy/engine/base.py", 100, "execute"))
+    dd = app.drilldown
+    # state.drill (what the Functions and Findings tabs use)
+    app.state.drill(exec_id)
+    assert dd.focus == exec_id and dd.picker.value == labels.iloc[exec_id]
+    # a click on a caller bar
+    target = int(dd.fig.data[0].customdata[0][0])
+    dd.on_figure_click(dd.fig.data[0], click(dd.fig.data[0], 0))
+    assert dd.picker.value == labels.iloc[target]
+    # a pick in the callees list, then back
+    first = dd.callees_list.options[0][1]
+    dd.callees_list.value = first
+    assert dd.picker.value == labels.iloc[first] and dd.history == [exec_id, target]
+    dd.back_button.click()
+    assert dd.focus == target and dd.picker.value == labels.iloc[target]
+    # a filter change redraws the same focus with the same text, and the sync is not taken for a new pick
+    app.filters.dropdowns["run"].value = "baseline"
+    assert dd.focus == target and dd.picker.value == labels.iloc[target] and dd.history == [exec_id]
+    assert not app.errors.errors
+
+
+def test_drilldown_error_clears_when_the_function_box_is_fixed(app, ps):
+    dd = app.drilldown
+    app.show("Drilldown")
+    dd.picker.value = "no_such_function_anywhere"
+    assert app.errors.banner.layout.display == "" and "no_such_function_anywhere" in app.errors.banner.value
+    # WHEN the text is corrected to a function that exists
+    dd.picker.value = "load_orders"
+    # THEN the banner goes and the drilldown shows it
+    assert app.errors.banner.layout.display == "none" and app.errors.output.outputs == ()
+    assert dd.focus == fid_of(ps, ("/srv/app/orders.py", 10, "load_orders"))
+    assert dd.picker.value == ps.functions["label"].iloc[dd.focus]
+    # AND an error of another control is not cleared by an unrelated success
+    app.filters.time_from.value = "yesterday-ish"
+    assert app.errors.banner.layout.display == ""
+    dd.callees_list.value = dd.callees_list.options[0][1]
+    assert app.errors.banner.layout.display == "" and "yesterday-ish" in app.errors.banner.value
 
 
 # ----------------------------------------------------------------------------------------------- escaping
@@ -302,6 +350,30 @@ def test_hotspots_flag_n_plus_one_and_the_leaking_worker(app):
     assert set(tab.selected["kind"]) == {"n_plus_one", "leak_suspect"}
 
 
+def test_hotspots_memory_comes_from_the_filtered_tasks_only_and_draws_rss_per_process(app):
+    from .conftest import EVIL_TASK
+
+    tab = app.show("Hotspots")
+    lines = [t for t in tab.rss_fig.data if t.mode == "lines"]
+    marks = [t for t in tab.rss_fig.data if t.mode == "markers"]
+    assert sorted(t.name for t in lines) == ["worker1@host:200", "worker1@host:201"]
+    assert [t.name for t in marks] == ["orders.process"] and list(marks[0].x) == [1, 2, 4, 5]
+    assert list(lines[0].y) == [107.5, 115.0, 115.0, 122.5, 130.0, 130.0]  # RSS after each task (MiB)
+    assert tab.rss_fig.shown.layout.title.text and "(MiB)" in tab.rss_fig.shown.layout.yaxis.title.text
+    # the hostile task ran between the leaking ones in pid 200: its readings climb, but none of it is its own
+    app.set_filters(task_name=EVIL_TASK)
+    tab = app.show("Hotspots")
+    mem = tab.memory.set_index("pid")
+    assert list(mem.index) == [200] and mem.loc[200, "tasks"] == 2
+    assert mem.loc[200, "growth"] == 0 and mem.loc[200, "growth_mib"] == 0 and not bool(mem.loc[200, "leak_suspect"])
+    assert tab.rss["seq"].tolist() == [1, 2] and not tab.rss["grew"].any()
+    assert [t.mode for t in tab.rss_fig.data] == ["lines"]  # nothing marked
+    app.set_filters(task_name="orders.process")
+    mem = app.show("Hotspots").memory.set_index("pid")
+    assert mem.loc[200, "growth"] == 30 * 2**20 and mem.loc[201, "growth"] == 0
+    assert not app.errors.errors
+
+
 def test_hotspots_without_sidecar_data_say_so(tmp_path):
     from celerylab.testing import write_profile
 
@@ -319,8 +391,8 @@ def test_hotspots_without_sidecar_data_say_so(tmp_path):
 def test_callgraph_renders_svg_of_the_selection_and_reacts_to_thresholds(app):
     tab = app.show("Call graph")
     assert tab.svg.lstrip().startswith("<?xml") or "<svg" in tab.svg
-    assert "load_orders" in tab.graph.value and "&lt;script&gt;" in tab.graph.value
-    assert "<script>" not in tab.graph.value
+    assert "load_orders" in tab.graph.svg and "&lt;script&gt;" in tab.graph.svg
+    assert "<script>" not in tab.graph.svg
     n_before = tab.svg.count('class="node"')
     tab.node_thres.value = 40.0
     assert tab.svg.count('class="node"') < n_before
@@ -330,7 +402,7 @@ def test_callgraph_renders_svg_of_the_selection_and_reacts_to_thresholds(app):
 def test_callgraph_without_dot_says_how_to_install_it(app, monkeypatch):
     monkeypatch.setenv("CELERYLAB_DOT", "/nonexistent/dot")
     tab = app.show("Call graph")
-    assert tab.svg == "" and tab.graph.value == ""
+    assert tab.svg == "" and tab.graph.svg == ""
     assert "apt-get install graphviz" in tab.status.value
 
 
@@ -468,15 +540,24 @@ def test_hotspots_long_sql_stays_on_one_line():
     assert "\n" not in cut and len(cut) == SQL_WIDTH and cut.endswith("…") and cut.startswith("SELECT a, b FROM t")
 
 
-def test_call_graph_fits_the_view_on_open_and_can_show_actual_size(app):
-    import re as _re
+def test_call_graph_view_fits_on_open_and_highlights_the_hot_path_of_the_selection(app, ps):
+    from celerylab.callgraph import HOT_PATH_COLOR, VIEWER_JS, hot_path
 
     tab = app.show("Call graph")
-    root = tab.graph.value[: tab.graph.value.find(">") + 1]
-    # THEN the whole graph is scaled to the output's width (its viewBox keeps the proportions)
-    assert 'width="100%"' in root and "viewBox" in root and not _re.search(r'height="[\d.]+pt"', root)
-    # WHEN "actual size" is picked, THEN Graphviz's own size comes back (the box scrolls)
-    tab.fit.value = "actual size"
-    root = tab.graph.value[: tab.graph.value.find(">") + 1]
-    assert _re.search(r'width="[\d.]+pt"', root) and 'width="100%"' not in root
+    # the page's viewer fits the graph on open and zooms/pans the viewBox (driven in the browser test)
+    assert "celerylabGraphView" in tab.graph._esm and VIEWER_JS in tab.graph._esm
+    assert tab.graph.svg.startswith("<svg") and "viewBox" in tab.graph.svg[: tab.graph.svg.find(">")]
+    for zoom in ('data-zoom=\\"in\\"', 'data-zoom=\\"out\\"', 'data-zoom=\\"fit\\"', 'data-zoom=\\"hot\\"'):
+        assert zoom in tab.graph._esm
+    # the hot path of the whole selection: task_body -> <script> (the slow candidate calls) -> execute -> sleep
+    chain = hot_path(ps)["function"].str.split(":").str[-1].tolist()
+    assert chain == ["task_body", "<script>alert(1)</script>", "execute", "<built-in method time.sleep>"]
+    assert "4 on the hot path" in tab.status.value and HOT_PATH_COLOR in tab.graph.svg
+    # on a filtered subset the tab redraws from the selection: the baseline's path, times of its 6 profiles
+    app.set_filters(run=["baseline"])
+    tab = app.show("Call graph")
+    base = hot_path(app.selection)
+    assert base["function"].str.split(":").str[-1].tolist() == chain
+    assert base["time_s"].iloc[:2].tolist() == pytest.approx([6 * (0.016 + 0.002), 6 * (0.002 + 0.011)])
+    assert "4 on the hot path" in tab.status.value and "6 profiles" in tab.status.value
     assert not app.errors.errors
