@@ -246,20 +246,28 @@ def test_hostile_names_are_escaped_in_every_html_widget(app, ps):
 # ---------------------------------------------------------------------------------------------------- diff
 def test_diff_ranks_the_planted_regression_first(app, ps):
     tab = app.show("Diff")
-    assert (tab.a.value, tab.b.value) == ("baseline", "candidate")
+    assert (tab.group_by.value, tab.a.value, tab.b.value) == tab.used == ("run", "baseline", "candidate")
     d = app.current
-    assert {"label", "delta", "status"} <= set(d.columns)
+    # the API's default: each function within each task, the task column first
+    pd.testing.assert_frame_equal(d, cl.diff(ps, split_by="run", values=("baseline", "candidate")))
+    assert list(d.columns[:3]) == ["task_name", "label", "status"]
     assert d["label"].iloc[0] == ps.functions["label"].iloc[fid_of(ps, EVIL)]
-    assert d["status"].iloc[0] == "slower"
+    assert d["task_name"].iloc[0] == "orders.process" and (d["n_a"].iloc[0], d["n_b"].iloc[0]) == (5, 5)
+    # 5 against 5 invocations: ranked first, but not significant after the correction over 11 keys
+    assert d["status"].iloc[0] == "same" and d["p_value"].iloc[0] < 0.01 < d["p_adjusted"].iloc[0]
+    # bars: "task · function", short, one trace per status, the legend says which
     bars = tab.fig.data[0]
     assert bars.x[0] == pytest.approx(d["delta"].iloc[0])
-    assert "&lt;script&gt;" in bars.y[0]
-    # distributions side by side: one box trace per group
-    assert sorted(t.name for t in tab.dist_fig.data) == ["A: baseline", "B: candidate"]
+    assert bars.y[0] == "orders.process · orders.&lt;script&gt;alert(1)&lt;/script&gt;:20"
+    assert bars.name == "no significant change" and tab.fig.shown.layout.showlegend
+    # the table: the task first, then the short name
+    assert re.search(r"<th[^>]*>task_name</th><th[^>]*>function</th>", tab.table.value)
+    # distributions side by side: one box trace per group, coloured as the runs are in the Overview
+    assert [t.name for t in tab.dist_fig.data] == ["A: baseline", "B: candidate"]
     assert "6 profiles" in tab.summary.value
-    # changed only: the table keeps non-"same" rows
+    # changed only: the bars and the table keep the non-"same" rows
     tab.significant_only.value = True
-    assert len(tab.fig.data[0].x) == int((d["status"] != "same").sum())
+    assert sum(len(t.x) for t in tab.fig.data) == int((d["status"] != "same").sum())
     assert tab.selected["status"].ne("same").all()
 
 
