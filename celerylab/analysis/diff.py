@@ -156,6 +156,16 @@ def group_columns(group_by: str | list[str] | None, split_by: str | None = None)
     return [c for c in dict.fromkeys(cols) if c != split_by]
 
 
+def diff_group_columns(d: pd.DataFrame, label: str = "label") -> list[str]:
+    """The group columns of a :func:`diff` frame (those before ``label``: ``task_name`` by default), without one
+    that only repeats the label (``by="task_name"``: the row is the task)."""
+    cols = list(d.columns)
+    if label not in cols:
+        return []
+    text = d[label].astype(str)
+    return [c for c in cols[: cols.index(label)] if not (d[c].astype(str) == text).all() or not len(d)]
+
+
 def _func_keys(ps: ProfileData, by: str) -> pd.Series:
     """One key string per func_id (index func_id)."""
     f = ps.functions

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..analysis.diff import diff_group_columns
 from ..errors import ColumnNotFound
 from ._style import (
     BAR_AXIS,
@@ -27,7 +28,7 @@ def bar_labels(
     :func:`~celerylab.core.rules.short_label`), cut to ``width`` characters."""
     from ..core.rules import short_label
 
-    gcols = group_columns_of(diff, label) if groups is None else groups
+    gcols = diff_group_columns(diff, label) if groups is None else groups
     out = []
     for row in diff[[*gcols, label]].itertuples(index=False, name=None):
         name = short_label(row[-1])
@@ -35,12 +36,6 @@ def bar_labels(
         text = f"{prefix} · {name}" if prefix else name
         out.append(text if width is None or len(text) <= width else text[: width - 1] + "…")
     return out
-
-
-def group_columns_of(diff: pd.DataFrame, label: str = "label") -> list[str]:
-    """The group columns of a :func:`celerylab.diff` frame: those before ``label`` (``task_name`` by default)."""
-    cols = list(diff.columns)
-    return cols[: cols.index(label)] if label in cols else []
 
 
 def diff_changes(
@@ -53,7 +48,7 @@ def diff_changes(
     significant_only: bool = False,
     title: str | None = "Change per task and function (B − A), largest contribution first",
 ) -> go.Figure:
-    """Diverging bars of ``value`` (the change B − A, seconds per task invocation) per row, in the frame's order (a
+    """Diverging bars of ``value`` (the change B − A in seconds per task invocation, drawn in ms) per row, in the frame's order (a
     diff is ranked by contribution to the total change), labelled ``task · function`` (short; the full label on
     hover), one trace per ``status`` (the legend says what each colour means).  ``significant_only`` drops
     ``same`` rows.  Each bar's ``customdata`` is ``[status, row, full label]`` (row: position in the drawn rows)."""
@@ -69,7 +64,7 @@ def diff_changes(
     st = d[status].astype(str) if status in d.columns else pd.Series(["same"] * len(d))
     ticks = [plotly_text(t) for t in unique_labels(bar_labels(d, label=label))]
     full = [plotly_text(t) for t in d[label].astype(str)]
-    x = d[value].to_numpy(dtype=float)
+    x = d[value].to_numpy(dtype=float) * 1000.0  # ms, as the report's tables and the findings chart
     fig = go.Figure()
     for s in [*(k for k in STATUS_COLORS if k in set(st)), *sorted(set(st) - set(STATUS_COLORS))]:
         rows = np.flatnonzero((st == s).to_numpy())
@@ -81,15 +76,16 @@ def diff_changes(
                 name=STATUS_NAMES.get(s, s),
                 marker={"color": STATUS_COLORS.get(s, OTHER_COLOR)},
                 customdata=[[s, int(i), full[i]] for i in rows],
-                hovertemplate="%{customdata[2]}<br>" + value + ": %{x:.4~g} s per task<extra>%{customdata[0]}</extra>",
+                hovertemplate="%{customdata[2]}<br>" + value + ": %{x:+.4~g} ms per task invocation"
+                "<extra>%{customdata[0]}</extra>",
             )
         )
     fig.add_vline(x=0, line=REFERENCE_LINE)
     fig.update_layout(
-        xaxis_title=f"{value}: B − A (s per task invocation)",
+        xaxis_title=f"{value}: B − A (ms per task invocation)",
         yaxis={**BAR_AXIS, "categoryorder": "array", "categoryarray": ticks},
-        height=max(240, 26 * len(d) + 150),
-        margin=margin(r=20),
+        height=max(260, 26 * len(d) + 170),
+        margin=margin(t=84, r=20),  # the title on top, the legend between it and the bars
         barmode="overlay",
         showlegend=True,
         legend={"title": {"text": "status"}, "orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},

@@ -250,6 +250,7 @@ def _print_diff(
     top_n: int,
     output: str | None,
 ) -> None:
+    from ..analysis.diff import diff_group_columns
     from ..fmt import text_table
     from ..report import diff_formats
 
@@ -259,7 +260,7 @@ def _print_diff(
     if len(sig):
         preferred = ["status", "ratio", "p_value", "delta", "label"]
         extra = [c for c in d.columns if c.startswith(("mean_", "median_")) or c.endswith(("_mean_a", "_mean_b"))]
-        groups = _group_columns(d)
+        groups = diff_group_columns(d)
         cols = groups + [c for c in preferred[:-1] + extra[:2] + preferred[-1:] if c in d.columns]
         click.echo(f"\nSignificant changes (top {min(top_n, len(sig))} of {len(sig)}, ranked by contribution):")
         texts = {c: "text" for c in (*groups, "status", "label")}
@@ -280,15 +281,7 @@ def _print_diff(
 
 def _row_names(d: pd.DataFrame) -> list[str]:
     """``task · label`` per diff row (the group values first, as the tables show them)."""
-    groups = _group_columns(d)
+    from ..analysis.diff import diff_group_columns
+
+    groups = diff_group_columns(d)
     return [" · ".join(str(v) for v in row) for row in d[[*groups, "label"]].itertuples(index=False)]
-
-
-def _group_columns(d: pd.DataFrame) -> list[str]:
-    """The group columns of a diff frame (those before ``label``), without one that only repeats the label
-    (``--per task``: the row is the task)."""
-    if "label" not in d.columns:
-        return []
-    label = d["label"].astype(str)
-    cols = list(d.columns[: list(d.columns).index("label")])
-    return [c for c in cols if not (d[c].astype(str) == label).all()]

@@ -75,11 +75,11 @@ class DiffTab(TabController):
         """Offer the column's values in the selection; keep A and B when still there (``keep``), else the first
         two — so the dropdowns always show what the comparison uses."""
         vals = self._values()
-        a, b = (self.a.value, self.b.value) if keep else (None, None)
-        if a not in vals:
-            a = next((v for v in vals if v != b), None)
-        if b not in vals:
-            b = next((v for v in vals if v != a), None)
+        old = [v if keep and v in vals else None for v in (self.a.value, self.b.value)]
+        if old[0] is None and old[1] is not None:
+            old = [old[1], None]  # A first: one value left is A
+        spare = iter(v for v in vals if v not in old)
+        a, b = (v if v is not None else next(spare, None) for v in old)
         self._mute = True
         try:
             if list(self.a.options) != vals:
