@@ -48,10 +48,11 @@ def diff_changes(
     significant_only: bool = False,
     title: str | None = "Change per task and function (B − A), largest contribution first",
 ) -> go.Figure:
-    """Diverging bars of ``value`` (the change B − A in seconds per task invocation, drawn in ms) per row, in the frame's order (a
-    diff is ranked by contribution to the total change), labelled ``task · function`` (short; the full label on
-    hover), one trace per ``status`` (the legend says what each colour means).  ``significant_only`` drops
-    ``same`` rows.  Each bar's ``customdata`` is ``[status, row, full label]`` (row: position in the drawn rows)."""
+    """Diverging bars of ``value`` (the change B − A in seconds per task invocation, drawn in ms) per row, in the
+    frame's order (a diff is ranked by contribution to the total change), labelled ``task · function`` (short;
+    the full label on hover), one trace per ``status`` (the legend says what each colour means).
+    ``significant_only`` drops ``same`` rows.  Each bar's ``customdata`` is ``[status, row, full label]`` (row:
+    its position in the drawn rows)."""
     for c in (value, label):
         if c not in diff.columns:
             raise ColumnNotFound(f"diff_changes: no column {c!r}; columns are {list(diff.columns)}")

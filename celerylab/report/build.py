@@ -505,9 +505,10 @@ def _per_group_tables(sig: pd.DataFrame, groups: list[str], roles: dict[str, str
                            "significant changes", id=f"diff-{slug}", titles={"function": "label"}))  # fmt: skip
         if len(rest):
             left = len(part) - per_task - len(rest)
+            summary = f"{len(part) - per_task} more in {name}" + (
+                f" (the next {len(rest)} shown; {left} more in Python)" if left else "")  # fmt: skip
             items.append(Table(_diff_display(rest, roles), fm, id=f"diff-{slug}-more", titles={"function": "label"},
-                               collapsed=f"{len(part) - per_task} more in {name}"
-                               + (f" (the next {len(rest)} shown; {left} more in Python)" if left else "")))  # fmt: skip
+                               collapsed=summary))  # fmt: skip
     return items
 
 
