@@ -66,6 +66,11 @@ def colors(keys: Any, palette: dict[str, str]) -> list[str]:
     return [palette.get(str(k), OTHER_COLOR) for k in keys]
 
 
+def colored_box(color: str) -> dict[str, Any]:
+    """:data:`BOX_POINTS` with the points, the outline and the fill of the box in ``color``."""
+    return {**BOX_POINTS, "marker": {"size": 4, "color": color}, "line": {"color": color}}
+
+
 def run_colors(values: Any) -> dict[str, str]:
     """Colour per run (as text), by position in ``values`` (ordered as A, B, …: see
     :func:`celerylab.analysis.diff.ordered_values`), cycling through :data:`RUN_COLORS`."""

@@ -14,11 +14,11 @@ from plotly.subplots import make_subplots
 
 from ..errors import ColumnNotFound
 from ._style import (
-    BOX_POINTS,
     CALLEE_COLOR,
     CALLER_COLOR,
     CATEGORY_AXIS,
     OTHER_COLOR,
+    colored_box,
     group_labels,
     margin,
     plotly_text,
@@ -145,8 +145,7 @@ def per_profile(stats: pd.DataFrame, *, value: str = "cumtime", by: str = "run",
     fig = go.Figure()
     for name in order:
         g = groups[name]
-        color = palette.get(str(name), OTHER_COLOR)
-        style = {**BOX_POINTS, "marker": {**BOX_POINTS["marker"], "color": color}, "line": {"color": color}}
+        style = colored_box(palette.get(str(name), OTHER_COLOR))
         fig.add_trace(go.Box(y=g[value].to_numpy(dtype=float), name=plotly_text(name), **style,
                              hovertemplate="%{y:.4~g} s<extra></extra>"))  # fmt: skip
     fig.update_layout(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -14,6 +12,7 @@ from ._style import (
     BOX_POINTS,
     CATEGORY_AXIS,
     OTHER_COLOR,
+    colored_box,
     group_labels,
     margin,
     plotly_text,
@@ -77,7 +76,7 @@ def task_durations(
                     x=x.to_numpy(),
                     y=cg[col].to_numpy(),
                     name=plotly_text(cname),
-                    **_colored(BOX_POINTS, palette.get(cname, OTHER_COLOR)),
+                    **colored_box(palette.get(cname, OTHER_COLOR)),
                     hovertemplate="%{x}<br>%{y:.4~g} s<extra>" + plotly_text(cname) + "</extra>",
                 )
             )
@@ -92,11 +91,6 @@ def task_durations(
     if color is not None:
         fig.update_layout(legend_title_text=plotly_text(legend_title or color))
     return titled(fig, title)
-
-
-def _colored(style: dict[str, Any], color: str) -> dict[str, Any]:
-    """Box-trace keywords ``style`` with the points, the outline and the fill in ``color``."""
-    return {**style, "marker": {**style.get("marker", {}), "color": color}, "line": {"color": color}}
 
 
 def task_totals(

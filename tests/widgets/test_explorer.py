@@ -570,3 +570,41 @@ def test_call_graph_fits_the_view_on_open_and_can_show_actual_size(app):
     root = tab.graph.value[: tab.graph.value.find(">") + 1]
     assert _re.search(r'width="[\d.]+pt"', root) and 'width="100%"' not in root
     assert not app.errors.errors
+
+
+def test_the_widget_the_cli_and_the_api_agree_on_the_samples(capsys):
+    """The shipped runs: the Diff tab, ``celerylab diff --by run`` and ``cl.diff`` compare each function within
+    each task by default, and give the same rows — demo.reports.build's load_report_rows significantly slower."""
+    import json
+
+    from celerylab.cli import main
+
+    ps = cl.load(cl.sample_profiles())
+    api = cl.diff(ps, split_by="run", values=("baseline", "candidate"))
+    app = explore(ps)
+    tab = app.show("Diff")
+    assert tab.used == ("run", "baseline", "candidate")
+    pd.testing.assert_frame_equal(tab.current, api)
+    main(["diff", str(cl.sample_profiles()), "--by", "run", "--json", "-n", "100000"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["group_by"] == ["task_name"]
+    changes = pd.DataFrame(out["changes"])
+    sig = api.loc[api["status"].astype(str) != "same"].reset_index(drop=True)
+    assert list(changes.columns[:3]) == ["task_name", "label", "status"]
+    assert (
+        changes[["task_name", "label", "status"]].astype(str).equals(sig[["task_name", "label", "status"]].astype(str))
+    )
+    assert np.allclose(changes["mean_b"].to_numpy(float), sig["mean_b"].to_numpy(float), rtol=1e-12)
+    assert np.allclose(changes["p_adjusted"].to_numpy(float), sig["p_adjusted"].to_numpy(float), rtol=1e-9,
+                       equal_nan=True)  # fmt: skip
+
+    def row(d):
+        m = (d["task_name"] == "demo.reports.build") & d["label"].str.endswith("(load_report_rows)")
+        assert m.sum() == 1
+        return d.loc[m].iloc[0]
+
+    for r in (row(api), row(tab.current), row(changes)):
+        assert r["status"] == "slower" and r["p_adjusted"] < 0.05 and r["ratio"] > 5
+        assert r["n_a"] == r["n_b"] == len(ps.where(run="baseline", task_name="demo.reports.build"))
+    # the widget's bars and table lead with the task
+    assert any(y.startswith("demo.reports.build · ") for t in tab.fig.data for y in t.y)
