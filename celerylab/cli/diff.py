@@ -125,6 +125,14 @@ def regressions(diff: pd.DataFrame, threshold_pct: float) -> pd.DataFrame:
     help="Also write a self-contained HTML comparison report.",
 )
 @click.option(
+    "--report-rows",
+    "report_rows",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="With -o: significant changes shown per task in the report (the rest folded).",
+)
+@click.option(
     "--fail-on-regression",
     "fail_pct",
     type=click.FloatRange(min=0),
@@ -152,6 +160,7 @@ def diff(
     per: str,
     group_by: str | None,
     output: str | None,
+    report_rows: int,
     fail_pct: float | None,
     fmt: str,
     as_json: bool,
@@ -185,7 +194,8 @@ def diff(
     d = compare(ps_a, ps_b, by="task_name" if per == "task" else "label", group_by=groups or None)
     reg = regressions(d, fail_pct) if fail_pct is not None else d.iloc[0:0]
     if output:
-        write_atomic(output, render_html(build_diff_report(d, a_name=a_name, b_name=b_name, findings=found)))
+        rep = build_diff_report(d, a_name=a_name, b_name=b_name, findings=found, per_task=report_rows)
+        write_atomic(output, render_html(rep))
     code = EXIT_REGRESSION if fail_pct is not None and len(reg) else EXIT_OK
     sig = d.loc[d["status"].astype(str) != "same"]
     if as_json or fmt == "json":

@@ -49,6 +49,9 @@ class DiffTab(TabController):
                             style={"description_width": "16px"})  # fmt: skip
         self.significant_only = w.Checkbox(value=False, description="changed only", indent=False,
                                            layout=w.Layout(width="130px"))  # fmt: skip
+        self.reset_button = w.Button(description="reset", layout=w.Layout(width="70px"),
+                                     tooltip="compare by run, its first two values, every row")  # fmt: skip
+        self.reset_button.on_click(self.on_reset)
         self.group_by.observe(self.on_group_by, names="value")
         for c in (self.a, self.b, self.significant_only):
             c.observe(self.on_control, names="value")
@@ -58,7 +61,8 @@ class DiffTab(TabController):
         self.table = w.HTML()
         self._mute = False
         self.used: tuple[Any, Any, Any] | None = None
-        self.widget = w.VBox([w.HBox([self.group_by, self.a, self.b, self.significant_only]), self.summary,
+        self.widget = w.VBox([w.HBox([self.group_by, self.a, self.b, self.significant_only, self.reset_button]),
+                              self.summary,
                               self.fig, self.table, self.dist_fig])  # fmt: skip
         self._fill_values(keep=False)
 
@@ -175,6 +179,11 @@ class DiffTab(TabController):
         """A, B or 'changed only' changed: compare again."""
         if not self._mute:
             self.refresh()
+
+    @guarded
+    def on_reset(self, _button: Any = None) -> None:
+        """The reset button: back to the defaults (an error this tab showed goes)."""
+        self.reset()
 
     @guarded
     def on_bar_click(self, trace: Any, points: Any, state: Any = None) -> None:

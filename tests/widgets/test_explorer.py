@@ -140,9 +140,13 @@ def test_the_diff_dropdowns_show_what_the_diff_computes_with(app, ps):
     assert app.errors.banner.layout.display == "none"
     # AND reset restores the defaults: by run, baseline against candidate, every row
     tab.significant_only.value = True
-    tab.reset()
+    tab.group_by.value = "task_name"
+    tab.b.value = tab.a.value  # an error again
+    assert app.errors.banner.layout.display == ""
+    tab.reset_button.click()
     assert (tab.group_by.value, tab.a.value, tab.b.value) == tab.used == ("run", "baseline", "candidate")
-    assert tab.significant_only.value is False
+    assert tab.significant_only.value is False and app.errors.banner.layout.display == "none"
+    pd.testing.assert_frame_equal(tab.current, cl.diff(ps, split_by="run", values=("baseline", "candidate")))
 
 
 def test_a_run_has_one_colour_in_every_tab_and_new_gone_have_their_own(app, ps):
