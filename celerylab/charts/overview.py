@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..core.rules import duration_column
+from ..core.rules import duration_column, task_key
 from ..errors import ColumnNotFound
 from ._style import (
     BAR_AXIS,
@@ -29,10 +29,16 @@ def _duration_column(profiles: pd.DataFrame, value: str | None) -> str:
     return duration_column(profiles)
 
 
-def _groups(profiles: pd.DataFrame, by: str) -> list[tuple[str, pd.DataFrame]]:
+def _keys(profiles: pd.DataFrame, by: str) -> pd.Series:
+    """The group text of each profile: for ``task_name`` the task key (a task's publishes are a group of their
+    own, ``<task> (publish)``, as in the task summary)."""
     if by not in profiles.columns:
         raise ColumnNotFound(f"no column {by!r} in profiles; columns are {list(profiles.columns)}")
-    key = group_labels(profiles[by])
+    return task_key(profiles).astype(str) if by == "task_name" else group_labels(profiles[by])
+
+
+def _groups(profiles: pd.DataFrame, by: str) -> list[tuple[str, pd.DataFrame]]:
+    key = _keys(profiles, by)
     return [(str(k), g) for k, g in profiles.groupby(key, sort=True)]
 
 
@@ -70,7 +76,7 @@ def task_durations(
         order = [str(v) for v in palette if str(v) in groups] + [k for k in groups if k not in palette]
         for cname in order:
             cg = groups[cname]
-            x = group_labels(cg[by]).map(plotly_text)
+            x = _keys(cg, by).map(plotly_text)
             fig.add_trace(
                 go.Box(
                     x=x.to_numpy(),

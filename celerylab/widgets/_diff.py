@@ -42,7 +42,7 @@ class DiffTab(TabController):
         super().__init__(state, errors)
         cols = [c for c in GROUP_COLUMNS if c in state.data.profiles.columns]
         self.group_by = w.Dropdown(options=cols, value=cols[0] if cols else None, description="compare by",
-                                   layout=w.Layout(width="220px"), style={"description_width": "72px"})  # fmt: skip
+                                   layout=w.Layout(width="240px"), style={"description_width": "84px"})  # fmt: skip
         self.a = w.Dropdown(options=[], description="A", layout=w.Layout(width="220px"),
                             style={"description_width": "16px"})  # fmt: skip
         self.b = w.Dropdown(options=[], description="B", layout=w.Layout(width="220px"),

@@ -72,7 +72,11 @@ def test_runs_and_statuses_have_one_colour_in_every_chart():
 
     ps = cl.load(cl.sample_profiles())
     # the runs: baseline (started first) is A and blue, candidate B and orange, in every chart that splits by run
-    boxes = {t.name: (t.marker.color, t.line.color) for t in task_durations(ps.profiles, color="run").data}
+    durations = task_durations(ps.profiles, color="run")
+    boxes = {t.name: (t.marker.color, t.line.color) for t in durations.data}
+    # a task's profiled publishes are a box of their own, as in the task summary (not pooled with its runs)
+    publishes = ps.profiles["role"].astype(str) == "producer"
+    assert sum(list(t.x).count("demo.orders.process (publish)") for t in durations.data) == int(publishes.sum())
     assert boxes == {"baseline": (RUN_COLORS[0],) * 2, "candidate": (RUN_COLORS[1],) * 2}
     stats = ps.stats.merge(ps.profiles[["profile_id", "run", "started_at"]], on="profile_id")
     per = per_profile(stats.sample(400, random_state=1), by="run")  # shuffled: the start times order the runs
