@@ -1,6 +1,6 @@
 """Numbers become text here, and only here: the render edge shared by reports, widgets and the CLI.
 
-* :func:`value` — one value in a named format (``int``, ``seconds``, ``number``, ``percent``, ``ratio``,
+* :func:`value` — one value in a named format (``int``, ``seconds``, ``ms``, ``number``, ``percent``, ``ratio``,
   ``pvalue``, ``bytes``, ``datetime``, ``text``, or ``auto`` to pick by type);
 * :func:`esc` — HTML-escape any value (``None`` is empty);
 * :func:`html_table` — a DataFrame as an escaped HTML table (the report's, the widgets' and the notebook repr's);
@@ -22,7 +22,7 @@ import pandas as pd
 
 #: What a missing value shows as in reports and the CLI.
 MISSING = "—"
-FORMATS = ("int", "seconds", "number", "percent", "ratio", "pvalue", "bytes", "datetime", "text", "auto")
+FORMATS = ("int", "seconds", "ms", "number", "percent", "ratio", "pvalue", "bytes", "datetime", "text", "auto")
 
 
 def is_missing(v: Any) -> bool:
@@ -40,6 +40,8 @@ def value(v: Any, fmt: str = "auto", *, missing: str = MISSING) -> str:
             return f"{int(v):,}"
         if fmt == "seconds":
             return seconds(float(v))
+        if fmt == "ms":
+            return milliseconds(float(v))
         if fmt == "number":
             return f"{float(v):.4g}"
         if fmt == "percent":
@@ -67,6 +69,18 @@ def seconds(v: float) -> str:
         return "0"
     a = abs(v)
     return f"{v:.4g} s" if a >= 1 else f"{v * 1e3:.3g} ms" if a >= 1e-3 else f"{v * 1e6:.3g} µs"
+
+
+def milliseconds(v: float) -> str:
+    """Seconds as a number of milliseconds without a unit (the column names it, so a column has one unit): three
+    significant digits, never an exponent — ``120``, ``1.70``, ``0.0870``; ``±<0.0001`` below that."""
+    ms = v * 1e3
+    if ms == 0 or math.isinf(ms):
+        return "0" if ms == 0 else str(ms)
+    if abs(ms) < 1e-4:
+        return "-<0.0001" if ms < 0 else "<0.0001"
+    digits = min(4, max(0, 2 - math.floor(math.log10(abs(ms)))))
+    return f"{ms:,.{digits}f}"
 
 
 def nbytes(v: float) -> str:
@@ -120,15 +134,18 @@ def html_table(
     highlight: Iterable[bool] | None = None,
     inline_style: bool = False,
     missing: str = MISSING,
+    titles: Mapping[str, str] | None = None,
 ) -> str:
     """``df`` as an escaped HTML table: names like ``<script>`` are shown, never interpreted.
 
     ``formats`` maps a column to a :func:`value` format (default ``auto``); numeric cells carry their exact value
     in ``data-value`` and the class ``num``.  ``inline_style`` styles the table with attributes (notebook output,
     where no stylesheet applies); otherwise the page's stylesheet does.  ``highlight`` marks rows.  With
-    ``max_rows``, a line says how many rows were left out.
+    ``max_rows``, a line says how many rows were left out.  ``titles`` maps a column to the column holding each
+    cell's full text: the cell is cut with an ellipsis (class ``cut``) and the full text is its ``title`` (hover).
     """
     fm = formats or {}
+    tt = {c: t for c, t in (titles or {}).items() if c in df.columns and t in df.columns}
     cols = [c for c in (columns or list(df.columns)) if c in df.columns]
     d = df if max_rows is None else df.head(max_rows)
     hl = list(highlight)[: len(d)] if highlight is not None else []
@@ -137,13 +154,16 @@ def html_table(
     head = "".join(f"<th{th}>{esc(c)}</th>" for c in cols)
     fmts = [fm.get(c, "auto") for c in cols]
     rows = []
+    full = {c: d[t].tolist() for c, t in tt.items()}
     for i, r in enumerate(d[cols].itertuples(index=False, name=None)):
         style = " style='background:#fff3cd'" if i < len(hl) and hl[i] else ""
         cells = []
-        for v, f in zip(r, fmts):
+        for c, v, f in zip(cols, r, fmts, strict=True):
             raw = raw_number(v) if f not in ("text", "auto") or isinstance(v, float | np.floating) else None
             text = esc(value(v, f, missing=missing))
-            if raw is not None and not inline_style:
+            if c in full:
+                cells.append(f'<td class="text label" title="{esc(full[c][i])}"><div class="cut">{text}</div></td>')
+            elif raw is not None and not inline_style:
                 cells.append(f'<td class="num" data-value="{esc(raw)}">{text}</td>')
             elif inline_style:
                 cells.append(f"<td{td}>{text}</td>")

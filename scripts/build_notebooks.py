@@ -201,7 +201,9 @@ its task, in each run. For every function it gives mean, median and p95 per invo
 and ratio, and a Mann–Whitney U test over the per-invocation values with a Benjamini–Hochberg correction for the
 thousands of functions tested. `status` says `slower`/`faster` only when the adjusted p-value is below `alpha`
 **and** the change is large enough to matter; otherwise `same`. Rows are sorted by their contribution to the
-change of the mean task time. Grouping by task keeps a changed task mix from looking like a regression.""",
+change of the mean task time. It compares each function **within each task** by default (`group_by="task_name"`,
+written out below): a changed task mix cannot look like a regression, and a function that only one task calls is
+measured over that task's invocations. `group_by=None` pools every task.""",
     ),
     (
         "code",
@@ -529,7 +531,7 @@ changed = funcs[funcs["status"].isin(["slower", "new"])]
 planted = manifest["planted_producer"][0]
 fid = pub.resolve(planted["function"])
 assert pub.functions["label"].iloc[fid] in set(changed["label"]), planted["function"]
-changed[["label", "status", "mean_a", "mean_b", "ratio"]].head(8)""",
+changed[["task_name", "label", "status", "mean_a", "mean_b", "ratio"]].head(8)""",
     ),
     (
         "md",

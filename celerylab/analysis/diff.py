@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 FUNCTION_KEYS = ("label", "name", "module", "file", "kind", "category")
 METRICS = ("tottime", "cumtime")
 STATUSES = ("slower", "faster", "new", "gone", "same")
+#: the default grouping of every diff (``cl.diff``, ``ProfileSet.diff``, the explorer's Diff tab, the comparison
+#: report, ``celerylab diff``): each function is compared **within each task**, over that task's invocations;
+#: ``group_by=None`` (``celerylab diff --group-by none``) pools every task's invocations instead
+DEFAULT_GROUP_BY = "task_name"
 _ADDRESS = r" at 0x[0-9a-fA-F]+"
 
 DIFF_COLUMNS = [
@@ -111,14 +115,26 @@ def split_values(profiles: pd.DataFrame, column: str, a: Any = None, b: Any = No
                 f"diff(split_by={column!r}) needs exactly two values of {column!r} or values=(a, b); "
                 f"found {len(present)}: {present[:10]}"
             )
-        if "started_at" in profiles.columns and profiles["started_at"].notna().any():
-            first = profiles.groupby(col, sort=False)["started_at"].min()
-            if first.notna().all():
-                present = sorted(present, key=lambda v: first[v])
+        present = ordered_values(profiles, column)
         return present[0], present[1]
     if len(others) != 1:
         raise UsageError(f"diff(split_by={column!r}): name both values; {column!r} holds {present[:10]}")
     return (others[0], b) if a is None else (a, others[0])
+
+
+def ordered_values(profiles: pd.DataFrame, column: str) -> list[Any]:
+    """The values of ``profiles[column]`` in the order A, B, …: by the start of each value's first invocation
+    (the order met when start times are missing).  The default A/B of :func:`split_values`, and the order of the
+    run colours in every chart."""
+    if column not in profiles.columns:
+        raise ColumnNotFound(f"no column {column!r} in profiles; columns are {list(profiles.columns)}")
+    col = profiles[column].astype(object)
+    present = list(pd.unique(col.dropna()))
+    if "started_at" in profiles.columns and profiles["started_at"].notna().any():
+        first = profiles.groupby(col, sort=False)["started_at"].min()
+        if first.notna().all():
+            present = sorted(present, key=lambda v: first[v])
+    return present
 
 
 def _split(ps: ProfileData, column: str, values: tuple[Any, Any] | None) -> tuple[_Side, _Side, Any, Any]:
@@ -131,6 +147,23 @@ def _split(ps: ProfileData, column: str, values: tuple[Any, Any] | None) -> tupl
         if not len(ids):
             raise UsageError(f"diff(split_by={column!r}): no profile has {column} == {v!r}")
     return _side(ps, ids_a), _side(ps, ids_b), va, vb
+
+
+def group_columns(group_by: str | list[str] | None, split_by: str | None = None) -> list[str]:
+    """The group columns of a diff: ``group_by`` as a list, without the column that splits A from B (a task
+    compared with another task is not grouped by task)."""
+    cols = [] if group_by is None else ([group_by] if isinstance(group_by, str) else list(group_by))
+    return [c for c in dict.fromkeys(cols) if c != split_by]
+
+
+def diff_group_columns(d: pd.DataFrame, label: str = "label") -> list[str]:
+    """The group columns of a :func:`diff` frame (those before ``label``: ``task_name`` by default), without one
+    that only repeats the label (``by="task_name"``: the row is the task)."""
+    cols = list(d.columns)
+    if label not in cols:
+        return []
+    text = d[label].astype(str)
+    return [c for c in cols[: cols.index(label)] if not (d[c].astype(str) == text).all() or not len(d)]
 
 
 def _func_keys(ps: ProfileData, by: str) -> pd.Series:
@@ -156,7 +189,7 @@ def diff(
     by: str = "label",
     split_by: str | None = None,
     values: tuple[Any, Any] | None = None,
-    group_by: str | list[str] | None = None,
+    group_by: str | list[str] | None = DEFAULT_GROUP_BY,
     stratify: str | None = "task_name",
     metric: str = "tottime",
     alpha: float = 0.05,
@@ -173,8 +206,11 @@ def diff(
     ``by``: what a row is — ``label`` (a function, default), ``name``, ``module``, ``file``, ``kind``,
     ``category`` (functions summed per key), or a **profiles column** such as ``task_name``: then one row per value
     compares the invocations' total profiled time (``metric="wall_s"`` compares wall time instead).
-    ``group_by``: profile columns (usually ``task_name``): rows per (group, key), with the group's invocations as
-    the denominator — the right thing when the task mix differs between the sides.
+    ``group_by``: profile columns, by default :data:`DEFAULT_GROUP_BY` (``task_name``): rows per (group, key),
+    with the group's invocations as the denominator — each function compared within each task, the right thing
+    when the task mix differs between the sides.  The ``split_by`` column is never a group (comparing two tasks
+    pools them).  ``group_by=None`` pools every task's invocations: one row per key, means standardised over the
+    ``stratify`` column and the test stratified by it.
 
     Columns (group columns first; ``DIFF_COLUMNS``): ``label`` (the key), ``status`` (slower / faster / new / gone
     / same), per invocation ``mean_a, mean_b``, ``delta`` (= mean_b − mean_a), ``ratio`` (= mean_b / mean_a),
@@ -195,7 +231,7 @@ def diff(
         if split_by is not None:
             raise TypeError("diff(a, b, split_by=...): split_by splits one ProfileSet; give b=None")
         side_a, side_b = _side(a, None), _side(b, None)
-    gcols = [] if group_by is None else ([group_by] if isinstance(group_by, str) else list(group_by))
+    gcols = group_columns(group_by, split_by)
     profile_mode = by not in FUNCTION_KEYS
     if profile_mode:
         for s in (side_a, side_b):

@@ -13,8 +13,15 @@ import pandas as pd
 
 from ..core.rules import group_key
 
-#: status of a diff row -> colour (slower red, faster green, new orange, gone blue, same grey)
-STATUS_COLORS = {"slower": "#d62728", "faster": "#2ca02c", "new": "#ff7f0e", "gone": "#1f77b4", "same": "#9e9e9e"}
+#: runs (or any groups compared) in their order — A / the first run (baseline) blue, B / the second (candidate)
+#: orange, then further runs; every chart that splits by run colours it with :func:`run_colors`
+RUN_COLORS = ("#1f77b4", "#ff7f0e", "#17becf", "#bcbd22", "#e377c2", "#7f7f7f")
+#: status of a diff row -> colour: slower red, faster green, same grey, and new (B only) purple / gone (A only)
+#: brown — never a run's colour, so a candidate-only function does not look like the baseline
+STATUS_COLORS = {"slower": "#d62728", "faster": "#2ca02c", "new": "#9467bd", "gone": "#8c564b", "same": "#9e9e9e"}
+#: what each status means, for legends
+STATUS_NAMES = {"slower": "slower (B > A)", "faster": "faster (B < A)", "new": "new (only in B)",
+                "gone": "gone (only in A)", "same": "no significant change"}  # fmt: skip
 #: kind of a function -> colour
 KIND_COLORS = {"app": "#1f77b4", "third-party": "#ff7f0e", "stdlib": "#2ca02c", "builtin": "#7f7f7f"}
 #: drilldown sides
@@ -27,7 +34,7 @@ STAGE_COLORS = {"publish": "#8c564b", "queue_wait": "#ff7f0e", "broker_wait": "#
 SQL_COLOR = "#d62728"
 MEMORY_COLOR = "#9467bd"
 #: anything a map above does not know
-OTHER_COLOR = "#9467bd"
+OTHER_COLOR = "#525252"
 #: reference lines (zero lines, thresholds)
 REFERENCE_LINE = {"color": "#444", "width": 1}
 ZERO_LINE = {"color": "#888", "dash": "dot"}
@@ -57,6 +64,17 @@ def titled(fig: Any, title: str | None) -> Any:
 def colors(keys: Any, palette: dict[str, str]) -> list[str]:
     """One colour per key, :data:`OTHER_COLOR` for keys the palette does not know."""
     return [palette.get(str(k), OTHER_COLOR) for k in keys]
+
+
+def colored_box(color: str) -> dict[str, Any]:
+    """:data:`BOX_POINTS` with the points, the outline and the fill of the box in ``color``."""
+    return {**BOX_POINTS, "marker": {"size": 4, "color": color}, "line": {"color": color}}
+
+
+def run_colors(values: Any) -> dict[str, str]:
+    """Colour per run (as text), by position in ``values`` (ordered as A, B, …: see
+    :func:`celerylab.analysis.diff.ordered_values`), cycling through :data:`RUN_COLORS`."""
+    return {str(v): RUN_COLORS[i % len(RUN_COLORS)] for i, v in enumerate(values)}
 
 
 def group_labels(values: pd.Series) -> pd.Series:

@@ -13,7 +13,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..errors import ColumnNotFound
-from ._style import BOX_POINTS, CALLEE_COLOR, CALLER_COLOR, CATEGORY_AXIS, group_labels, margin, plotly_text
+from ._style import (
+    CALLEE_COLOR,
+    CALLER_COLOR,
+    CATEGORY_AXIS,
+    OTHER_COLOR,
+    colored_box,
+    group_labels,
+    margin,
+    plotly_text,
+    run_colors,
+)
 
 
 def _ticks(df: pd.DataFrame) -> list[str]:
@@ -117,22 +127,33 @@ def neighbours_height(rows: int) -> int:
     return max(240, 24 * rows + 120)
 
 
-def per_profile(stats: pd.DataFrame, *, value: str = "cumtime", by: str = "run", title: str | None = None) -> go.Figure:
+def per_profile(stats: pd.DataFrame, *, value: str = "cumtime", by: str = "run", title: str | None = None,
+                colors: dict[str, str] | None = None) -> go.Figure:  # fmt: skip
     """One box per ``by`` value (e.g. run) of a function's ``value`` in each profile that called it: is the
-    function slower everywhere, or only in some runs or tasks?  ``stats`` has one row per profile."""
+    function slower everywhere, or only in some runs or tasks?  ``stats`` has one row per profile.  Boxes are
+    coloured by ``colors`` (value text -> colour; default the run colours in the order of
+    :func:`~celerylab.analysis.diff.ordered_values`), with a legend."""
+    from ..analysis.diff import ordered_values
+
     for c in (value, by):
         if c not in stats.columns:
             raise ColumnNotFound(f"per_profile: no column {c!r}; columns are {list(stats.columns)}")
     key = group_labels(stats[by])
+    palette = colors if colors is not None else run_colors(ordered_values(stats, by))
+    groups = dict(list(stats.groupby(key, sort=True)))
+    order = [v for v in palette if v in groups] + [k for k in groups if k not in palette]
     fig = go.Figure()
-    for name, g in stats.groupby(key, sort=True):
-        fig.add_trace(go.Box(y=g[value].to_numpy(dtype=float), name=plotly_text(name), **BOX_POINTS,
+    for name in order:
+        g = groups[name]
+        style = colored_box(palette.get(str(name), OTHER_COLOR))
+        fig.add_trace(go.Box(y=g[value].to_numpy(dtype=float), name=plotly_text(name), **style,
                              hovertemplate="%{y:.4~g} s<extra></extra>"))  # fmt: skip
     fig.update_layout(
         title={"text": plotly_text(title), "font": {"size": 12}} if title else None,
         yaxis_title=f"{value} per profile (s)",
-        xaxis=CATEGORY_AXIS,
-        showlegend=False,
+        xaxis={**CATEGORY_AXIS, "title": {"text": by}},
+        showlegend=True,
+        legend_title_text=plotly_text(by),
         height=300,
         margin=margin(t=40 if title else 20),
     )

@@ -5,9 +5,20 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..core.rules import duration_column
+from ..core.rules import duration_column, task_key
 from ..errors import ColumnNotFound
-from ._style import BAR_AXIS, BOX_POINTS, CATEGORY_AXIS, group_labels, margin, plotly_text, titled
+from ._style import (
+    BAR_AXIS,
+    BOX_POINTS,
+    CATEGORY_AXIS,
+    OTHER_COLOR,
+    colored_box,
+    group_labels,
+    margin,
+    plotly_text,
+    run_colors,
+    titled,
+)
 
 
 def _duration_column(profiles: pd.DataFrame, value: str | None) -> str:
@@ -18,10 +29,16 @@ def _duration_column(profiles: pd.DataFrame, value: str | None) -> str:
     return duration_column(profiles)
 
 
-def _groups(profiles: pd.DataFrame, by: str) -> list[tuple[str, pd.DataFrame]]:
+def _keys(profiles: pd.DataFrame, by: str) -> pd.Series:
+    """The group text of each profile: for ``task_name`` the task key (a task's publishes are a group of their
+    own, ``<task> (publish)``, as in the task summary)."""
     if by not in profiles.columns:
         raise ColumnNotFound(f"no column {by!r} in profiles; columns are {list(profiles.columns)}")
-    key = group_labels(profiles[by])
+    return task_key(profiles).astype(str) if by == "task_name" else group_labels(profiles[by])
+
+
+def _groups(profiles: pd.DataFrame, by: str) -> list[tuple[str, pd.DataFrame]]:
+    key = _keys(profiles, by)
     return [(str(k), g) for k, g in profiles.groupby(key, sort=True)]
 
 
@@ -31,10 +48,14 @@ def task_durations(
     by: str = "task_name",
     value: str | None = None,
     color: str | None = None,
+    colors: dict[str, str] | None = None,
+    legend_title: str | None = None,
     title: str | None = "Duration per task invocation",
 ) -> go.Figure:
     """Time distribution: one box per ``by`` value (default task name) of ``value`` (default ``wall_s``, else the
-    profile's ``total_tt``), every profile shown as a point.  ``color`` (e.g. ``"run"``) splits each box."""
+    profile's ``total_tt``), every profile shown as a point.  ``color`` (e.g. ``"run"``) splits each box, one
+    legend entry per value, coloured by ``colors`` (value text -> colour; default: the run colours in the order
+    of :func:`~celerylab.analysis.diff.ordered_values`, so a run has the same colour in every chart)."""
     col = _duration_column(profiles, value)
     fig = go.Figure()
     if color is None:
@@ -48,26 +69,33 @@ def task_durations(
                 )
             )
     else:
-        for cname, cg in _groups(profiles, color):
-            x = group_labels(cg[by]).map(plotly_text)
+        from ..analysis.diff import ordered_values
+
+        palette = colors if colors is not None else run_colors(ordered_values(profiles, color))
+        groups = dict(_groups(profiles, color))
+        order = [str(v) for v in palette if str(v) in groups] + [k for k in groups if k not in palette]
+        for cname in order:
+            cg = groups[cname]
+            x = _keys(cg, by).map(plotly_text)
             fig.add_trace(
                 go.Box(
                     x=x.to_numpy(),
                     y=cg[col].to_numpy(),
                     name=plotly_text(cname),
-                    **BOX_POINTS,
+                    **colored_box(palette.get(cname, OTHER_COLOR)),
+                    hovertemplate="%{x}<br>%{y:.4~g} s<extra>" + plotly_text(cname) + "</extra>",
                 )
             )
         fig.update_layout(boxmode="group")
     fig.update_layout(
-        yaxis_title=f"{col} (s)",
-        xaxis=CATEGORY_AXIS,
+        yaxis_title=f"{col} per invocation (s)",
+        xaxis={**CATEGORY_AXIS, "title": {"text": by}},
         showlegend=color is not None,
         margin=margin(t=30),
         height=380,
     )
     if color is not None:
-        fig.update_layout(legend_title_text=plotly_text(color))
+        fig.update_layout(legend_title_text=plotly_text(legend_title or color))
     return titled(fig, title)
 
 

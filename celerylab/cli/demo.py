@@ -109,7 +109,7 @@ def _print_producer_side(ps: Any, a: str, b: str, n: int) -> None:
             slower = funcs[funcs["status"].isin(["slower", "new"])]
             if len(slower):
                 click.echo("  what publishing does more of, by contribution:")
-                click.echo(_table(slower, ["label", "status", "mean_a", "mean_b", "ratio"], min(n, 6)))
+                click.echo(_table(slower, ["task_name", "label", "status", "mean_a", "mean_b", "ratio"], min(n, 6)))
     lat = analysis.latency(ps)
     waits = lat.loc[lat["stage"] == "queue_wait"]
     if len(waits):

@@ -109,12 +109,28 @@ def regressions(diff: pd.DataFrame, threshold_pct: float) -> pd.DataFrame:
     "(a task-level gate: new code in a task counts too).",
 )
 @click.option(
+    "--group-by",
+    "group_by",
+    default=None,
+    metavar="COLUMN|none",
+    help="Compare within each value of this profiles column: each function within each task (task_name) by "
+    "default; 'none' pools every task's invocations.",
+)
+@click.option(
     "-o",
     "--output",
     "output",
     default=None,
     type=click.Path(dir_okay=False),
     help="Also write a self-contained HTML comparison report.",
+)
+@click.option(
+    "--report-rows",
+    "report_rows",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="With -o: significant changes shown per task in the report (the rest folded).",
 )
 @click.option(
     "--fail-on-regression",
@@ -142,7 +158,9 @@ def diff(
     b_val: str | None,
     task: str | None,
     per: str,
+    group_by: str | None,
     output: str | None,
+    report_rows: int,
     fail_pct: float | None,
     fmt: str,
     as_json: bool,
@@ -150,6 +168,7 @@ def diff(
     jobs: int | None,
     no_cache: bool,
 ) -> None:
+    from ..analysis.diff import DEFAULT_GROUP_BY, group_columns
     from ..analysis.diff import diff as compare
     from ..analysis.findings import findings_evidence
     from ..report import build_diff_report, render_html, write_atomic
@@ -170,10 +189,13 @@ def diff(
         ps_b = load_selection([b], jobs=jobs, cache=not no_cache, task=task)
         a_name, b_name = a, b
         found = _findings(_two_sources(ps_a, a, b, jobs, not no_cache, task), "side", ("A", "B"))
-    d = compare(ps_a, ps_b, by="task_name" if per == "task" else "label")
+    asked = DEFAULT_GROUP_BY if group_by is None else (None if group_by.lower() == "none" else group_by)
+    groups = group_columns(asked, split_by=by)  # A and B are values of --by: that column groups nothing
+    d = compare(ps_a, ps_b, by="task_name" if per == "task" else "label", group_by=groups or None)
     reg = regressions(d, fail_pct) if fail_pct is not None else d.iloc[0:0]
     if output:
-        write_atomic(output, render_html(build_diff_report(d, a_name=a_name, b_name=b_name, findings=found)))
+        rep = build_diff_report(d, a_name=a_name, b_name=b_name, findings=found, per_task=report_rows)
+        write_atomic(output, render_html(rep))
     code = EXIT_REGRESSION if fail_pct is not None and len(reg) else EXIT_OK
     sig = d.loc[d["status"].astype(str) != "same"]
     if as_json or fmt == "json":
@@ -182,6 +204,7 @@ def diff(
                 "a": {"name": a_name, "profiles": len(ps_a)},
                 "b": {"name": b_name, "profiles": len(ps_b)},
                 "per": per,
+                "group_by": groups or None,
                 "threshold_pct": fail_pct,
                 "exit_code": code,
                 "report": os.path.abspath(output) if output else None,
@@ -237,6 +260,7 @@ def _print_diff(
     top_n: int,
     output: str | None,
 ) -> None:
+    from ..analysis.diff import diff_group_columns
     from ..fmt import text_table
     from ..report import diff_formats
 
@@ -246,9 +270,11 @@ def _print_diff(
     if len(sig):
         preferred = ["status", "ratio", "p_value", "delta", "label"]
         extra = [c for c in d.columns if c.startswith(("mean_", "median_")) or c.endswith(("_mean_a", "_mean_b"))]
-        cols = [c for c in preferred[:-1] + extra[:2] + preferred[-1:] if c in d.columns]
+        groups = diff_group_columns(d)
+        cols = groups + [c for c in preferred[:-1] + extra[:2] + preferred[-1:] if c in d.columns]
         click.echo(f"\nSignificant changes (top {min(top_n, len(sig))} of {len(sig)}, ranked by contribution):")
-        click.echo(text_table(sig.head(top_n)[cols], {**diff_formats(d), "status": "text", "label": "text"}))
+        texts = {c: "text" for c in (*groups, "status", "label")}
+        click.echo(text_table(sig.head(top_n)[cols], {**diff_formats(d), **texts}))
     else:
         click.echo("\nNo significant change.")
     if output:
@@ -257,7 +283,15 @@ def _print_diff(
         if len(reg):
             msg = f"\nFAIL: {len(reg)} significant regression(s) more than {fail_pct:g}% slower per task invocation:"
             click.echo(msg, err=True)
-            for label, ratio in zip(reg["label"].head(10), reg["ratio"].head(10)):
-                click.echo(f"  {float(ratio):.3g}×  {label}", err=True)
+            for name, ratio in zip(_row_names(reg.head(10)), reg["ratio"].head(10), strict=True):
+                click.echo(f"  {float(ratio):.3g}×  {name}", err=True)
         else:
             click.echo(f"\nOK: no significant regression above {fail_pct:g}%")
+
+
+def _row_names(d: pd.DataFrame) -> list[str]:
+    """``task · label`` per diff row (the group values first, as the tables show them)."""
+    from ..analysis.diff import diff_group_columns
+
+    groups = diff_group_columns(d)
+    return [" · ".join(str(v) for v in row) for row in d[[*groups, "label"]].itertuples(index=False)]

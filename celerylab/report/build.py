@@ -130,9 +130,10 @@ def findings_section(found: pd.DataFrame, *, a_name: str = "A", b_name: str = "B
         sec.items.append(Figure(findings_chart(found), "Red: slower, green: faster; hover a bar for its cause"))
     time_rows = found.loc[found["kind"] == "time", FINDING_SHOWN]
     if len(time_rows):
+        time_rows = time_rows.rename(columns={"mean_a": "A (ms)", "mean_b": "B (ms)"})  # one unit per column
         sec.items.append(Table(time_rows.reset_index(drop=True),
-                               {"mean_a": "seconds", "mean_b": "seconds", "ratio": "ratio", "p_adjusted": "pvalue"},
-                               caption="Time per task (mean per invocation)", id="findings-time"))  # fmt: skip
+                               {"A (ms)": "ms", "B (ms)": "ms", "ratio": "ratio", "p_adjusted": "pvalue"},
+                               caption="Time per task (mean per invocation, ms)", id="findings-time"))  # fmt: skip
     mem_rows = found.loc[found["kind"] == "memory", FINDING_SHOWN]
     if len(mem_rows):
         sec.items.append(Table(mem_rows.reset_index(drop=True),
@@ -427,128 +428,138 @@ def _diff_columns(diff: pd.DataFrame) -> dict[str, str]:
     return {k: v for k, v in roles.items() if v is not None}
 
 
+#: significant rows shown per task in the comparison report (the rest of the task's rows are folded)
+PER_TASK_ROWS = 15
+#: rows a task's folded part holds at most (the whole frame is in Python and ``celerylab diff --json``)
+FOLDED_ROWS = 200
+
+
 def build_diff_report(
     diff: pd.DataFrame,
     *,
     title: str | None = None,
     a_name: str = "A",
     b_name: str = "B",
-    top_n: int = 40,
+    top_n: int = 25,
+    per_task: int = PER_TASK_ROWS,
     findings: pd.DataFrame | None = None,
 ) -> Report:
     """Compute a comparison report from a :func:`celerylab.diff` frame (ranked by contribution to the change);
-    with ``findings`` (:func:`celerylab.analysis.findings` of the same comparison) they are its first section."""
+    with ``findings`` (:func:`celerylab.analysis.findings` of the same comparison) they are its first section.
+
+    A chart of the ``top_n`` largest changes (``task · function``), then per task (the diff's group column,
+    ``task_name`` by default; one block when the diff pools the tasks) a table of its ``per_task`` largest
+    significant changes, the rest folded (``<details>``), and the volcano plot.  Times are in milliseconds per
+    task invocation, one unit per column; the function column is the short name, the full label its hover."""
+    from ..analysis.diff import diff_group_columns
     from ..charts.diff import diff_changes, diff_volcano
 
     if not isinstance(diff, pd.DataFrame):
         raise TypeError(f"diff report: expected the DataFrame celerylab.diff() returns, not {type(diff).__name__}")
+    if per_task < 1:
+        raise UsageError(f"diff report: per_task={per_task!r} must be at least 1 (rows shown per task)")
     roles = _diff_columns(diff)
     st = diff[roles["status"]].astype(str)
     counts = st.value_counts()
-    meta: list[tuple[str, Any]] = [("A", a_name), ("B", b_name), ("functions compared", len(diff))]
+    groups = diff_group_columns(diff, roles["label"])
+    meta: list[tuple[str, Any]] = [("A", a_name), ("B", b_name)]
+    meta.append(("compared", "each function within each " + " and ".join(groups) if groups else "all tasks pooled"))
+    meta.append(("rows compared", len(diff)))
     meta += [(k, int(counts.get(k, 0))) for k in ("slower", "faster", "new", "gone", "same")]
     rep = Report(title=title or f"celerylab comparison: {a_name} → {b_name}", meta=meta)
     if findings is not None:
         rep.sections.append(findings_section(findings, a_name=a_name, b_name=b_name))
     sig = diff.loc[st != "same"].reset_index(drop=True)
-    fm = diff_formats(diff)
     changes = Section(
         "changes",
         "Significant changes",
-        "Ranked by contribution to the total change (B − A); status from the per-invocation statistics.",
+        "Ranked by contribution to the change of the mean task time (B − A); times in milliseconds per task "
+        "invocation" + (", each function compared within its task" if groups else "") + "; status from the "
+        "per-invocation statistics (Mann–Whitney U, Benjamini–Hochberg).  Hover a function for its full name.",
     )
     if len(sig):
-        changes.items.append(
-            Table(
-                _diff_display(sig.head(top_n), roles["label"]),
-                fm,
-                caption=f"{min(len(sig), top_n)} of {len(sig)} significant changes",
-                id="diff-significant",
-            )
-        )
-        changes.items.append(
-            Figure(
-                diff_changes(
-                    _diff_display(sig.head(top_n), roles["label"]).assign(
-                        **{
-                            roles["delta"]: sig[roles["delta"]].head(top_n).to_numpy(),
-                            roles["status"]: sig[roles["status"]].head(top_n).to_numpy(),
-                        }
-                    ),
-                    value=roles["delta"],
-                    label="function",
-                    status=roles["status"],
-                    n=top_n,
-                ),
-                "Change per function",
-            )
-        )
+        value = "delta" if "delta" in sig.columns else roles["delta"]
+        changes.items.append(Figure(diff_changes(sig, value=value, label=roles["label"],
+                                                 status=roles["status"], n=top_n),
+                                    f"The {min(top_n, len(sig))} largest changes"))  # fmt: skip
+        changes.items += _per_group_tables(sig, groups, roles, per_task)
     else:
         changes.items.append(Note("No significant change between A and B."))
+    quiet = _groups_without_change(diff, sig, groups)
+    if quiet:
+        changes.items.append(Note(f"No significant change in: {', '.join(quiet)}."))
     rep.sections.append(changes)
     if "ratio" in roles and "p_value" in roles:
-        rep.sections.append(
-            Section(
-                "volcano",
-                "Size against significance",
-                items=[
-                    Figure(
-                        diff_volcano(
-                            diff,
-                            ratio=roles["ratio"],
-                            p_value=roles["p_value"],
-                            label=roles["label"],
-                            status=roles["status"],
-                        ),
-                        "log2 ratio against −log10 p",
-                    )
-                ],
-            )
-        )
-    rep.sections.append(
-        Section(
-            "all",
-            "All functions",
-            items=[
-                Table(
-                    _diff_display(diff.head(top_n).reset_index(drop=True), roles["label"]),
-                    fm,
-                    caption=f"First {min(len(diff), top_n)} of {len(diff)} rows, ranked by contribution",
-                    id="diff-all",
-                ),
-                *(
-                    [
-                        Note(
-                            f"{len(diff) - top_n} more rows are left out to keep the page short: every row is in "
-                            "cl.diff(...) in Python and in `celerylab diff --json`."
-                        )
-                    ]
-                    if len(diff) > top_n
-                    else []
-                ),
-            ],
-        )
-    )
+        volcano = diff_volcano(diff, ratio=roles["ratio"], p_value=roles["p_value"], label=roles["label"],
+                               status=roles["status"])  # fmt: skip
+        rep.sections.append(Section("volcano", "Size against significance",
+                                    items=[Figure(volcano, "log2 ratio against −log10 p")]))  # fmt: skip
+    rep.sections.append(Section("all", "Every row", items=[Note(
+        f"{len(diff):,} rows were compared; every one is in cl.diff(...) in Python and in `celerylab diff --json`."
+    )]))  # fmt: skip
     return rep
 
 
-#: the columns of a diff table in the comparison report (each in one unit: seconds per task invocation, a ratio,
-#: a p-value, invocations); the full label is the last column, cut at the front
-DIFF_SHOWN = ["function", "status", "mean_a", "mean_b", "delta", "ratio", "contribution", "p_adjusted", "n_a", "n_b",
-              "label"]  # fmt: skip
-LABEL_SHOWN = 70
+def _group_names(d: pd.DataFrame, groups: list[str]) -> pd.Series:
+    if not groups:
+        return pd.Series("all tasks", index=d.index)
+    return pd.Series([" · ".join(str(v) for v in r) for r in d[groups].itertuples(index=False)], index=d.index)
 
 
-def _diff_display(d: pd.DataFrame, label: str) -> pd.DataFrame:
-    """A diff frame as the report shows it: a short ``function`` name first (``module.name:line``), the numbers,
-    and the full label last with the front of a long path cut (``…/site-packages/…py:12(name)``)."""
+def _per_group_tables(sig: pd.DataFrame, groups: list[str], roles: dict[str, str], per_task: int) -> list[Any]:
+    """Per group (task), largest total contribution first: its ``per_task`` largest significant rows, the rest
+    folded."""
+    names = _group_names(sig, groups)
+    weight = sig[roles["delta"]].abs().groupby(names, sort=False).sum().sort_values(ascending=False, kind="stable")
+    items: list[Any] = []
+    used: set[str] = set()
+    for name in weight.index:
+        part = sig.loc[names == name]
+        head, rest = part.head(per_task), part.iloc[per_task : per_task + FOLDED_ROWS]
+        slug = f"task-{_slug(name)}" if groups else "significant"
+        while slug in used:  # two names of one slug (punctuation only differs)
+            slug += "-x"
+        used.add(slug)
+        fm = _DISPLAY_FORMATS
+        items.append(Table(_diff_display(head, roles), fm, caption=f"{name}: {len(head)} of {len(part)} "
+                           "significant changes", id=f"diff-{slug}", titles={"function": "label"}))  # fmt: skip
+        if len(rest):
+            left = len(part) - per_task - len(rest)
+            summary = f"{len(part) - per_task} more in {name}" + (
+                f" (the next {len(rest)} shown; {left} more in Python)" if left else "")  # fmt: skip
+            items.append(Table(_diff_display(rest, roles), fm, id=f"diff-{slug}-more", titles={"function": "label"},
+                               collapsed=summary))  # fmt: skip
+    return items
+
+
+def _groups_without_change(diff: pd.DataFrame, sig: pd.DataFrame, groups: list[str]) -> list[str]:
+    if not groups:
+        return []
+    every = _group_names(diff, groups).unique().tolist()
+    changed = set(_group_names(sig, groups))
+    return sorted(str(g) for g in every if g not in changed)
+
+
+#: the columns of a diff table in the comparison report, as ``(diff column, shown name)``: each in one unit
+#: (milliseconds per task invocation, a ratio, a p-value, invocations); the function's short name with its full
+#: label as hover (the hidden ``label`` column)
+DIFF_SHOWN = [("function", "function"), ("status", "status"), ("mean_a", "A (ms)"), ("mean_b", "B (ms)"),
+              ("delta", "B − A (ms)"), ("ratio", "B / A"), ("contribution", "weighted (ms)"),
+              ("p_adjusted", "p adj."), ("n_a", "n A"), ("n_b", "n B"), ("label", "label")]  # fmt: skip
+_DISPLAY_FORMATS = {"A (ms)": "ms", "B (ms)": "ms", "B − A (ms)": "ms", "weighted (ms)": "ms", "B / A": "ratio",
+                    "p adj.": "pvalue", "n A": "int", "n B": "int", "status": "text"}  # fmt: skip
+
+
+def _diff_display(d: pd.DataFrame, roles: dict[str, str]) -> pd.DataFrame:
+    """Diff rows as the report shows them: the short ``function`` name (``module.name:line``) first, the numbers
+    (still numbers, in seconds: the ``ms`` format renders them), the full label for the hover."""
     from ..core.rules import short_label
-    from ..fmt import left_cut
 
-    out = d.copy()
-    out["function"] = [short_label(x) for x in d[label].astype(str)]
-    out["label"] = [left_cut(x, LABEL_SHOWN) for x in d[label].astype(str)]
-    return out[[c for c in DIFF_SHOWN if c in out.columns]].reset_index(drop=True)
+    out = d.rename(columns={roles["label"]: "label", roles["status"]: "status"}).copy()
+    out["label"] = out["label"].astype(str)
+    out["function"] = [short_label(x) for x in out["label"]]
+    cols = [(c, n) for c, n in DIFF_SHOWN if c in out.columns]
+    return pd.DataFrame({n: out[c].to_numpy() for c, n in cols})
 
 
 def diff_formats(diff: pd.DataFrame) -> dict[str, str]:

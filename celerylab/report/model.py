@@ -23,12 +23,22 @@ FORMATS = tuple(f for f in _ALL_FORMATS if f != "auto")
 
 @dataclass
 class Table:
-    """A DataFrame to show; ``formats`` maps column -> one of :data:`FORMATS` (default: by dtype)."""
+    """A DataFrame to show; ``formats`` maps column -> one of :data:`FORMATS` (default: by dtype).  ``titles``
+    maps a shown column to a column of the frame holding each cell's full text (not shown as a column: the cell is
+    cut with an ellipsis and the full text is its hover title).  ``collapsed``: shown folded (``<details>``) under
+    this summary line."""
 
     frame: pd.DataFrame
     formats: dict[str, str] = field(default_factory=dict)
     caption: str = ""
     id: str = ""
+    titles: dict[str, str] = field(default_factory=dict)
+    collapsed: str = ""
+
+    @property
+    def shown_columns(self) -> list[str]:
+        hidden = set(self.titles.values()) - set(self.titles)
+        return [c for c in self.frame.columns if c not in hidden]
 
     def format_of(self, col: str) -> str:
         if col in self.formats:

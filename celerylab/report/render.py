@@ -135,9 +135,12 @@ def sanitize_svg(markup: str) -> str:
 
 
 def _render_table(t: Table) -> str:
-    cols = list(t.frame.columns)
-    return _fmt.html_table(t.frame, cols, {c: t.format_of(c) for c in cols}, caption=t.caption or None,
-                           table_id=t.id or None)  # fmt: skip
+    cols = t.shown_columns
+    html = _fmt.html_table(t.frame, cols, {c: t.format_of(c) for c in cols}, caption=t.caption or None,
+                           table_id=t.id or None, titles=t.titles)  # fmt: skip
+    if t.collapsed:
+        return f'<details class="more"><summary>{_fmt.esc(t.collapsed)}</summary>{html}</details>'
+    return html
 
 
 def _figure_json(fig: go.Figure) -> str:

@@ -34,14 +34,14 @@ class ErrorArea:
         self.clear_button = w.Button(description="dismiss", layout=w.Layout(width="90px", display="none"))
         self.clear_button.on_click(lambda _b: self.clear())
         self.errors: list[BaseException] = []
-        #: the handler whose error the banner shows (``Class.method``), ``""`` when none
-        self.source = ""
+        self.source: object = None  # the controller whose handler raised the error shown
         self.widget = w.VBox([w.HBox([self.banner, self.clear_button]), self.output])
 
-    def report(self, exc: BaseException, where: str = "") -> None:
-        """Show ``exc`` (message + traceback) in the notebook and remember it in :attr:`errors`."""
+    def report(self, exc: BaseException, where: str = "", source: object = None) -> None:
+        """Show ``exc`` (message + traceback) in the notebook and remember it in :attr:`errors`; ``source`` is the
+        controller whose handler raised it (see :meth:`resolved`)."""
         self.errors.append(exc)
-        self.source = where
+        self.source = source
         msg = f"{type(exc).__name__}: {exc}"
         place = f" in {esc(where)}" if where else ""
         self.banner.value = (
@@ -54,15 +54,15 @@ class ErrorArea:
         self.output.outputs = ()
         self.output.append_stderr(tb)
 
-    def resolved(self, where: str) -> None:
-        """The handler ``where`` ran without an error: if the banner shows its earlier error, the input that
-        caused it has been fixed, so the banner goes (an error of another handler stays)."""
-        if where and self.source == where:
+    def resolved(self, source: object) -> None:
+        """A handler of ``source`` ran without an error: the error it showed before is stale (the user fixed the
+        input), so it goes; an error of another controller stays."""
+        if source is not None and self.source is source and self.banner.layout.display != "none":
             self.clear()
 
     def clear(self) -> None:
         """Hide the banner and the traceback (the :attr:`errors` list is kept)."""
-        self.source = ""
+        self.source = None
         self.banner.value = ""
         self.banner.layout.display = "none"
         self.clear_button.layout.display = "none"
@@ -76,22 +76,21 @@ class ErrorArea:
 
 def guarded(method: F) -> F:
     """Decorate a controller method so that an exception is shown in ``self.errors`` (an :class:`ErrorArea`)
-    instead of vanishing into the browser log.  The method then returns ``None``.  When it runs through without
-    an error, an error it showed before is cleared (:meth:`ErrorArea.resolved`): the input was fixed."""
+    instead of vanishing into the browser log.  The method then returns ``None``.  When it succeeds, an error the
+    same controller showed before goes (:meth:`ErrorArea.resolved`)."""
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         area: ErrorArea | None = getattr(self, "errors", None)
-        where = f"{type(self).__name__}.{method.__name__}"
         try:
             out = method(self, *args, **kwargs)
         except Exception as e:
             if area is None:
                 raise
-            area.report(e, where)
+            area.report(e, f"{type(self).__name__}.{method.__name__}", source=self)
             return None
-        if isinstance(area, ErrorArea):
-            area.resolved(where)
+        if area is not None:
+            area.resolved(self)
         return out
 
     return wrapper  # type: ignore[return-value]

@@ -14,9 +14,20 @@ if TYPE_CHECKING:
 MIB = 2**20
 
 
-def diff_frame(a: ProfileData, b: ProfileData) -> pd.DataFrame:
-    """``cl.diff(a, b)``: per-invocation means, delta, ratio, p-values and status, ranked by contribution."""
-    return an.diff(a, b)
+def diff_frame(ps: ProfileData, column: str, a: object, b: object) -> pd.DataFrame:
+    """``cl.diff(ps, split_by=column, values=(a, b))`` with the API's defaults (each function within each task:
+    :data:`celerylab.analysis.diff.DEFAULT_GROUP_BY`): per-invocation means, delta, ratio, p-values and status,
+    ranked by contribution."""
+    return an.diff(ps, split_by=column, values=(a, b))
+
+
+def value_colors(ps: ProfileData, column: str) -> dict[str, str]:
+    """The colour of each value of ``ps.profiles[column]`` (the run colours in A, B, … order), as every chart
+    draws them."""
+    from ..analysis.diff import ordered_values
+    from ..charts._style import run_colors
+
+    return run_colors(ordered_values(ps.profiles, column)) if column in ps.profiles.columns else {}
 
 
 def calltree_frame(ps: ProfileData, *, root: int | None = None, max_depth: int = 8) -> pd.DataFrame:

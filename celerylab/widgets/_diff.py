@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 import pandas as pd
 
+from ..charts._style import OTHER_COLOR
 from ..charts.diff import diff_changes
 from ..charts.overview import task_durations
 from ._base import esc, guarded, html_table, message_figure, new_figure_widget, show_figure
-from ._data import diff_frame
+from ._data import diff_frame, value_colors
 from ._tab import TabController
 
 if TYPE_CHECKING:
@@ -19,15 +20,21 @@ if TYPE_CHECKING:
     from ._state import ExplorerState
 
 GROUP_COLUMNS = ["run", "task_name", "hostname", "state", "queue", "pool"]
-TABLE_COLUMNS = ["label", "status", "mean_a", "mean_b", "delta", "ratio", "contribution", "p_value", "p_adjusted",
-                 "calls_a", "calls_b", "n_a", "n_b"]  # fmt: skip
+#: the diff table: the task first, the short function name, the numbers (seconds per task invocation, a ratio, a
+#: p-value, invocations), the full label last
+TABLE_COLUMNS = ["task_name", "function", "status", "mean_a", "mean_b", "delta", "ratio", "contribution",
+                 "p_adjusted", "calls_a", "calls_b", "n_a", "n_b", "label"]  # fmt: skip
 
 
 class DiffTab(TabController):
-    """Pick a grouping column (``run`` by default) and two of its values A and B; shows ``cl.diff(A, B)`` of the
-    filtered selection: the ranked changes (bars coloured by status), a table with p-values, and the duration
-    distributions of both groups side by side.  :attr:`current` is the diff frame; :attr:`selected` its rows
-    whose status is not ``same``."""
+    """Pick a grouping column (``run`` by default) and two of its values A and B; shows ``cl.diff`` of the
+    filtered selection split by that column, with the API's defaults (each function compared within each task):
+    the ranked changes (``task · function`` bars coloured by status), a table with p-values, and the duration
+    distributions of both groups side by side (coloured as the runs are in every tab).  The dropdowns always
+    show what is compared: A and B offer the column's values in the selection and fall back to its first two
+    (A, B order of :func:`celerylab.analysis.diff.ordered_values`) when a filter hides a chosen one; :attr:`used`
+    is the ``(column, A, B)`` of the last comparison.  :attr:`current` is the diff frame; :attr:`selected` its
+    rows whose status is not ``same``."""
 
     title = "Diff"
 
@@ -35,13 +42,16 @@ class DiffTab(TabController):
         super().__init__(state, errors)
         cols = [c for c in GROUP_COLUMNS if c in state.data.profiles.columns]
         self.group_by = w.Dropdown(options=cols, value=cols[0] if cols else None, description="compare by",
-                                   layout=w.Layout(width="220px"), style={"description_width": "72px"})  # fmt: skip
+                                   layout=w.Layout(width="240px"), style={"description_width": "84px"})  # fmt: skip
         self.a = w.Dropdown(options=[], description="A", layout=w.Layout(width="220px"),
                             style={"description_width": "16px"})  # fmt: skip
         self.b = w.Dropdown(options=[], description="B", layout=w.Layout(width="220px"),
                             style={"description_width": "16px"})  # fmt: skip
         self.significant_only = w.Checkbox(value=False, description="changed only", indent=False,
                                            layout=w.Layout(width="130px"))  # fmt: skip
+        self.reset_button = w.Button(description="reset", layout=w.Layout(width="70px"),
+                                     tooltip="compare by run, its first two values, every row")  # fmt: skip
+        self.reset_button.on_click(self.on_reset)
         self.group_by.observe(self.on_group_by, names="value")
         for c in (self.a, self.b, self.significant_only):
             c.observe(self.on_control, names="value")
@@ -50,29 +60,36 @@ class DiffTab(TabController):
         self.dist_fig = new_figure_widget(360)
         self.table = w.HTML()
         self._mute = False
-        self.widget = w.VBox([w.HBox([self.group_by, self.a, self.b, self.significant_only]), self.summary,
+        self.used: tuple[Any, Any, Any] | None = None
+        self.widget = w.VBox([w.HBox([self.group_by, self.a, self.b, self.significant_only, self.reset_button]),
+                              self.summary,
                               self.fig, self.table, self.dist_fig])  # fmt: skip
-        self._fill_groups()
+        self._fill_values(keep=False)
 
     def _values(self) -> list[str]:
-        col = self.group_by.value
-        if col is None or col not in self.state.data.profiles.columns:
-            return []
-        return sorted(self.state.data.profiles[col].dropna().astype(str).unique().tolist())
+        """The values of the compare-by column in the selection, in A, B, … order (as text)."""
+        from ..analysis.diff import ordered_values
 
-    def _fill_groups(self) -> None:
+        col = self.group_by.value
+        if col is None or col not in self.ps.profiles.columns:
+            return []
+        return [str(v) for v in ordered_values(self.ps.profiles, col)]
+
+    def _fill_values(self, *, keep: bool = True) -> None:
+        """Offer the column's values in the selection; keep A and B when still there (``keep``), else the first
+        two — so the dropdowns always show what the comparison uses."""
         vals = self._values()
+        old = [v if keep and v in vals else None for v in (self.a.value, self.b.value)]
+        if old[0] is None and old[1] is not None:
+            old = [old[1], None]  # A first: one value left is A
+        spare = iter(v for v in vals if v not in old)
+        a, b = (v if v is not None else next(spare, None) for v in old)
         self._mute = True
         try:
-            self.a.options = vals
-            self.b.options = vals
-            prefer = [v for v in ("baseline", "candidate") if v in vals]
-            if len(prefer) == 2:
-                self.a.value, self.b.value = prefer
-            elif len(vals) >= 2:
-                self.a.value, self.b.value = vals[0], vals[1]
-            elif vals:
-                self.a.value = self.b.value = vals[0]
+            if list(self.a.options) != vals:
+                self.a.options = vals
+                self.b.options = vals
+            self.a.value, self.b.value = a, b
         finally:
             self._mute = False
 
@@ -88,52 +105,74 @@ class DiffTab(TabController):
 
     def compare(self, a: str, b: str, *, by: str | None = None) -> pd.DataFrame:
         """Set the comparison from Python (``by`` column, values ``a`` and ``b``) and return the diff frame."""
-        if by is not None:
-            self.group_by.value = by
         self._mute = True
         try:
+            if by is not None:
+                self.group_by.value = by
+            self.a.options = self.b.options = self._values()
             self.a.value, self.b.value = a, b
         finally:
             self._mute = False
-        self.refresh()
+        self.refresh(keep=True)
         return self.current
 
-    def refresh(self) -> None:
+    def reset(self) -> None:
+        """Back to the defaults: compare by the first column (``run``), its first two values, all rows."""
+        self._mute = True
+        try:
+            self.significant_only.value = False
+            if self.group_by.options:
+                self.group_by.value = self.group_by.options[0]
+        finally:
+            self._mute = False
+        self._fill_values(keep=False)
+        self.refresh()
+
+    def refresh(self, keep: bool = True) -> None:
+        self._fill_values(keep=keep)  # a filter may have hidden A or B: the dropdowns show what is compared
         col = self.group_by.value
+        self.used = (col, self.a.value, self.b.value)
         if self.a.value is None or self.b.value is None:
-            self.summary.value = "<i>nothing to compare: the set has fewer than two groups</i>"
+            self.summary.value = (f"<i>nothing to compare: the selection has fewer than two values of "
+                                  f"{esc(col)}</i>")  # fmt: skip
             self.current = pd.DataFrame()
+            self.table.value = ""
             show_figure(self.fig, message_figure("nothing to compare"))
+            show_figure(self.dist_fig, message_figure(""))
             return
         a, b = self.sides()
         self.summary.value = (
             f"<div class='celerylab-diff-summary'>A = {esc(col)} <b>{esc(self.a.value)}</b>: {len(a):,} profiles · "
-            f"B = {esc(col)} <b>{esc(self.b.value)}</b>: {len(b):,} profiles (after the filters)</div>"
+            f"B = {esc(col)} <b>{esc(self.b.value)}</b>: {len(b):,} profiles (after the filters) · each function "
+            f"compared within each task, per task invocation</div>"
         )
         if self.a.value == self.b.value:
             raise ValueError(f"Diff: A and B are both {self.a.value!r}; pick two different values")
-        if not len(a) or not len(b):
-            self.current = pd.DataFrame()
-            show_figure(self.fig, message_figure("one side has no profiles under the current filters"))
-            show_figure(self.dist_fig, message_figure(""))
-            self.table.value = ""
-            return
-        d = diff_frame(a, b)
+        d = diff_frame(self.ps, col, self.a.value, self.b.value)
         self.current = d
-        shown = d.loc[d["status"].astype(str) != "same"] if self.significant_only.value else d
+        shown = self._shown()
         show_figure(self.fig, diff_changes(shown, n=25), on_click=self.on_bar_click)
-        self.table.value = html_table(shown, TABLE_COLUMNS, max_rows=40,
+        self.table.value = html_table(_table(shown), TABLE_COLUMNS, max_rows=40,
                                       highlight=(shown["status"].astype(str) == "slower").tolist())  # fmt: skip
-        both = pd.concat([a.profiles.assign(_group="A: " + str(self.a.value)),
-                          b.profiles.assign(_group="B: " + str(self.b.value))], ignore_index=True)  # fmt: skip
-        show_figure(self.dist_fig, task_durations(both, by="task_name", color="_group"))
+        names = {f"A: {self.a.value}": self.a.value, f"B: {self.b.value}": self.b.value}
+        palette = value_colors(self.state.data, col)
+        both = pd.concat([a.profiles.assign(_group=f"A: {self.a.value}"),
+                          b.profiles.assign(_group=f"B: {self.b.value}")], ignore_index=True)  # fmt: skip
+        colors = {k: palette.get(str(v), OTHER_COLOR) for k, v in names.items()}
+        show_figure(self.dist_fig, task_durations(both, by="task_name", color="_group", colors=colors,
+                                                  legend_title=str(col),
+                                                  title="Duration per task invocation, A and B"))  # fmt: skip
+
+    def _shown(self) -> pd.DataFrame:
+        d = self.current
+        return d.loc[d["status"].astype(str) != "same"] if self.significant_only.value else d
 
     # ------------------------------------------------------------------------------------------ handlers
     @guarded
     def on_group_by(self, change: dict[str, Any]) -> None:
         """The grouping column changed: offer its values, compare the first two."""
-        self._fill_groups()
-        self.refresh()
+        if not self._mute:
+            self.refresh(keep=False)
 
     @guarded
     def on_control(self, change: dict[str, Any]) -> None:
@@ -142,13 +181,17 @@ class DiffTab(TabController):
             self.refresh()
 
     @guarded
+    def on_reset(self, _button: Any = None) -> None:
+        """The reset button: back to the defaults (an error this tab showed goes)."""
+        self.reset()
+
+    @guarded
     def on_bar_click(self, trace: Any, points: Any, state: Any = None) -> None:
         """A bar was clicked: open that function (by label) in the Drilldown tab."""
         if not points.point_inds:
             return
-        shown = self.current.loc[self.current["status"].astype(str) != "same"] if self.significant_only.value \
-            else self.current  # fmt: skip
-        label = str(shown["label"].iloc[points.point_inds[0]])
+        row = int(trace.customdata[points.point_inds[0]][1])
+        label = str(self._shown()["label"].iloc[row])
         self.state.drill(label)
 
     @property
@@ -156,3 +199,10 @@ class DiffTab(TabController):
         if not len(self.current):
             return self.current
         return self.current.loc[self.current["status"].astype(str) != "same"].reset_index(drop=True)
+
+
+def _table(d: pd.DataFrame) -> pd.DataFrame:
+    """The diff rows as the table shows them: a short ``function`` name next to the full label."""
+    from ..core.rules import short_label
+
+    return d.assign(function=[short_label(x) for x in d["label"].astype(str)])

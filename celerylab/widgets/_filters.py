@@ -45,7 +45,9 @@ class FilterBar:
 
     :attr:`conditions` is the ``ProfileSet.where(**conditions)`` the bar stands for; :meth:`apply` computes the
     filtered set and calls ``on_change(filtered)``.  :meth:`set` accepts anything ``where`` accepts (lists and
-    globs too): values a dropdown cannot show leave it at ``(all)`` while the condition still applies.
+    globs too), and every dropdown shows the condition that applies: a one-value list as that value, any other
+    condition as an extra option that names it (``orders.* (pattern)``, ``a | b``), gone when another value is
+    picked.  :meth:`shown` is what the dropdowns and the time window say, as ``where`` keywords.
     """
 
     def __init__(self, ps: ProfileData, errors: ErrorArea, on_change: Callable[[ProfileData], None]) -> None:
@@ -55,6 +57,7 @@ class FilterBar:
         self.conditions: dict[str, Any] = {}
         self.filtered: ProfileData = ps
         self._mute = False
+        self._custom: dict[str, tuple[str, Any]] = {}  # dropdown -> (extra option, the condition it stands for)
         self.dropdowns: dict[str, w.Dropdown] = {}
         for key, col in FILTER_COLUMNS.items():
             dd = w.Dropdown(options=[ALL, *_choices(ps, col)], value=ALL, description=key,
@@ -89,10 +92,11 @@ class FilterBar:
         }
         for key, dd in self.dropdowns.items():
             col = FILTER_COLUMNS[key]
-            if dd.value != ALL:
+            custom = self._custom.get(key)
+            if custom is not None and dd.value == custom[0]:
+                cond[col] = custom[1]
+            elif dd.value != ALL:
                 cond[col] = dd.value
-            elif col in self.conditions and not self._shown(key, self.conditions[col]):
-                cond[col] = self.conditions[col]
         lo = _parse_time(self.time_from.value, "from")
         hi = _parse_time(self.time_to.value, "to")
         if lo is not None and hi is not None and lo >= hi:
@@ -102,7 +106,37 @@ class FilterBar:
         return cond
 
     def _shown(self, key: str, value: Any) -> bool:
-        return isinstance(value, str) and value in self.dropdowns[key].options
+        return isinstance(value, str) and value in self._plain(key)
+
+    def _plain(self, key: str) -> list[str]:
+        """The dropdown's options without the extra one that names a condition."""
+        custom = self._custom.get(key)
+        return [o for o in self.dropdowns[key].options if custom is None or o != custom[0]]
+
+    def _show_condition(self, key: str, value: Any) -> None:
+        """Make dropdown ``key`` show ``value`` (a condition on its column): the option itself, or an extra option
+        naming the condition (muted: the caller applies)."""
+        dd = self.dropdowns[key]
+        plain = self._plain(key)
+        if isinstance(value, list | tuple | set) and len(value) == 1 and self._shown(key, str(next(iter(value)))):
+            value_text: str | None = str(next(iter(value)))
+        else:
+            value_text = value if self._shown(key, value) else None
+        is_all = isinstance(value, str) and value == ALL
+        if is_all or value_text is not None:
+            self._custom.pop(key, None)
+            if list(dd.options) != [ALL, *plain]:
+                dd.options = [ALL, *plain]
+            dd.value = ALL if is_all else value_text
+            return
+        text = _condition_text(value)
+        self._custom[key] = (text, value)
+        dd.options = [ALL, text, *plain]
+        dd.value = text
+
+    def shown(self) -> dict[str, Any]:
+        """What the controls show, as ``where`` keywords (equal to :attr:`conditions` after every change)."""
+        return self._from_widgets()
 
     def _update_count(self) -> None:
         n, total = len(self.filtered), len(self.ps)
@@ -115,8 +149,18 @@ class FilterBar:
     @guarded
     def on_dropdown(self, change: dict[str, Any]) -> None:
         """A dropdown changed: filter again."""
-        if not self._mute:
-            self.apply(self._from_widgets())
+        if self._mute:
+            return
+        key = next((k for k, dd in self.dropdowns.items() if dd is change.get("owner")), None)
+        custom = self._custom.get(key) if key else None
+        if key and custom is not None and change["new"] != custom[0]:
+            # another value was picked: the option that named the condition goes
+            self._mute = True
+            try:
+                self._show_condition(key, change["new"])
+            finally:
+                self._mute = False
+        self.apply(self._from_widgets())
 
     @guarded
     def on_time(self, change: dict[str, Any]) -> None:
@@ -133,9 +177,8 @@ class FilterBar:
         """Replace the filters with ``conditions`` (any ``ProfileSet.where`` keywords) and apply them."""
         self._mute = True
         try:
-            for key, dd in self.dropdowns.items():
-                v = conditions.get(FILTER_COLUMNS[key], ALL)
-                dd.value = v if self._shown(key, v) else ALL
+            for key in self.dropdowns:
+                self._show_condition(key, conditions.get(FILTER_COLUMNS[key], ALL))
             win = conditions.get("started_at")
             if isinstance(win, slice):
                 self.time_from.value = "" if win.start is None else str(win.start)
@@ -154,6 +197,15 @@ class FilterBar:
         self.on_change(filtered)
         self._update_count()  # last: when the count shows, the visible tab has been redrawn
         return filtered
+
+
+def _condition_text(v: Any) -> str:
+    """The dropdown text of a condition no single option shows."""
+    if isinstance(v, list | tuple | set):
+        return " | ".join(map(str, v)) if v else "(none)"
+    if isinstance(v, str) and any(ch in v for ch in "*?["):
+        return f"{v} (pattern)"
+    return str(v)
 
 
 def _show(v: Any) -> str:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .. import fmt
 from ..analysis.findings import findings_evidence
+from ..charts._style import STATUS_COLORS
 from ..charts.findings import findings_chart
 from ._base import esc, guarded, message_figure, new_figure_widget, show_figure
 from ._data import findings_frame
@@ -121,7 +122,8 @@ class FindingsTab(TabController):
         self.items.children = tuple(boxes)
 
     def _item(self, row: pd.Series, ev: pd.DataFrame) -> w.Widget:
-        color = {"slower": "#d62728", "grows": "#d62728", "faster": "#2ca02c", "shrinks": "#2ca02c"}
+        worse, better = STATUS_COLORS["slower"], STATUS_COLORS["faster"]  # the one palette of every chart
+        color = {"slower": worse, "grows": worse, "faster": better, "shrinks": better}
         head = w.HTML(
             f"<div class='celerylab-finding' style='border-left:4px solid {color.get(row['direction'], '#999')};"
             f"padding:2px 8px;margin-top:6px'><b>{int(row['rank'])}.</b> {esc(row['headline'])}</div>"

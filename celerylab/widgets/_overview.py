@@ -8,6 +8,7 @@ import ipywidgets as w
 
 from ..charts.overview import task_durations, task_totals
 from ._base import esc, html_table, message_figure, new_figure_widget, show_figure
+from ._data import value_colors
 from ._tab import TabController
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ class OverviewTab(TabController):
             show_figure(self.durations_fig, message_figure("no profiles match the filters"))
             show_figure(self.totals_fig, message_figure(""))
             return
-        color = "run" if "run" in ps.profiles.columns and ps.profiles["run"].nunique() > 1 else None
-        show_figure(self.durations_fig, task_durations(ps.profiles, by="task_name", color=color))
+        every = self.state.data.profiles
+        # split by run when the set has runs, also when a filter leaves one: its colour says which it is
+        color = "run" if "run" in every.columns and every["run"].nunique() > 1 else None
+        colors = value_colors(self.state.data, "run") if color else None  # a run's colour stays under the filters
+        show_figure(self.durations_fig, task_durations(ps.profiles, by="task_name", color=color, colors=colors))
         show_figure(self.totals_fig, task_totals(ts))

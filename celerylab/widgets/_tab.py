@@ -42,12 +42,16 @@ class TabController:
         """The filters changed: redraw on next show."""
         self.stale = True
 
-    @guarded
     def ensure(self) -> None:
-        """Redraw if stale."""
+        """Redraw if stale.  (A tab shown again without a change draws nothing, so it does not count as a handler
+        that succeeded: an error it showed stays until a redraw or a control of the tab succeeds.)"""
         if self.stale:
             self.stale = False
-            self.refresh()
+            self._redraw()
+
+    @guarded
+    def _redraw(self) -> None:
+        self.refresh()
 
     def refresh(self) -> None:  # pragma: no cover - every tab overrides it
         raise NotImplementedError

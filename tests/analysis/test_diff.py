@@ -10,7 +10,7 @@ from scipy import stats
 
 import celerylab as cl
 from celerylab.analysis import diff
-from celerylab.analysis.diff import DIFF_COLUMNS
+from celerylab.analysis.diff import DEFAULT_GROUP_BY, DIFF_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,10 @@ def _report_paths(ps, run):
 
 
 def test_public_entry_point_and_columns(ps):
+    # the default compares each function within each task: the task column first
     d = cl.diff(ps.where(run="a"), ps.where(run="b"))
-    assert list(d.columns) == DIFF_COLUMNS
+    assert DEFAULT_GROUP_BY == "task_name"
+    assert list(d.columns) == ["task_name", *DIFF_COLUMNS]
     assert set(d["status"].astype(str)) <= {"slower", "faster", "new", "gone", "same"}
     # ranked by contribution to the change of the mean task time
     assert (np.diff(np.abs(d["contribution"].to_numpy())) <= 0).all()
@@ -117,10 +119,30 @@ def test_diff_by_task_and_category_and_two_separate_sets(ps, runs):
     assert tr.loc["app.report", "mean_a"] == pytest.approx(
         a.where(task_name="app.report").profiles["total_tt"].mean(), rel=1e-12
     )
-    c = cl.diff(a, b, by="category").set_index("label")
-    assert c["delta"].sum() == pytest.approx(b.profiles["total_tt"].mean() - a.profiles["total_tt"].mean())
+    change = b.profiles["total_tt"].mean() - a.profiles["total_tt"].mean()
+    c = cl.diff(a, b, by="category", group_by=None)
+    assert c["label"].is_unique and c["delta"].sum() == pytest.approx(change)
+    # per task (the default): the contributions (delta x the task's share of invocations) sum to the same change
+    assert cl.diff(a, b, by="category")["contribution"].sum() == pytest.approx(change)
     via_method = ps.diff(split_by="run", values=("a", "b"), group_by="task_name")
     assert via_method.equals(one)
+    # the default is the per-task grouping, on every entry point
+    assert ps.diff(split_by="run", values=("a", "b")).equals(one)
+    assert diff(ps, split_by="run", values=("a", "b")).equals(one)
+
+
+def test_pooling_every_task_is_group_by_none(ps):
+    """``group_by=None``: one row per function over all tasks' invocations (no task column), and the split
+    column is never a group (comparing two tasks pools them even with the default)."""
+    pooled = diff(ps, split_by="run", values=("a", "b"), group_by=None)
+    assert list(pooled.columns) == DIFF_COLUMNS and pooled["label"].is_unique
+    assert (pooled["n_a"] == len(ps.where(run="a"))).all()
+    per_task = diff(ps, split_by="run", values=("a", "b"))
+    leaf = per_task.loc[per_task.label.str.endswith("(leaf)")]
+    assert set(leaf["task_name"]) <= {"app.report", "app.mail"} and len(leaf) >= 1
+    assert (leaf["n_a"] == [len(ps.where(run="a", task_name=t)) for t in leaf["task_name"]]).all()
+    tasks = diff(ps, split_by="task_name", values=("app.report", "app.mail"))
+    assert list(tasks.columns) == DIFF_COLUMNS and (tasks["n_a"] == len(ps.where(task_name="app.report"))).all()
 
 
 def test_bad_arguments(ps):
@@ -171,12 +193,12 @@ def _mix_set(folder, counts_a, counts_b, workloads=None, same_code=True):
 
 def test_a_changed_task_mix_is_not_a_change(tmp_path):
     """Same code on both sides, but B runs mostly the cheap task: pooled per-invocation means drop for the
-    expensive task's functions (a false 'faster'); the default, stratified by task, says `same` and its
+    expensive task's functions (a false 'faster'); pooling (group_by=None), stratified by task, says `same` and its
     standardised means equal on both sides."""
     ps = _mix_set(tmp_path, {"app.report": 20, "app.mail": 20}, {"app.report": 6, "app.mail": 34})
-    pooled = diff(ps, split_by="run", values=("a", "b"), stratify=None)
+    pooled = diff(ps, split_by="run", values=("a", "b"), group_by=None, stratify=None)
     assert "faster" in set(pooled["status"].astype(str))
-    strat = diff(ps, split_by="run", values=("a", "b"))
+    strat = diff(ps, split_by="run", values=("a", "b"), group_by=None)
     same_code = strat.loc[~strat.label.str.contains("only_in_|sometimes")]
     assert set(same_code["status"].astype(str)) == {"same"}
     leaf = strat.loc[strat.label.str.endswith("(leaf)")].iloc[0]
@@ -189,12 +211,12 @@ def test_a_changed_task_mix_is_not_a_change(tmp_path):
 
 
 def test_stratified_test_is_van_elteren(tmp_path):
-    """The p-value of the default diff equals a direct van Elteren computation from scipy's per-task U (a function
-    that changes differently in two tasks)."""
+    """The p-value of the pooled diff (group_by=None) equals a direct van Elteren computation from scipy's per-task
+    U (a function that changes differently in two tasks)."""
     from scipy import special
 
     ps = _mix_set(tmp_path, {"x": 10, "y": 12}, {"x": 14, "y": 9}, {"x": task_x, "y": task_y}, same_code=False)
-    d = diff(ps, split_by="run", values=("a", "b"), min_change=0, min_share=0)  # test every function
+    d = diff(ps, split_by="run", values=("a", "b"), group_by=None, min_change=0, min_share=0)  # every function
     row = d.loc[d.label.str.endswith("(shared_step)")].iloc[0]
     t = v = 0.0
     for task in ("x", "y"):

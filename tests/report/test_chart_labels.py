@@ -60,3 +60,57 @@ def test_every_chart_has_a_title_and_axis_units_and_the_export_carries_the_title
         assert fig.layout.title.text in page or json.dumps(fig.layout.title.text)[1:-1] in page, name
     assert figs["durations"].layout.showlegend and figs["durations"].layout.legend.title.text == "run"
     assert {t.name for t in figs["durations"].data} == {"baseline", "candidate"}
+
+
+def test_runs_and_statuses_have_one_colour_in_every_chart():
+    import celerylab as cl
+    from celerylab.charts._style import RUN_COLORS, STATUS_COLORS, STATUS_NAMES
+    from celerylab.charts.diff import diff_changes, diff_volcano
+    from celerylab.charts.drilldown import per_profile
+    from celerylab.charts.findings import findings_chart
+    from celerylab.charts.overview import task_durations
+
+    ps = cl.load(cl.sample_profiles())
+    # the runs: baseline (started first) is A and blue, candidate B and orange, in every chart that splits by run
+    durations = task_durations(ps.profiles, color="run")
+    boxes = {t.name: (t.marker.color, t.line.color) for t in durations.data}
+    # a task's profiled publishes are a box of their own, as in the task summary (not pooled with its runs)
+    publishes = ps.profiles["role"].astype(str) == "producer"
+    assert sum(list(t.x).count("demo.orders.process (publish)") for t in durations.data) == int(publishes.sum())
+    assert boxes == {"baseline": (RUN_COLORS[0],) * 2, "candidate": (RUN_COLORS[1],) * 2}
+    stats = ps.stats.merge(ps.profiles[["profile_id", "run", "started_at"]], on="profile_id")
+    per = per_profile(stats.sample(400, random_state=1), by="run")  # shuffled: the start times order the runs
+    assert {t.name: t.marker.color for t in per.data} == {k: v[0] for k, v in boxes.items()}
+    assert per.layout.showlegend and per.layout.legend.title.text == "run"
+    # the statuses: one trace per status with its colour and a legend saying what it means
+    d = cl.diff(ps, split_by="run", values=("baseline", "candidate"))
+    status_of = {v: k for k, v in STATUS_NAMES.items()}
+    bars, volcano = diff_changes(d, n=400), diff_volcano(d)
+    assert {"slower (B > A)", "new (only in B)", "gone (only in A)"} <= {t.name for t in bars.data}
+    assert {"slower (B > A)", "no significant change"} <= {t.name for t in volcano.data}  # tested rows only
+    for fig in (bars, volcano):
+        assert all(t.marker.color == STATUS_COLORS[status_of[t.name]] for t in fig.data)
+        assert fig.layout.showlegend is not False and fig.layout.title.text
+    found = findings_chart(cl.findings(ps, evidence=False))
+    assert {t.name: t.marker.color for t in found.data} == {"slower": STATUS_COLORS["slower"],
+                                                            "faster": STATUS_COLORS["faster"]}  # fmt: skip
+    # new and gone are their own colours: neither a run's, nor each other's, nor any other status's
+    assert {STATUS_COLORS["new"], STATUS_COLORS["gone"]}.isdisjoint(RUN_COLORS)
+    assert len(set(STATUS_COLORS.values())) == len(STATUS_COLORS)
+
+
+def test_diff_bars_are_labelled_task_and_short_function_with_the_full_label_on_hover():
+    from celerylab.charts.diff import diff_changes
+
+    d = pd.DataFrame({
+        "task_name": ["demo.reports.build", "demo.mail"],
+        "label": ["/srv/app/reports.py:56(load_report_rows)", "/srv/app/mail.py:3(<lambda>)"],
+        "status": ["slower", "gone"], "delta": [0.0016, -0.0005],
+    })  # fmt: skip
+    fig = diff_changes(d)
+    slower, gone = fig.data
+    assert slower.y == ("demo.reports.build · reports.load_report_rows:56",) and slower.x == (1.6,)
+    assert gone.y == ("demo.mail · mail.&lt;lambda&gt;:3",) and gone.name == "gone (only in A)"
+    assert slower.customdata[0][2] == "/srv/app/reports.py:56(load_report_rows)"
+    assert list(fig.layout.yaxis.categoryarray) == [slower.y[0], gone.y[0]]  # the diff's order
+    assert fig.layout.xaxis.title.text == "delta: B − A (ms per task invocation)"

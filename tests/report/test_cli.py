@@ -85,6 +85,35 @@ def test_task_level_gate_names_exactly_the_planted_regressions(capsys):
     assert {r["label"] for r in out["changes"] if r["status"] == "faster"} == improved
 
 
+def test_diff_compares_each_function_within_each_task_unless_told_to_pool(capsys, tmp_path):
+    # WHEN the samples are compared with the defaults, and with --group-by none
+    assert main(["diff", SAMPLES, "--by", "run", "--json", "-n", "5000"]) == 0
+    per_task = json.loads(capsys.readouterr().out)
+    assert main(["diff", SAMPLES, "--by", "run", "--group-by", "none", "--json", "-n", "5000"]) == 0
+    pooled = json.loads(capsys.readouterr().out)
+    # THEN the default rows are per (task, function), the pooled ones per function
+    assert per_task["group_by"] == ["task_name"] and pooled["group_by"] is None
+    assert all("task_name" in r for r in per_task["changes"]) and not any("task_name" in r for r in pooled["changes"])
+    row = [r for r in per_task["changes"] if r["task_name"] == "demo.reports.build"
+           and r["label"].endswith("(load_report_rows)")]  # fmt: skip
+    assert len(row) == 1 and row[0]["status"] == "slower" and row[0]["n_a"] == row[0]["n_b"] == 30
+    # pooled over every task's invocations it does not count as a change
+    assert not [r for r in pooled["changes"] if r["label"].endswith("(load_report_rows)")]
+    # AND the text output leads with the task, the FAIL lines name "task · function"; the report shows
+    # --report-rows rows per task
+    report = tmp_path / "d.html"
+    code = main(["diff", SAMPLES, "--by", "run", "-n", "3", "--fail-on-regression", "20", "-o", str(report),
+                 "--report-rows", "4"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 3
+    assert re.search(r"^task_name +status +ratio", out.out, re.M)
+    assert re.search(r"^  [0-9.]+×  demo\.\S+ · ", out.err, re.M)
+    from .corpus import Page
+
+    page = Page(report.read_text(encoding="utf-8"))
+    assert len(page.tables["diff-task-demo-reports-build"]) == 4
+
+
 # ------------------------------------------------------------------------------------------------ errors
 @pytest.mark.parametrize(
     ("args", "code", "message"),

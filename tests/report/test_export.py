@@ -59,3 +59,19 @@ def test_missing_chromium_says_so(fig, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match=r"(?i)chromium"):
         write_image(fig, tmp_path / "t.png")
     assert not (tmp_path / "t.png").exists()
+
+
+def test_an_exported_svg_carries_the_title_the_legend_and_the_axis_units(tmp_path):
+    import celerylab as cl
+    from celerylab.charts.diff import diff_changes
+
+    ps = cl.load(cl.sample_profiles())
+    fig = diff_changes(cl.diff(ps, split_by="run", values=("baseline", "candidate")))
+    (svg,) = write_images([fig], [tmp_path / "diff.svg"])
+    with open(svg, encoding="utf-8") as f:
+        root = ET.fromstring(f.read())
+    texts = " ".join("".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    assert fig.layout.title.text in texts  # "Change per task and function (B − A), …"
+    assert "delta: B − A (ms per task invocation)" in texts
+    assert "slower (B > A)" in texts and "status" in texts
+    assert "demo.reports.build · " in texts

@@ -12,6 +12,7 @@ import pytest
 
 from celerylab import report as rp
 from celerylab.callgraph import VIEWER_JS
+from celerylab.core.rules import short_label
 from celerylab.errors import CelerylabError
 from celerylab.report.model import Note, Table
 from celerylab.report.render import static_file
@@ -244,8 +245,14 @@ def test_diff_report_from_a_frame(tmp_path):
         text = f.read()
     p = Page(text)
     assert p.sections[0] == "changes"
-    assert p.column("diff-significant", "label", raw=False) == ["app.py:1(slow)", EVIL_NAME]
-    assert p.column("diff-significant", "ratio") == [3.0, float("inf")]
+    # no group column: one table of every significant row; short names shown, the full label as the hover title
+    assert p.column("diff-significant", "function", raw=False) == ["app.slow:1", short_label(EVIL_NAME)]
+    titles = [v for tag, k, v in p.attributes if tag == "td" and k == "title"]
+    assert titles == ["app.py:1(slow)", EVIL_NAME]
+    assert p.column("diff-significant", "B / A") == [3.0, float("inf")]
+    # one unit per column: milliseconds, numbers without a unit in the cells, exact seconds in data-value
+    assert p.column("diff-significant", "B − A (ms)", raw=False) == ["200", "50.0"]
+    assert p.column("diff-significant", "B − A (ms)") == [0.2, 0.05]
     assert "<script>alert" not in text
     assert len(_executable_scripts(p)) == 2
 
@@ -261,7 +268,7 @@ def test_diff_report_from_two_sources_finds_the_planted_regressions(tmp_path):
     with open(path, encoding="utf-8") as f:
         p = Page(f.read())
     # THEN the tasks the manifest says regressed are listed slower, ranked first
-    labels = p.column("diff-significant", "label", raw=False)
+    labels = p.column("diff-significant", "function", raw=False)
     statuses = p.column("diff-significant", "status", raw=False)
     slower = [lbl for lbl, st in zip(labels, statuses) if st == "slower"]
     assert set(slower[:2]) == {"demo.reports.build", "demo.campaigns.send_batch"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -349,6 +350,13 @@ def test_explorer_in_the_browser(lab: Server) -> None:
                 expect(summary).to_contain_text(f"{n_a:,} profiles")
             diff_plot = panel.locator(".js-plotly-plot").first
             expect(diff_plot.locator(".bars .point")).not_to_have_count(0)
+            # per task (the API's default): the summary says so, the bars are "task · function", a status legend
+            expect(summary).to_contain_text("each function compared within each task")
+            # (the task's profiled publishes are a task of their own: "<task> (publish) · function")
+            tick = re.compile(rf"^{re.escape(task)}( \(publish\))? · ")
+            expect(diff_plot.locator(".ytick text").first).to_have_text(tick)
+            expect(diff_plot.locator(".legendtitletext").first).to_have_text("status")
+            expect(panel.locator("table.celerylab-table th").first).to_have_text("task_name")
             shoot(page, explorer, f"{lab.name}-4-diff")
 
             # AND every other tab draws (a screenshot of each)

@@ -81,9 +81,95 @@ def test_set_filters_accepts_where_conditions_and_time_window(app):
     sel = app.set_filters(run=["candidate"], started_at=slice("2026-01-01T00:02", "2026-01-01T00:06"))
     assert sorted(sel.profiles["started_at"].dt.minute.tolist()) == [3, 5]
     assert app.filters.time_from.value.startswith("2026-01-01T00:02")
-    # a list cannot show in the dropdown: it stays at (all) while the condition holds
-    assert app.filters.dropdowns["run"].value == ALL
+    # a one-value list shows as that value: the dropdown says what is selected
+    assert app.filters.dropdowns["run"].value == "candidate"
     assert set(app.profiles["run"].astype(str)) == {"candidate"}
+
+
+def test_every_filter_dropdown_shows_the_condition_that_applies(app, ps):
+    # WHEN filters a dropdown has no single option for are set from Python
+    app.set_filters(task_name="orders.*", run=["baseline", "candidate"], hostname="no-such-host")
+    dd = app.filters.dropdowns
+    # THEN each dropdown names its condition (an extra option), and what they show is what filters
+    assert (dd["task"].value, dd["run"].value, dd["worker"].value) == ("orders.* (pattern)", "baseline | candidate",
+                                                                        "no-such-host")  # fmt: skip
+    assert dd["state"].value == ALL
+    assert app.filters.shown() == app.filters.conditions
+    assert len(app.selection) == 0
+    # WHEN the user picks a real value where the extra option was
+    dd["worker"].value = ALL
+    # THEN the extra option goes, and the shown state is still the applied one
+    assert "no-such-host" not in dd["worker"].options
+    assert app.filters.shown() == app.filters.conditions == {"task_name": "orders.*",
+                                                              "run": ["baseline", "candidate"]}  # fmt: skip
+    assert len(app.selection) == 10
+    # AND reset shows (all) everywhere, with no extra option left
+    app.filters.on_reset()
+    assert all(d.value == ALL for d in dd.values()) and app.filters.conditions == {}
+    assert "orders.* (pattern)" not in dd["task"].options and len(app.selection) == 12
+
+
+def test_the_diff_dropdowns_show_what_the_diff_computes_with(app, ps):
+    tab = app.show("Diff")
+    assert (tab.group_by.value, tab.a.value, tab.b.value) == tab.used == ("run", "baseline", "candidate")
+    # WHEN a filter leaves one run only: nothing to compare, and B shows nothing (not a value it does not use)
+    app.set_filters(run="candidate")
+    assert tab.a.options == ("candidate",) and tab.b.value is None
+    assert tab.used == ("run", "candidate", None) and "nothing to compare" in tab.summary.value
+    assert not len(tab.current)
+    # WHEN the filter goes, A and B show the two runs again and the diff is computed with them
+    app.filters.on_reset()
+    assert (tab.a.value, tab.b.value) == ("candidate", "baseline") == tab.used[1:]
+    pd.testing.assert_frame_equal(tab.current, cl.diff(ps, split_by="run", values=("candidate", "baseline")))
+    # WHEN the column changes (a user picks it), its values are offered and the first two compared
+    tab.group_by.value = "task_name"
+    assert tab.used == ("task_name", tab.a.value, tab.b.value) and set(tab.a.options) == set(
+        ps.profiles["task_name"].astype(str)
+    )
+    assert tab.a.value != tab.b.value and len(tab.current)
+    # comparing two tasks pools them: no task column (the split column never groups)
+    assert "task_name" not in tab.current.columns
+    # WHEN a filter hides the task B was showing, B falls back to a value in the selection
+    app.set_filters(task_name=tab.a.value)
+    assert tab.b.value is None and tab.used[2] is None
+    app.filters.on_reset()
+    # an error (A = B) clears when the user fixes B
+    tab.b.value = tab.a.value
+    assert app.errors.banner.layout.display == "" and "pick two different values" in app.errors.message
+    tab.b.value = next(v for v in tab.b.options if v != tab.a.value)
+    assert app.errors.banner.layout.display == "none"
+    # AND reset restores the defaults: by run, baseline against candidate, every row
+    tab.significant_only.value = True
+    tab.group_by.value = "task_name"
+    tab.b.value = tab.a.value  # an error again
+    assert app.errors.banner.layout.display == ""
+    tab.reset_button.click()
+    assert (tab.group_by.value, tab.a.value, tab.b.value) == tab.used == ("run", "baseline", "candidate")
+    assert tab.significant_only.value is False and app.errors.banner.layout.display == "none"
+    pd.testing.assert_frame_equal(tab.current, cl.diff(ps, split_by="run", values=("baseline", "candidate")))
+
+
+def test_a_run_has_one_colour_in_every_tab_and_new_gone_have_their_own(app, ps):
+    from celerylab.charts._style import RUN_COLORS, STATUS_COLORS
+
+    app.show("Overview")
+    over = {t.name: t.marker.color for t in app.overview.durations_fig.data}
+    assert over == {"baseline": RUN_COLORS[0], "candidate": RUN_COLORS[1]}
+    tab = app.show("Diff")
+    dist = {t.name: t.marker.color for t in tab.dist_fig.data}
+    assert dist == {"A: baseline": over["baseline"], "B: candidate": over["candidate"]}
+    assert tab.dist_fig.shown.layout.legend.title.text == "run"
+    # swapped sides: the runs keep their colours
+    tab.compare("candidate", "baseline")
+    assert {t.name: t.marker.color for t in tab.dist_fig.data} == {"A: candidate": over["candidate"],
+                                                                   "B: baseline": over["baseline"]}  # fmt: skip
+    # a filter to one run does not recolour it
+    app.set_filters(run="candidate")
+    app.show("Overview")
+    assert [t.marker.color for t in app.overview.durations_fig.data] == [over["candidate"]]
+    # new and gone are neither run's colour (nor each other's, nor slower/faster)
+    assert {STATUS_COLORS["new"], STATUS_COLORS["gone"]}.isdisjoint(RUN_COLORS)
+    assert len(set(STATUS_COLORS.values())) == len(STATUS_COLORS)
 
 
 def test_bad_time_window_shows_an_error_and_keeps_the_filters(app):
@@ -294,20 +380,28 @@ def test_hostile_names_are_escaped_in_every_html_widget(app, ps):
 # ---------------------------------------------------------------------------------------------------- diff
 def test_diff_ranks_the_planted_regression_first(app, ps):
     tab = app.show("Diff")
-    assert (tab.a.value, tab.b.value) == ("baseline", "candidate")
+    assert (tab.group_by.value, tab.a.value, tab.b.value) == tab.used == ("run", "baseline", "candidate")
     d = app.current
-    assert {"label", "delta", "status"} <= set(d.columns)
+    # the API's default: each function within each task, the task column first
+    pd.testing.assert_frame_equal(d, cl.diff(ps, split_by="run", values=("baseline", "candidate")))
+    assert list(d.columns[:3]) == ["task_name", "label", "status"]
     assert d["label"].iloc[0] == ps.functions["label"].iloc[fid_of(ps, EVIL)]
-    assert d["status"].iloc[0] == "slower"
+    assert d["task_name"].iloc[0] == "orders.process" and (d["n_a"].iloc[0], d["n_b"].iloc[0]) == (5, 5)
+    # 5 against 5 invocations: ranked first, but not significant after the correction over 11 keys
+    assert d["status"].iloc[0] == "same" and d["p_value"].iloc[0] < 0.01 < d["p_adjusted"].iloc[0]
+    # bars: "task · function", short, one trace per status, the legend says which
     bars = tab.fig.data[0]
-    assert bars.x[0] == pytest.approx(d["delta"].iloc[0])
-    assert "&lt;script&gt;" in bars.y[0]
-    # distributions side by side: one box trace per group
-    assert sorted(t.name for t in tab.dist_fig.data) == ["A: baseline", "B: candidate"]
+    assert bars.x[0] == pytest.approx(d["delta"].iloc[0] * 1000)  # ms
+    assert bars.y[0] == "orders.process · orders.&lt;script&gt;alert(1)&lt;/script&gt;:20"
+    assert bars.name == "no significant change" and tab.fig.shown.layout.showlegend
+    # the table: the task first, then the short name
+    assert re.search(r"<th[^>]*>task_name</th><th[^>]*>function</th>", tab.table.value)
+    # distributions side by side: one box trace per group, coloured as the runs are in the Overview
+    assert [t.name for t in tab.dist_fig.data] == ["A: baseline", "B: candidate"]
     assert "6 profiles" in tab.summary.value
-    # changed only: the table keeps non-"same" rows
+    # changed only: the bars and the table keep the non-"same" rows
     tab.significant_only.value = True
-    assert len(tab.fig.data[0].x) == int((d["status"] != "same").sum())
+    assert sum(len(t.x) for t in tab.fig.data) == int((d["status"] != "same").sum())
     assert tab.selected["status"].ne("same").all()
 
 
@@ -561,3 +655,41 @@ def test_call_graph_view_fits_on_open_and_highlights_the_hot_path_of_the_selecti
     assert base["time_s"].iloc[:2].tolist() == pytest.approx([6 * (0.016 + 0.002), 6 * (0.002 + 0.011)])
     assert "4 on the hot path" in tab.status.value and "6 profiles" in tab.status.value
     assert not app.errors.errors
+
+
+def test_the_widget_the_cli_and_the_api_agree_on_the_samples(capsys):
+    """The shipped runs: the Diff tab, ``celerylab diff --by run`` and ``cl.diff`` compare each function within
+    each task by default, and give the same rows — demo.reports.build's load_report_rows significantly slower."""
+    import json
+
+    from celerylab.cli import main
+
+    ps = cl.load(cl.sample_profiles())
+    api = cl.diff(ps, split_by="run", values=("baseline", "candidate"))
+    app = explore(ps)
+    tab = app.show("Diff")
+    assert tab.used == ("run", "baseline", "candidate")
+    pd.testing.assert_frame_equal(tab.current, api)
+    main(["diff", str(cl.sample_profiles()), "--by", "run", "--json", "-n", "100000"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["group_by"] == ["task_name"]
+    changes = pd.DataFrame(out["changes"])
+    sig = api.loc[api["status"].astype(str) != "same"].reset_index(drop=True)
+    assert list(changes.columns[:3]) == ["task_name", "label", "status"]
+    assert (
+        changes[["task_name", "label", "status"]].astype(str).equals(sig[["task_name", "label", "status"]].astype(str))
+    )
+    assert np.allclose(changes["mean_b"].to_numpy(float), sig["mean_b"].to_numpy(float), rtol=1e-12)
+    assert np.allclose(changes["p_adjusted"].to_numpy(float), sig["p_adjusted"].to_numpy(float), rtol=1e-9,
+                       equal_nan=True)  # fmt: skip
+
+    def row(d):
+        m = (d["task_name"] == "demo.reports.build") & d["label"].str.endswith("(load_report_rows)")
+        assert m.sum() == 1
+        return d.loc[m].iloc[0]
+
+    for r in (row(api), row(tab.current), row(changes)):
+        assert r["status"] == "slower" and r["p_adjusted"] < 0.05 and r["ratio"] > 5
+        assert r["n_a"] == r["n_b"] == len(ps.where(run="baseline", task_name="demo.reports.build"))
+    # the widget's bars and table lead with the task
+    assert any(y.startswith("demo.reports.build · ") for t in tab.fig.data for y in t.y)
