@@ -207,3 +207,36 @@ def test_stratified_test_is_van_elteren(tmp_path):
         t += (u_b - len(xa) * len(xb) / 2) / (n + 1)
         v += var / (n + 1) ** 2
     assert t != 0 and row["p_value"] == pytest.approx(min(1.0, 2 * special.ndtr(-abs(t) / np.sqrt(v))), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vectorised_mann_whitney_equals_scipy_on_random_data(seed):
+    """Every row of the all-at-once test equals scipy's asymptotic Mann-Whitney U of that row: zeros (a function
+    absent from an invocation), heavy ties (rounded times), rows with one distinct value, one-element sides."""
+    from celerylab.analysis._dist import mannwhitney_parts, mannwhitney_sorted
+
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 60))
+    na, nb = (int(x) for x in rng.integers(1, 300, size=2))
+    a = np.round(rng.lognormal(size=(k, na)), int(rng.integers(0, 3)))
+    b = np.round(rng.lognormal(0.2, size=(k, nb)), int(rng.integers(0, 3)))
+    a[rng.random((k, na)) < 0.3] = 0.0
+    b[rng.random((k, nb)) < 0.2] = 0.0
+    a[0] = 0.0  # a row with one value on both sides: no evidence, p = 1
+    b[0] = 0.0
+    if k > 1:
+        b[1] = a[1, 0]  # b's values all tied with one of a's
+    u_b, p = mannwhitney_sorted(np.sort(a, axis=1), np.sort(b, axis=1))
+    ref = stats.mannwhitneyu(a, b, axis=1, method="asymptotic")
+    assert np.array_equal(u_b, na * nb - ref.statistic)
+    expected = np.where(np.isfinite(ref.pvalue), ref.pvalue, 1.0)
+    np.testing.assert_allclose(p, expected, rtol=1e-12, atol=0)
+    assert p[0] == 1.0
+    # the tie-corrected variance, against its definition on the pooled sample
+    _, var = mannwhitney_parts(np.sort(a, axis=1), np.sort(b, axis=1))
+    n = na + nb
+    for i in range(k):
+        _, t = np.unique(np.concatenate([a[i], b[i]]), return_counts=True)
+        tie = float((t.astype(float) ** 3 - t).sum())
+        want = na * nb / 12.0 * ((n + 1) - tie / (n * (n - 1))) if n > 1 else 0.0
+        assert var[i] == pytest.approx(want, rel=1e-12, abs=1e-9)
