@@ -214,14 +214,7 @@ class Store:
                     "n_edges": np.concatenate([parsed.n_edges, np.zeros(n_err)]).astype(np.int64),
                     "total_tt": np.concatenate([parsed.total_tt, np.full(n_err, np.nan)]).astype(np.float64),
                     "profiler": pa.array(list(parsed.profilers) + [None] * n_err, pa.string()),
-                    "sidecar": pa.array(
-                        [
-                            json.dumps(s) if isinstance(s, dict) else None if s is None else json.dumps({"__error__": s})
-                            for s in parsed.sidecars
-                        ]
-                        + [None] * n_err,
-                        pa.string(),
-                    ),
+                    "sidecar": pa.array([_side_text(s) for s in parsed.sidecars] + [None] * n_err, pa.string()),
                 }
             )
             _write(index, os.path.join(gen, "index.arrow"))
@@ -275,6 +268,13 @@ def _columns(t: pa.Table) -> dict[str, np.ndarray]:
             raise ValueError(f"cache column {name} is not one chunk without nulls")
         out[name] = col.chunk(0).to_numpy(zero_copy_only=True)
     return out
+
+
+def _side_text(s: Any) -> str | None:
+    """A sidecar (a dict, None, or the text of its error) as stored in the index."""
+    if s is None:
+        return None
+    return json.dumps(s if isinstance(s, dict) else {"__error__": s})
 
 
 def _side(s: str | None) -> Any:
