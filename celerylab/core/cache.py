@@ -6,7 +6,7 @@ The columns (``stats``, ``edges``, the per-file ``index``, ``functions``) are un
 re-open memory-maps: the numpy columns are views of the page cache, nothing is decoded or copied.  Re-opening
 an unchanged corpus costs a stat of every file and its sidecar (compared as arrays) and the mapping; new or
 changed files are parsed and merged in; removed files drop out.  The built frames (profiles, functions, …) are
-Parquet beside them.
+Arrow IPC files beside them, read back with their pandas dtypes (categoricals, time zones).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from .._files import sidecar_path
@@ -173,8 +172,8 @@ class Store:
             return None
         folder = os.path.join(gen, "frames-" + hashlib.sha1(key.encode()).hexdigest()[:12])
         try:
-            return {name: pd.read_parquet(os.path.join(folder, f"{name}.parquet")) for name in _FRAMES}
-        except (OSError, ValueError, pa.ArrowException):
+            return {name: _map(os.path.join(folder, f"{name}.arrow")).to_pandas() for name in _FRAMES}
+        except (OSError, ValueError, KeyError, pa.ArrowException):
             return None
 
     def write_frames(self, frames: dict[str, Any], key: str) -> None:
@@ -186,7 +185,7 @@ class Store:
         try:
             os.makedirs(tmp)
             for name in _FRAMES:
-                frames[name].to_parquet(os.path.join(tmp, f"{name}.parquet"), index=False)
+                _write(pa.Table.from_pandas(frames[name], preserve_index=False), os.path.join(tmp, f"{name}.arrow"))
             os.replace(tmp, folder)
         except (OSError, ValueError, TypeError, pa.ArrowException):
             # e.g. a metadata column holding mixed types that Parquet cannot store: the frames are rebuilt next time

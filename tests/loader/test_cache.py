@@ -230,11 +230,11 @@ def test_truncated_cache_file_is_ignored_and_rebuilt(tmp_path, parsed_files, nam
     paths = make_set(folder, 4)
     cache = tmp_path / "cache"
     cl.load(folder, cache=cache)
-    (victim,) = list(cache.rglob(name))
+    (victim,) = list(cache.glob(f"*/gen-*/{name}"))
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) // 2])
     # and the built frames too, so that the re-open has to rebuild them from the columns
-    for f in cache.rglob("*.parquet"):
+    for f in cache.rglob("frames-*/*.arrow"):
         f.write_bytes(f.read_bytes()[:10])
     parsed_files.clear()
     ps = cl.load(folder, cache=cache)
