@@ -39,12 +39,25 @@ def dense_blocks(
     pos = np.full(kmax, -1, dtype=np.int64)
     pos[keys] = np.arange(len(keys))
     rowpos = pos[key]
-    for start in range(0, len(keys), per):
+    if len(keys) <= per:
+        m = rowpos >= 0
+        flat = rowpos[m] * n_slots + slot[m]
+        yield keys, np.bincount(flat, weights=values[m], minlength=len(keys) * n_slots).reshape(len(keys), n_slots)
+        return
+    # several blocks: the rows ordered by key position once (a stable sort keeps their order within a key, so every
+    # cell sums its rows in the same order), then each block is a slice — not a scan of every row per block
+    idx = np.flatnonzero(rowpos >= 0)
+    rp = rowpos[idx]
+    order = np.argsort(rp.astype(np.uint16) if len(keys) <= 2**16 else rp, kind="stable")
+    idx, rp = idx[order], rp[order]
+    bounds = np.searchsorted(rp, np.arange(0, len(keys) + per, per))
+    for b, start in enumerate(range(0, len(keys), per)):
         stop = min(start + per, len(keys))
-        m = (rowpos >= start) & (rowpos < stop)
+        lo, hi = bounds[b], bounds[b + 1]
+        rows = idx[lo:hi]
         nb = stop - start
-        flat = (rowpos[m] - start) * n_slots + slot[m]
-        mat = np.bincount(flat, weights=values[m], minlength=nb * n_slots).reshape(nb, n_slots)
+        flat = (rp[lo:hi] - start) * n_slots + slot[rows]
+        mat = np.bincount(flat, weights=values[rows], minlength=nb * n_slots).reshape(nb, n_slots)
         yield keys[start:stop], mat
 
 

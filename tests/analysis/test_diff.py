@@ -240,3 +240,28 @@ def test_vectorised_mann_whitney_equals_scipy_on_random_data(seed):
         tie = float((t.astype(float) ** 3 - t).sum())
         want = na * nb / 12.0 * ((n + 1) - tie / (n * (n - 1))) if n > 1 else 0.0
         assert var[i] == pytest.approx(want, rel=1e-12, abs=1e-9)
+
+
+def test_dense_blocks_are_the_same_whatever_the_block_size():
+    """Blocks of a few keys (as with 100 000 invocations) hold exactly the cells of one big block, every cell
+    summed in the same order (several rows per cell: functions summed per module)."""
+    from celerylab.analysis._dist import dense_blocks
+
+    rng = np.random.default_rng(5)
+    n_rows, n_slots = 5000, 37
+    key = rng.integers(0, 300, n_rows)
+    slot = rng.integers(0, n_slots, n_rows)
+    values = rng.lognormal(size=n_rows)
+    keys = np.unique(rng.choice(np.arange(2, 300), 120, replace=False))
+    ((k_all, whole),) = dense_blocks(slot, key, values, n_slots, keys, per=len(keys))
+    parts = list(dense_blocks(slot, key, values, n_slots, keys, per=7))
+    assert len(parts) == -(-len(keys) // 7)
+    assert np.array_equal(np.concatenate([k for k, _ in parts]), k_all)
+    assert np.array_equal(np.vstack([m for _, m in parts]), whole)  # bit for bit
+    # and the cells are the sums of their rows
+    want = np.zeros((len(keys), n_slots))
+    pos = {k: i for i, k in enumerate(keys)}
+    for k, s, v in zip(key, slot, values):
+        if k in pos:
+            want[pos[k], s] += v
+    np.testing.assert_allclose(whole, want, rtol=1e-12)
