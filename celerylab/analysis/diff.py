@@ -350,7 +350,8 @@ def _prepare(side_a: _Side, side_b: _Side, *, by: str, gcols: list[str], profile
             # group is a contiguous slice instead of a mask over every row
             rg = pid_group[rows["pid"]]
             o = np.argsort(rg.astype(np.uint16) if n_groups < 2**16 else rg, kind="stable")
-            rows = {k: v[o] for k, v in rows.items()}
+            moved: dict[int, np.ndarray] = {}  # "tt" is "value" itself under metric="tottime": moved once
+            rows = {k: moved[id(v)] if id(v) in moved else moved.setdefault(id(v), v[o]) for k, v in rows.items()}
             bounds = np.concatenate([[0], np.cumsum(np.bincount(rg, minlength=n_groups))])
         else:
             bounds = np.array([0, len(rows["pid"])])

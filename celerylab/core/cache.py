@@ -1,9 +1,12 @@
-"""Parquet cache of parsed profiles, keyed per file by path + size + mtime (of the profile and its sidecar).
+"""Cache of parsed profiles, keyed per file by path + size + mtime (of the profile and its sidecar).
 
 One store per source (a hash of its roots / files).  Each save writes a new generation folder and then switches
 a pointer file with ``os.replace``, so a reader never sees a half-written cache and two writers cannot mix.
-Re-opening an unchanged corpus reads the Parquet files only; new or changed files are parsed and merged in;
-removed files drop out.
+The columns (``stats``, ``edges``, the per-file ``index``, ``functions``) are uncompressed Arrow IPC files that a
+re-open memory-maps: the numpy columns are views of the page cache, nothing is decoded or copied.  Re-opening
+an unchanged corpus costs a stat of every file and its sidecar (compared as arrays) and the mapping; new or
+changed files are parsed and merged in; removed files drop out.  The built frames (profiles, functions, …) are
+Arrow IPC files beside them, read back with their pandas dtypes (categoricals, time zones).
 """
 
 from __future__ import annotations
@@ -18,16 +21,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .._files import sidecar_path
 from .parse import Parsed
 from .sources import Found
 
-FORMAT = 3  # 2: the profiler column, negative (unknown) counts and times kept; 3: a foreign path keeps its
-#           celerylab package in the module name (classify.OWN_PACKAGE)
+FORMAT = 4  # 2: the profiler column, negative (unknown) counts and times kept; 3: a foreign path keeps its
+#           celerylab package in the module name (classify.OWN_PACKAGE); 4: Arrow IPC columns, memory-mapped
 _FRAMES = ("profiles", "functions", "sql", "allocations", "sidecar_errors")
 # reasons that depend on the moment, not on the content: never cached, always tried again
 _TRANSIENT = ("unreadable", "vanished", "symlink", "is a directory", "the parser process crashed", "temporary file")
@@ -80,19 +81,22 @@ class Store:
 
     def _read(self, gen: str) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray]] | None:
         try:
-            cols = ["path", "sig", "reason", "n_stats", "n_edges", "total_tt", "profiler"]
-            index = pq.read_table(os.path.join(gen, "index.parquet"), columns=cols).to_pydict()
-            stats = _columns(pq.read_table(os.path.join(gen, "stats.parquet")))
-            edges = _columns(pq.read_table(os.path.join(gen, "edges.parquet")))
-        except (OSError, pa.ArrowException, KeyError):
+            index = _map(os.path.join(gen, "index.arrow"))
+            stats = _columns(_map(os.path.join(gen, "stats.arrow")))
+            edges = _columns(_map(os.path.join(gen, "edges.arrow")))
+            # read only when frames are rebuilt, but checked now (its footer): a damaged cache is rebuilt at once
+            pa.ipc.open_file(pa.memory_map(os.path.join(gen, "functions.arrow"), "r"))
+            if index.schema.names[: len(_INDEX_COLS)] != list(_INDEX_COLS):
+                return None
+        except (OSError, pa.ArrowException, KeyError, ValueError):
             return None
         return index, stats, edges
 
-    def _read_keys_and_sidecars(self, gen: str, ok: list[int]) -> tuple[list[Any], list[Any]]:
+    def _read_keys_and_sidecars(self, gen: str, ok: list[int] | np.ndarray) -> tuple[list[Any], list[Any]]:
         """Function keys and sidecars: needed only to (re)build frames, so read only then."""
-        f = pq.read_table(os.path.join(gen, "functions.parquet")).to_pydict()
-        side = pq.read_table(os.path.join(gen, "index.parquet"), columns=["sidecar"]).column("sidecar").to_pylist()
-        return list(zip(f["file"], f["line"], f["name"])), [_side(side[i]) for i in ok]
+        f = _map(os.path.join(gen, "functions.arrow")).to_pydict()
+        side = _map(os.path.join(gen, "index.arrow")).column("sidecar").take(pa.array(np.asarray(ok, dtype=np.int64)))
+        return list(zip(f["file"], f["line"], f["name"])), [_side(s) for s in side.to_pylist()]
 
     def complete(self, parsed: Parsed) -> None:
         """Fill in what an unchanged re-open skipped reading (``funcs``, ``sidecars``)."""
@@ -104,53 +108,61 @@ class Store:
 
     def load(self, files: list[str], parse: Callable[[list[str]], Parsed]) -> tuple[Parsed, bool]:
         """The parsed content of ``files``, from the cache where unchanged; ``(parsed, nothing_changed)``."""
-        sigs = {p: _sig(p) for p in files}
+        sigs = [_sig(p) for p in files]  # the one piece of per-file work of a re-open: two stats
         gen = self._current()
         cached = self._read(gen) if gen else None
         if gen is None or cached is None:
             parsed = parse(files)
-            self._save(parsed, sigs)
+            self._save(parsed, files, sigs)
             return parsed, False
         index, stats, edges = cached
-        keep_ok: list[int] = []  # positions (old profile ids) of cached good profiles still valid
-        keep_err: list[tuple[str, str]] = []
-        fresh: set[str] = set()
-        for i, path in enumerate(index["path"]):
-            sig = sigs.get(path)
-            if sig is None or tuple(index["sig"][i]) != sig:
-                continue
-            fresh.add(path)
-            if index["reason"][i] is None:
-                keep_ok.append(i)
-            else:
-                keep_err.append((path, index["reason"][i]))
-        todo = [p for p in files if p not in fresh]
-        ok = [i for i, r in enumerate(index["reason"]) if r is None]  # cached good profiles, in old id order
-        n_cached_ok = len(ok)
+        cpaths = index.column("path").to_pylist()
+        csig = np.column_stack([index.column(c).to_numpy() for c in _SIG_COLS]) if len(cpaths) else np.empty((0, 4))
+        reason = index.column("reason")
+        is_ok = reason.is_null().to_numpy(zero_copy_only=False)
+        # row of the cache index of every file (-1: not cached), then which of them are unchanged
+        if cpaths == files:
+            rows = np.arange(len(files))
+        else:
+            pos = {p: i for i, p in enumerate(cpaths)}
+            rows = np.fromiter((pos.get(p, -1) for p in files), dtype=np.int64, count=len(files))
+        cur = np.array(sigs, dtype=np.int64).reshape(len(files), 4)
+        fresh_file = rows >= 0
+        fresh_file[fresh_file] = (csig[rows[fresh_file]] == cur[fresh_file]).all(axis=1)
+        fresh_rows = rows[fresh_file]
+        ok = np.flatnonzero(is_ok)  # cached good profiles, in old id order
+        keep_ok = np.zeros(len(cpaths), dtype=bool)
+        keep_ok[fresh_rows] = True
+        keep_err_rows = np.flatnonzero(keep_ok & ~is_ok)
+        keep_err = list(zip([cpaths[i] for i in keep_err_rows], reason.take(pa.array(keep_err_rows)).to_pylist()))
+        keep_ok &= is_ok
+        n = index.column("n_stats").to_numpy()
         old = Parsed(
             funcs=None,
-            paths=[index["path"][i] for i in ok],
-            n_stats=np.array([index["n_stats"][i] for i in ok], dtype=np.int64),
-            n_edges=np.array([index["n_edges"][i] for i in ok], dtype=np.int64),
-            total_tt=np.array([index["total_tt"][i] for i in ok], dtype=np.float64),
-            profilers=[index["profiler"][i] for i in ok],
+            paths=[cpaths[i] for i in ok] if len(ok) != len(cpaths) else cpaths,
+            n_stats=n[ok].astype(np.int64),
+            n_edges=index.column("n_edges").to_numpy()[ok].astype(np.int64),
+            total_tt=index.column("total_tt").to_numpy(zero_copy_only=False)[ok].astype(np.float64),
+            profilers=index.column("profiler").take(pa.array(ok)).to_pylist(),
             sidecars=None,
             stats=stats,
             edges=edges,
             errors=[],
-            cache_rows=ok,
+            cache_rows=ok.tolist(),
         )
-        ok_pos = {i: k for k, i in enumerate(ok)}
-        keep_pids = np.array([ok_pos[i] for i in keep_ok], dtype=np.int64)
-        if not todo and len(keep_pids) == n_cached_ok and len(keep_err) == len(index["path"]) - n_cached_ok:
+        if fresh_file.all() and len(fresh_rows) == len(cpaths):
             old.errors = keep_err
             return old, True  # the common case: nothing changed
+        ok_pos = np.full(len(cpaths), -1, dtype=np.int64)
+        ok_pos[ok] = np.arange(len(ok))
+        keep_pids = ok_pos[np.flatnonzero(keep_ok)]
         old.funcs, old.sidecars = self._read_keys_and_sidecars(gen, ok)
         old = _subset(old, keep_pids)
         old.errors = keep_err
+        todo = [p for p, f in zip(files, fresh_file) if not f]
         new = parse(todo) if todo else None
         parsed = _combine(old, new) if new is not None else old
-        self._save(parsed, sigs)
+        self._save(parsed, files, sigs)
         return parsed, False
 
     def read_frames(self, key: str) -> dict[str, Any] | None:
@@ -160,8 +172,8 @@ class Store:
             return None
         folder = os.path.join(gen, "frames-" + hashlib.sha1(key.encode()).hexdigest()[:12])
         try:
-            return {name: pd.read_parquet(os.path.join(folder, f"{name}.parquet")) for name in _FRAMES}
-        except (OSError, ValueError, pa.ArrowException):
+            return {name: _map(os.path.join(folder, f"{name}.arrow")).to_pandas() for name in _FRAMES}
+        except (OSError, ValueError, KeyError, pa.ArrowException):
             return None
 
     def write_frames(self, frames: dict[str, Any], key: str) -> None:
@@ -173,61 +185,46 @@ class Store:
         try:
             os.makedirs(tmp)
             for name in _FRAMES:
-                frames[name].to_parquet(os.path.join(tmp, f"{name}.parquet"), index=False)
+                _write(pa.Table.from_pandas(frames[name], preserve_index=False), os.path.join(tmp, f"{name}.arrow"))
             os.replace(tmp, folder)
         except (OSError, ValueError, TypeError, pa.ArrowException):
             # e.g. a metadata column holding mixed types that Parquet cannot store: the frames are rebuilt next time
             shutil.rmtree(tmp, ignore_errors=True)
 
     # ----------------------------------------------------------------------------------------------- writing
-    def _save(self, parsed: Parsed, sigs: dict[str, tuple[int, int, int, int]]) -> None:
+    def _save(self, parsed: Parsed, files: list[str], sigs: list[tuple[int, int, int, int]]) -> None:
         assert parsed.funcs is not None and parsed.sidecars is not None, "saving needs funcs and sidecars"
+        sig_of = dict(zip(files, sigs))
         try:
             os.makedirs(self.folder, exist_ok=True)
             gen_name = f"gen-{uuid.uuid4().hex[:12]}"
             gen = os.path.join(self.folder, gen_name)
             os.makedirs(gen)
-            errs = [(p, r) for p, r in parsed.errors if p in sigs and not r.startswith(_TRANSIENT)]
+            errs = [(p, r) for p, r in parsed.errors if p in sig_of and not r.startswith(_TRANSIENT)]
             paths = parsed.paths + [p for p, _ in errs]
+            sig = np.array([sig_of[p] for p in paths], dtype=np.int64).reshape(len(paths), 4)
+            n_err = len(errs)
             index = pa.table(
                 {
-                    "path": paths,
-                    "sig": [list(sigs[p]) for p in paths],
-                    "reason": [None] * len(parsed.paths) + [r for _, r in errs],
-                    "n_stats": list(map(int, parsed.n_stats)) + [0] * len(errs),
-                    "n_edges": list(map(int, parsed.n_edges)) + [0] * len(errs),
-                    "total_tt": list(map(float, parsed.total_tt)) + [None] * len(errs),
-                    "profiler": list(parsed.profilers) + [None] * len(errs),
-                    "sidecar": [
-                        (json.dumps(s) if isinstance(s, dict) else None if s is None else json.dumps({"__error__": s}))
-                        for s in parsed.sidecars
-                    ]
-                    + [None] * len(errs),
-                },
-                schema=pa.schema(
-                    [
-                        ("path", pa.string()),
-                        ("sig", pa.list_(pa.int64())),
-                        ("reason", pa.string()),
-                        ("n_stats", pa.int64()),
-                        ("n_edges", pa.int64()),
-                        ("total_tt", pa.float64()),
-                        ("profiler", pa.string()),
-                        ("sidecar", pa.string()),
-                    ]
-                ),
+                    "path": pa.array(paths, pa.string()),
+                    **{c: sig[:, j] for j, c in enumerate(_SIG_COLS)},
+                    "reason": pa.array([None] * len(parsed.paths) + [r for _, r in errs], pa.string()),
+                    "n_stats": np.concatenate([parsed.n_stats, np.zeros(n_err)]).astype(np.int64),
+                    "n_edges": np.concatenate([parsed.n_edges, np.zeros(n_err)]).astype(np.int64),
+                    "total_tt": np.concatenate([parsed.total_tt, np.full(n_err, np.nan)]).astype(np.float64),
+                    "profiler": pa.array(list(parsed.profilers) + [None] * n_err, pa.string()),
+                    "sidecar": pa.array([_side_text(s) for s in parsed.sidecars] + [None] * n_err, pa.string()),
+                }
             )
-            pq.write_table(index, os.path.join(gen, "index.parquet"))
+            _write(index, os.path.join(gen, "index.arrow"))
             for name, cols in (("stats", parsed.stats), ("edges", parsed.edges)):
-                table = pa.table(cols)
-                # one row group: the columns read back as single chunks, which convert to numpy without a copy
-                pq.write_table(table, os.path.join(gen, f"{name}.parquet"), compression="lz4",
-                               row_group_size=max(len(table), 1))  # fmt: skip
+                _write(pa.table(cols), os.path.join(gen, f"{name}.arrow"))
             f = parsed.funcs
-            pq.write_table(
-                pa.table({"file": [k[0] for k in f], "line": [k[1] for k in f], "name": [k[2] for k in f]},
-                         schema=pa.schema([("file", pa.string()), ("line", pa.int64()), ("name", pa.string())])),
-                os.path.join(gen, "functions.parquet"),
+            _write(
+                pa.table({"file": pa.array([k[0] for k in f], pa.string()),
+                          "line": pa.array([k[1] for k in f], pa.int64()),
+                          "name": pa.array([k[2] for k in f], pa.string())}),
+                os.path.join(gen, "functions.arrow"),
             )  # fmt: skip
             tmp = os.path.join(self.folder, f".CURRENT.{uuid.uuid4().hex[:8]}.tmp")
             with open(tmp, "w") as fh:
@@ -235,6 +232,7 @@ class Store:
             os.replace(tmp, os.path.join(self.folder, "CURRENT"))
             for entry in os.listdir(self.folder):
                 if entry.startswith("gen-") and entry != gen_name:
+                    # a reader that mapped the old generation keeps its pages: unlinking never truncates them
                     shutil.rmtree(os.path.join(self.folder, entry), ignore_errors=True)
         except OSError as e:  # a cache that cannot be written is not an error of the load
             import warnings
@@ -242,8 +240,40 @@ class Store:
             warnings.warn(f"celerylab: cannot write the cache in {self.folder}: {e}", stacklevel=4)
 
 
+_SIG_COLS = ("size", "mtime_ns", "sidecar_size", "sidecar_mtime_ns")
+_INDEX_COLS = ("path", *_SIG_COLS, "reason", "n_stats", "n_edges", "total_tt", "profiler", "sidecar")
+
+
+def _write(table: pa.Table, path: str) -> None:
+    """One uncompressed Arrow IPC file holding one record batch: mapped back, every column is one contiguous
+    buffer that numpy views without a copy."""
+    batches = table.combine_chunks().to_batches()
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        for b in batches or [pa.record_batch([pa.array([], f.type) for f in table.schema], schema=table.schema)]:
+            writer.write_batch(b)
+
+
+def _map(path: str) -> pa.Table:
+    """The table in an Arrow IPC file, memory-mapped (its buffers are views of the file's pages)."""
+    return pa.ipc.open_file(pa.memory_map(path, "r")).read_all()
+
+
 def _columns(t: pa.Table) -> dict[str, np.ndarray]:
-    return {name: t.column(name).to_numpy() for name in t.column_names}
+    """Zero-copy numpy views of a mapped table's columns (one chunk each, no nulls)."""
+    out = {}
+    for name in t.column_names:
+        col = t.column(name)
+        if col.num_chunks != 1 or col.null_count:
+            raise ValueError(f"cache column {name} is not one chunk without nulls")
+        out[name] = col.chunk(0).to_numpy(zero_copy_only=True)
+    return out
+
+
+def _side_text(s: Any) -> str | None:
+    """A sidecar (a dict, None, or the text of its error) as stored in the index."""
+    if s is None:
+        return None
+    return json.dumps(s if isinstance(s, dict) else {"__error__": s})
 
 
 def _side(s: str | None) -> Any:

@@ -89,23 +89,29 @@ def classify(files: pd.Series, names: pd.Series, prefixes: Iterable[str] = ()) -
     roots = sorted({p for p in sys.path if p}, key=len, reverse=True)
     modules = []
     kinds = []
+    seen: dict[str, tuple[str, str]] = {}  # a file's module and kind do not depend on the function: judged once
     for f, n in zip(files.tolist(), names.tolist()):
         if f == "~":
             modules.append(_builtin_module(n))
             kinds.append("builtin")
             continue
-        p = f.replace("\\", "/")
-        if _SITE.search(p):
-            kind = "third-party"
-        elif _PYLIB.search(p) and any(p.startswith(x.rstrip("/") + "/") for x in prefixes):
-            kind = "stdlib"
-        elif p.startswith("<frozen "):
-            kind = "stdlib"
-            modules.append(p[len("<frozen ") : -1])
-            kinds.append(kind)
-            continue
-        else:
-            kind = "app"
-        modules.append(_module_from_path(p, roots))
-        kinds.append(kind)
+        known = seen.get(f)
+        if known is None:
+            known = seen[f] = _classify_file(f, prefixes, roots)
+        modules.append(known[0])
+        kinds.append(known[1])
     return np.array(modules, dtype=object), np.array(kinds, dtype=object)
+
+
+def _classify_file(f: str, prefixes: list[str], roots: list[str]) -> tuple[str, str]:
+    """``(module, kind)`` of the functions of the source file ``f``."""
+    p = f.replace("\\", "/")
+    if _SITE.search(p):
+        kind = "third-party"
+    elif _PYLIB.search(p) and any(p.startswith(x.rstrip("/") + "/") for x in prefixes):
+        kind = "stdlib"
+    elif p.startswith("<frozen "):
+        return p[len("<frozen ") : -1], "stdlib"
+    else:
+        kind = "app"
+    return _module_from_path(p, roots), kind

@@ -1,6 +1,6 @@
 """Batch loading: many profile files (+ sidecars, + user metadata) -> one :class:`~celerylab.core.data.ProfileData`.
 
-Discovery (:mod:`.sources`), parallel parsing (:mod:`.parse`), the Parquet cache (:mod:`.cache`) and the frames
+Discovery (:mod:`.sources`), parallel parsing (:mod:`.parse`), the cache (:mod:`.cache`) and the frames
 (:mod:`.frames`) are put together here.
 """
 

@@ -229,3 +229,61 @@ def test_stratified_test_is_van_elteren(tmp_path):
         t += (u_b - len(xa) * len(xb) / 2) / (n + 1)
         v += var / (n + 1) ** 2
     assert t != 0 and row["p_value"] == pytest.approx(min(1.0, 2 * special.ndtr(-abs(t) / np.sqrt(v))), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vectorised_mann_whitney_equals_scipy_on_random_data(seed):
+    """Every row of the all-at-once test equals scipy's asymptotic Mann-Whitney U of that row: zeros (a function
+    absent from an invocation), heavy ties (rounded times), rows with one distinct value, one-element sides."""
+    from celerylab.analysis._dist import mannwhitney_parts, mannwhitney_sorted
+
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 60))
+    na, nb = (int(x) for x in rng.integers(1, 300, size=2))
+    a = np.round(rng.lognormal(size=(k, na)), int(rng.integers(0, 3)))
+    b = np.round(rng.lognormal(0.2, size=(k, nb)), int(rng.integers(0, 3)))
+    a[rng.random((k, na)) < 0.3] = 0.0
+    b[rng.random((k, nb)) < 0.2] = 0.0
+    a[0] = 0.0  # a row with one value on both sides: no evidence, p = 1
+    b[0] = 0.0
+    if k > 1:
+        b[1] = a[1, 0]  # b's values all tied with one of a's
+    u_b, p = mannwhitney_sorted(np.sort(a, axis=1), np.sort(b, axis=1))
+    ref = stats.mannwhitneyu(a, b, axis=1, method="asymptotic")
+    assert np.array_equal(u_b, na * nb - ref.statistic)
+    expected = np.where(np.isfinite(ref.pvalue), ref.pvalue, 1.0)
+    np.testing.assert_allclose(p, expected, rtol=1e-12, atol=0)
+    assert p[0] == 1.0
+    # the tie-corrected variance, against its definition on the pooled sample
+    _, var = mannwhitney_parts(np.sort(a, axis=1), np.sort(b, axis=1))
+    n = na + nb
+    for i in range(k):
+        _, t = np.unique(np.concatenate([a[i], b[i]]), return_counts=True)
+        tie = float((t.astype(float) ** 3 - t).sum())
+        want = na * nb / 12.0 * ((n + 1) - tie / (n * (n - 1))) if n > 1 else 0.0
+        assert var[i] == pytest.approx(want, rel=1e-12, abs=1e-9)
+
+
+def test_dense_blocks_are_the_same_whatever_the_block_size():
+    """Blocks of a few keys (as with 100 000 invocations) hold exactly the cells of one big block, every cell
+    summed in the same order (several rows per cell: functions summed per module)."""
+    from celerylab.analysis._dist import dense_blocks
+
+    rng = np.random.default_rng(5)
+    n_rows, n_slots = 5000, 37
+    key = rng.integers(0, 300, n_rows)
+    slot = rng.integers(0, n_slots, n_rows)
+    values = rng.lognormal(size=n_rows)
+    keys = np.unique(rng.choice(np.arange(2, 300), 120, replace=False))
+    ((k_all, whole),) = dense_blocks(slot, key, values, n_slots, keys, per=len(keys))
+    parts = list(dense_blocks(slot, key, values, n_slots, keys, per=7))
+    assert len(parts) == -(-len(keys) // 7)
+    assert np.array_equal(np.concatenate([k for k, _ in parts]), k_all)
+    assert np.array_equal(np.vstack([m for _, m in parts]), whole)  # bit for bit
+    # and the cells are the sums of their rows
+    want = np.zeros((len(keys), n_slots))
+    pos = {k: i for i, k in enumerate(keys)}
+    for k, s, v in zip(key, slot, values):
+        if k in pos:
+            want[pos[k], s] += v
+    np.testing.assert_allclose(whole, want, rtol=1e-12)

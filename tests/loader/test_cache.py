@@ -1,4 +1,4 @@
-"""The Parquet cache: re-open gives identical frames; only new/changed files are parsed; removed files drop out."""
+"""The cache: re-open gives identical frames; only new/changed files are parsed; removed files drop out."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def test_corrupt_cache_falls_back_to_parsing(tmp_path, parsed_files):
     cl.load(folder, cache=cache)
     for root, _, files in os.walk(cache):
         for f in files:
-            if f == "stats.parquet":
+            if f == "stats.arrow":
                 Path(root, f).write_bytes(b"garbage")
     parsed_files.clear()
     ps = cl.load(folder, cache=cache)
@@ -127,7 +127,7 @@ def test_cache_false_writes_nothing(tmp_path, monkeypatch):
     cl.load(tmp_path / "p", cache=False)
     assert not (tmp_path / "default-cache").exists()
     cl.load(tmp_path / "p")  # cache=True: the default folder
-    assert any((tmp_path / "default-cache").rglob("stats.parquet"))
+    assert any((tmp_path / "default-cache").rglob("stats.arrow"))
 
 
 def test_progress_counts_cached_files_as_cached(tmp_path, monkeypatch):
@@ -162,3 +162,83 @@ def test_progress_counts_cached_files_as_cached(tmp_path, monkeypatch):
     assert ("desc", "celerylab.load (12 cached)") not in first
     assert sum(n for k, n in first if k == "update") == 12
     assert ("desc", "celerylab.load (12 cached)") in calls and ("update", 12) in calls
+
+
+def _uncached(folder) -> cl.ProfileSet:
+    return cl.load(folder, cache=False)
+
+
+def _same_as_uncached(ps, folder) -> None:
+    fresh = _uncached(folder)
+    for name in ("profiles", "stats", "edges", "errors"):
+        pdt.assert_frame_equal(getattr(ps, name), getattr(fresh, name), check_categorical=False)
+    assert ps.to_pstats_dict() == pstats.Stats(*fresh.profiles["path"]).stats
+
+
+def _bump_mtime(path: str) -> None:
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+
+@pytest.mark.parametrize("change", ["touch", "replace", "delete", "add"])
+def test_each_kind_of_change_reparses_exactly_that_file(tmp_path, parsed_files, change):
+    """A touched file (same bytes, new mtime) is parsed again; a file replaced by other content of another profile
+    gives that profile's numbers; a deleted one drops out; an added one is parsed — and nothing else is."""
+    folder = tmp_path / "p"
+    paths = make_set(folder, 6)
+    cache = tmp_path / "cache"
+    cl.load(folder, cache=cache)
+    parsed_files.clear()
+    target = paths[3]
+    if change == "touch":
+        _bump_mtime(target)
+        expect = [target]
+    elif change == "replace":
+        # other content: another profile's bytes (tmp name + os.replace, as an editor or capture would do)
+        tmp = target + ".new"
+        Path(tmp).write_bytes(Path(paths[0]).read_bytes())
+        os.replace(tmp, target)
+        _bump_mtime(target)
+        expect = [target]
+    elif change == "delete":
+        os.remove(target)
+        expect = []
+    else:
+        extra = make_set(tmp_path / "q", 7)[-1]
+        target = str(folder / ("zz-added-" + os.path.basename(extra)))
+        Path(target).write_bytes(Path(extra).read_bytes())
+        expect = [target]
+    ps = cl.load(folder, cache=cache)
+    assert sorted(parsed_files) == expect
+    _same_as_uncached(ps, folder)
+    if change == "replace":
+        row = ps.profiles.set_index("path").loc[target]
+        assert row["total_tt"] == pstats.Stats(paths[0]).total_tt
+    assert (target in ps.profiles["path"].tolist()) == (change != "delete")
+    # the updated cache re-opens unchanged, without parsing
+    parsed_files.clear()
+    again = cl.load(folder, cache=cache)
+    assert parsed_files == []
+    _same_as_uncached(again, folder)
+
+
+@pytest.mark.parametrize("name", ["index.arrow", "stats.arrow", "edges.arrow", "functions.arrow"])
+def test_truncated_cache_file_is_ignored_and_rebuilt(tmp_path, parsed_files, name):
+    """A cache file cut short (a full disk, a killed copy) is never read as data: the files are parsed again and
+    the cache rewritten."""
+    folder = tmp_path / "p"
+    paths = make_set(folder, 4)
+    cache = tmp_path / "cache"
+    cl.load(folder, cache=cache)
+    (victim,) = list(cache.glob(f"*/gen-*/{name}"))
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 2])
+    # and the built frames too, so that the re-open has to rebuild them from the columns
+    for f in cache.rglob("frames-*/*.arrow"):
+        f.write_bytes(f.read_bytes()[:10])
+    parsed_files.clear()
+    ps = cl.load(folder, cache=cache)
+    assert sorted(parsed_files) == paths
+    _same_as_uncached(ps, folder)
+    parsed_files.clear()
+    _same_as_uncached(cl.load(folder, cache=cache), folder)

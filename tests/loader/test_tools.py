@@ -259,7 +259,7 @@ def test_profile_module_and_cprofile_files_of_the_same_code_are_refused_as_pstat
 
 def test_tool_files_survive_the_cache(corpus, tmp_path):
     files = sorted(f for tool in ("cprofile", "pyinstrument", "bias") for f in corpus[tool])
-    for _ in range(2):  # written, then re-opened from the Parquet cache
+    for _ in range(2):  # written, then re-opened from the cache
         ps = cl.load(files, cache=tmp_path / "cache", jobs=1)
         assert_equals_pstats(ps, files)
         assert ps.profiles["profiler"].astype(str).tolist()[0] == "profile"
