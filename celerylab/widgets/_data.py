@@ -14,10 +14,12 @@ if TYPE_CHECKING:
 MIB = 2**20
 
 
-def diff_frame(ps: ProfileData, column: str, a: object, b: object) -> pd.DataFrame:
+def diff_frame(ps: ProfileData, column: str, a: object, b: object, *, pooled: bool = False) -> pd.DataFrame:
     """``cl.diff(ps, split_by=column, values=(a, b))`` with the API's defaults (each function within each task:
     :data:`celerylab.analysis.diff.DEFAULT_GROUP_BY`): per-invocation means, delta, ratio, p-values and status,
-    ranked by contribution."""
+    ranked by contribution.  ``pooled``: every task's invocations together (``group_by=None``)."""
+    if pooled:
+        return an.diff(ps, split_by=column, values=(a, b), group_by=None)
     return an.diff(ps, split_by=column, values=(a, b))
 
 

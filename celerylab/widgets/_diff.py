@@ -49,11 +49,14 @@ class DiffTab(TabController):
                             style={"description_width": "16px"})  # fmt: skip
         self.significant_only = w.Checkbox(value=False, description="changed only", indent=False,
                                            layout=w.Layout(width="130px"))  # fmt: skip
+        self.pooled = w.Checkbox(value=False, description="pool tasks", indent=False,
+                                 tooltip="compare every task's invocations together (cl.diff(..., group_by=None))",
+                                 layout=w.Layout(width="110px"))  # fmt: skip
         self.reset_button = w.Button(description="reset", layout=w.Layout(width="70px"),
                                      tooltip="compare by run, its first two values, every row")  # fmt: skip
         self.reset_button.on_click(self.on_reset)
         self.group_by.observe(self.on_group_by, names="value")
-        for c in (self.a, self.b, self.significant_only):
+        for c in (self.a, self.b, self.significant_only, self.pooled):
             c.observe(self.on_control, names="value")
         self.summary = w.HTML()
         self.fig = new_figure_widget(420)
@@ -61,7 +64,8 @@ class DiffTab(TabController):
         self.table = w.HTML()
         self._mute = False
         self.used: tuple[Any, Any, Any] | None = None
-        self.widget = w.VBox([w.HBox([self.group_by, self.a, self.b, self.significant_only, self.reset_button]),
+        self.widget = w.VBox([w.HBox([self.group_by, self.a, self.b, self.significant_only, self.pooled,
+                                      self.reset_button]),
                               self.summary,
                               self.fig, self.table, self.dist_fig])  # fmt: skip
         self._fill_values(keep=False)
@@ -121,6 +125,7 @@ class DiffTab(TabController):
         self._mute = True
         try:
             self.significant_only.value = False
+            self.pooled.value = False
             if self.group_by.options:
                 self.group_by.value = self.group_by.options[0]
         finally:
@@ -143,16 +148,19 @@ class DiffTab(TabController):
         a, b = self.sides()
         self.summary.value = (
             f"<div class='celerylab-diff-summary'>A = {esc(col)} <b>{esc(self.a.value)}</b>: {len(a):,} profiles · "
-            f"B = {esc(col)} <b>{esc(self.b.value)}</b>: {len(b):,} profiles (after the filters) · each function "
-            f"compared within each task, per task invocation</div>"
-        )
+            f"B = {esc(col)} <b>{esc(self.b.value)}</b>: {len(b):,} profiles (after the filters) · "
+            + ("every task's invocations pooled, per invocation" if self.pooled.value
+               else "each function compared within each task, per task invocation")
+            + "</div>"
+        )  # fmt: skip
         if self.a.value == self.b.value:
             raise ValueError(f"Diff: A and B are both {self.a.value!r}; pick two different values")
-        d = diff_frame(self.ps, col, self.a.value, self.b.value)
+        d = diff_frame(self.ps, col, self.a.value, self.b.value, pooled=self.pooled.value)
         self.current = d
         shown = self._shown()
         show_figure(self.fig, diff_changes(shown, n=25), on_click=self.on_bar_click)
-        self.table.value = html_table(_table(shown), TABLE_COLUMNS, max_rows=40,
+        self.table.value = html_table(_table(shown), [c for c in TABLE_COLUMNS if c in d.columns or c == "function"],
+                                      max_rows=40,
                                       highlight=(shown["status"].astype(str) == "slower").tolist())  # fmt: skip
         names = {f"A: {self.a.value}": self.a.value, f"B: {self.b.value}": self.b.value}
         palette = value_colors(self.state.data, col)
@@ -176,7 +184,7 @@ class DiffTab(TabController):
 
     @guarded
     def on_control(self, change: dict[str, Any]) -> None:
-        """A, B or 'changed only' changed: compare again."""
+        """A, B, 'changed only' or 'pool tasks' changed: compare again."""
         if not self._mute:
             self.refresh()
 

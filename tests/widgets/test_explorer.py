@@ -405,6 +405,25 @@ def test_diff_ranks_the_planted_regression_first(app, ps):
     assert tab.selected["status"].ne("same").all()
 
 
+def test_diff_pool_tasks_compares_every_task_together_and_reset_restores_per_task(app, ps):
+    tab = app.show("Diff")
+    # WHEN 'pool tasks' is ticked: the frame is cl.diff with group_by=None (no task column), and the tab says so
+    tab.pooled.value = True
+    pooled = cl.diff(ps, split_by="run", values=("baseline", "candidate"), group_by=None)
+    pd.testing.assert_frame_equal(app.current, pooled)
+    assert "task_name" not in app.current.columns and "pooled" in tab.summary.value
+    assert "<th" in tab.table.value and ">task_name</th>" not in tab.table.value
+    # pooled over 6 against 6 invocations the hostile function's change gets another denominator than per task
+    per_task = cl.diff(ps, split_by="run", values=("baseline", "candidate"))
+    evil = ps.functions["label"].iloc[fid_of(ps, EVIL)]
+    assert pooled.set_index("label").loc[evil, "n_a"] == 6 and per_task["n_a"].iloc[0] == 5
+    # WHEN reset: per task again
+    tab.on_reset()
+    assert tab.pooled.value is False
+    pd.testing.assert_frame_equal(app.current, per_task)
+    assert "within each task" in tab.summary.value
+
+
 def test_diff_bar_click_drills_into_the_function(app, ps):
     tab = app.show("Diff")
     tab.on_bar_click(tab.fig.data[0], click(tab.fig.data[0], 0))
