@@ -58,14 +58,21 @@ def cpu(ms):
         n += 1
     return n
 
-@app.task(name="tp.capture")
-def capture(directory, rate):
-    """Install capture (rate > 0) or uninstall it, in the process that runs the tasks."""
+@app.task(name="tp.capture", bind=True)
+def capture(self, directory, rate):
+    """Install capture (rate > 0) or uninstall it, in the process that runs the tasks.  A deployed capture is
+    installed at worker start, before the worker builds its tasks' tracers, so a profile ends with the task body;
+    installed mid-run it cannot (the tracers hold the task's run from before): the tracers are built again here, as
+    the worker would have built them after a capture installed at start."""
     import celerylab.capture as c
+    from celery.app.trace import build_tracer
     while _capture:
         _capture.pop().uninstall()
     if directory:
         _capture.append(c.install(app, directory, sample_rate=rate, tasks="tp.trivial,tp.cpu"))
+    for name in ("tp.trivial", "tp.cpu"):
+        task = app.tasks[name]
+        task.__trace__ = build_tracer(name, task, app.loader, self.request.hostname, app=app)
     return os.getpid()
 '''
 

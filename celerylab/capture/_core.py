@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import os
@@ -52,6 +53,7 @@ class _Task:
     traced: bool = False
     exception: dict[str, str] | None = None
     notes: list[str] = field(default_factory=list)
+    in_body: bool = False  # the task's body (its ``run``) is running under the wrapper of :func:`_wrap_run`
 
 
 class Capture(Recorder):
@@ -91,6 +93,8 @@ class Capture(Recorder):
         for sig, fn, name in self._receivers():
             sig.connect(fn, weak=False, dispatch_uid=f"{self._uid}.{name}")
         self._installed = True
+        if self.app is not None and getattr(self.app, "finalized", False):
+            wrap_tasks(self.app)  # tasks whose tracer is built from now on end their profile with their body
 
     def _receivers(self) -> list[tuple[Any, Any, str]]:
         return [
@@ -218,6 +222,9 @@ class Capture(Recorder):
         try:
             if self.pool is None and sender is not None:
                 self.pool = _pool_name(getattr(sender, "pool_cls", None))
+            app = getattr(sender, "app", None)
+            if app is not None and (self.app is None or app is self.app):
+                wrap_tasks(app)  # before the pool and the consumer build the tasks' tracers
         except Exception as e:
             self._fail("worker_init", e)
 
@@ -350,6 +357,66 @@ class Capture(Recorder):
         else:
             raise FileExistsError(f"{MAX_ATTEMPTS} file sets of task {t.task_id} already")
         self._written(n)
+
+
+# ------------------------------------------------------------------------------------------- task bodies
+#: marks a ``run`` that :func:`_wrap_run` made
+_BODY_MARK = "__celerylab_body__"
+
+
+def wrap_tasks(app: Any) -> int:
+    """Wrap the ``run`` of every task of ``app`` (:func:`_wrap_run`); returns how many were wrapped now."""
+    n = 0
+    for task in list(app.tasks.values()):
+        with contextlib.suppress(Exception):  # a task we cannot wrap keeps the profile that ends at postrun
+            n += _wrap_run(task)
+    return n
+
+
+def _wrap_run(task: Any) -> bool:
+    """Make ``task.run`` stop the profiler of the task's own profiled invocation when the body returns or raises.
+
+    The profile then holds the task's code and not what Celery does after it (calling callbacks, storing the
+    result in the backend, acknowledging): for a short task with a result backend that is most of the calls cProfile
+    would record, and most of what profiling it costs.  Celery resolves ``task.run`` when it builds a task's tracer
+    (at worker start: the pool processes and the consumer build them after ``worker_init``), so a capture installed
+    later in a running worker keeps profiles that end at ``task_postrun``.  A task the body calls directly (another
+    task's ``run``, or itself) does not end the outer profile: only the wrapper entered first for the profiled
+    invocation does."""
+    run = getattr(task, "run", None)
+    if run is None or getattr(run, _BODY_MARK, False):
+        return False
+
+    @functools.wraps(run)
+    def body(*args: Any, **kwargs: Any) -> Any:
+        mine = _body_enter(task)
+        try:
+            return run(*args, **kwargs)
+        finally:
+            if mine:
+                _body_exit(mine)
+
+    setattr(body, _BODY_MARK, True)
+    task.run = body
+    return True
+
+
+def _body_enter(task: Any) -> list[tuple[Capture, _Task]]:
+    """The profiled invocations (one per live capture) whose body starts here, marked as in their body."""
+    mine = []
+    for cap in _active:
+        t = cap._current.get()
+        if t is not None and t.task is task and not t.in_body:
+            t.in_body = True
+            mine.append((cap, t))
+    return mine
+
+
+def _body_exit(mine: list[tuple[Capture, _Task]]) -> None:
+    with contextlib.suppress(Exception):  # never into the task
+        for cap, t in mine:
+            if cap._current.get() is t and t.profiler is not None:
+                _profile.stop(t.profiler)
 
 
 # ------------------------------------------------------------------------------------------------- helpers

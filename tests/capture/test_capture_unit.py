@@ -432,3 +432,56 @@ def test_a_sampled_out_task_does_nothing_beyond_the_sampling_decision(install, m
         assert inproc.run(inproc.sqlite_task, 3).get() == 6
     assert touched == [] and cap.counts.sampled_out == 40 and cap.counts.errors == 0
     assert not list((tmp_path / "profiles").glob("*.prof"))
+
+
+# ------------------------------------------------------------------------------------------ where a profile ends
+def _after_the_body() -> None:
+    """Called from a task_success receiver: after the task's body, before task_postrun (where Celery stores results)."""
+
+
+def _after_the_nested_task() -> int:
+    return 1
+
+
+def test_a_profile_ends_with_the_task_body_and_a_nested_task_does_not_end_it(tmp_path):
+    from celery import Celery
+    from celery.app.trace import build_tracer
+
+    app = Celery("captest-body", set_as_current=False)
+    app.conf.update(broker_url="memory://", result_backend="cache+memory://")
+
+    @app.task(name="body.inner")
+    def inner() -> int:
+        return 2
+
+    @app.task(name="body.outer")
+    def outer() -> int:
+        return inner() + _after_the_nested_task()  # a task called directly, inside the body
+
+    def on_success(sender=None, **_):
+        _after_the_body()
+
+    app.finalize()
+    early_tracer = build_tracer("body.outer", outer, app=app, eager=True, propagate=True)  # built before install
+    signals.task_success.connect(on_success, weak=False, dispatch_uid="test-body-success")
+    h = capture.install(app, tmp_path / "p")
+    try:
+        r = outer.apply()
+        assert r.get() == 3
+        late = early_tracer("early-id", (), {}, {"delivery_info": {}})
+    finally:
+        h.uninstall()
+        signals.task_success.disconnect(dispatch_uid="test-body-success")
+    assert late.retval == 3
+
+    def names(task_id: str) -> set[str]:
+        return {k[2] for k in pstats.Stats(str(tmp_path / "p" / f"body.outer.{task_id}.prof")).stats}
+
+    # THEN the profile holds the body, the nested task and what the body did after it...
+    body = names(r.id)
+    assert {"outer", "inner", "_after_the_nested_task"} <= body
+    # ...and nothing Celery did after the body (the task_success receiver runs after it)
+    assert "_after_the_body" not in body and "on_success" not in body
+    # a tracer built before capture was installed calls the unwrapped run: its profile ends at task_postrun
+    assert {"outer", "_after_the_body"} <= names("early-id")
+    assert getattr(outer.run, "__celerylab_body__", False) and outer.run.__wrapped__ is not None
