@@ -229,19 +229,20 @@ def _send_all(clients: dict[str, Any], plan: list[Call], workers: list[Worker], 
             client = clients[w.run]
             cap = install_producer(producer_dir / w.run, run=w.run, tasks=PRODUCER_TASKS)
             try:
-                ids = {publish(client, w.run, c, w.queue) for c in piece}
+                names = {publish(client, w.run, c, w.queue): c.task for c in piece}
             finally:
                 cap.uninstall()
             if cap.counts.errors:
                 raise GenerationError(f"producer capture failed: {cap.counts.by_error}")
-            _wait_done(client, ids, [w], timeout)
+            _wait_done(client, set(names), [w], timeout, names)
         sent += len(piece)
         if piece[0].burst:
             log(f"  sent a burst of {len(piece)} messages to each run")
         log(f"  sent {sent}/{len(plan)} messages to each run")
 
 
-def _wait_done(client: Any, ids: set[str], workers: list[Worker], timeout: float) -> None:
+def _wait_done(client: Any, ids: set[str], workers: list[Worker], timeout: float,
+               names: dict[str, str] | None = None) -> None:  # fmt: skip
     """Poll the result backend until every task in ``ids`` and every group child they report is finished.
 
     Only ids are kept: polling the backend directly leaves no AsyncResult to be finalised after the client."""
@@ -261,9 +262,11 @@ def _wait_done(client: Any, ids: set[str], workers: list[Worker], timeout: float
         for w in workers:
             w.check_alive()
         if time.monotonic() > deadline:
+            states = {tid: backend.get_task_meta(tid)["status"] for tid in sorted(pending)[:5]}
             raise GenerationError(
                 f"{len(pending)} task(s) not finished after {timeout:.0f} s: "
-                f"{', '.join(sorted(pending)[:5])} (runs: {', '.join(w.run for w in workers)})"
+                + ", ".join(f"{tid} ({(names or {}).get(tid, 'a child')}, {st})" for tid, st in states.items())
+                + f" (runs: {', '.join(w.run for w in workers)})"
             )
         time.sleep(0.02)
 
