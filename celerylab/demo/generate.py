@@ -234,21 +234,21 @@ def _send_all(clients: dict[str, Any], plan: list[Call], workers: list[Worker], 
                 cap.uninstall()
             if cap.counts.errors:
                 raise GenerationError(f"producer capture failed: {cap.counts.by_error}")
-            _wait_done(client, set(names), [w], timeout, names)
+            _wait_done(client, names, [w], timeout)
         sent += len(piece)
         if piece[0].burst:
             log(f"  sent a burst of {len(piece)} messages to each run")
         log(f"  sent {sent}/{len(plan)} messages to each run")
 
 
-def _wait_done(client: Any, ids: set[str], workers: list[Worker], timeout: float,
-               names: dict[str, str] | None = None) -> None:  # fmt: skip
-    """Poll the result backend until every task in ``ids`` and every group child they report is finished.
+def _wait_done(client: Any, names: dict[str, str], workers: list[Worker], timeout: float) -> None:
+    """Poll the result backend until every task in ``names`` (task id -> task name) and every group child they
+    report is finished.
 
     Only ids are kept: polling the backend directly leaves no AsyncResult to be finalised after the client."""
     backend = client.backend
     deadline = time.monotonic() + timeout
-    pending = set(ids)
+    pending = set(names)
     while pending:
         for tid in list(pending):
             meta = backend.get_task_meta(tid)
@@ -265,7 +265,7 @@ def _wait_done(client: Any, ids: set[str], workers: list[Worker], timeout: float
             states = {tid: backend.get_task_meta(tid)["status"] for tid in sorted(pending)[:5]}
             raise GenerationError(
                 f"{len(pending)} task(s) not finished after {timeout:.0f} s: "
-                + ", ".join(f"{tid} ({(names or {}).get(tid, 'a child')}, {st})" for tid, st in states.items())
+                + ", ".join(f"{tid} ({names.get(tid, 'a child')}, {st})" for tid, st in states.items())
                 + f" (runs: {', '.join(w.run for w in workers)})"
             )
         time.sleep(0.02)

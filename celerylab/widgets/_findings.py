@@ -94,7 +94,7 @@ class FindingsTab(TabController):
             if generation == self._generation:
                 self._show(found, head)
         except Exception as e:
-            self.errors.report(e, "FindingsTab.refresh")
+            self.errors.report(e, "FindingsTab.refresh", source=self)
 
     def _show(self, found: pd.DataFrame, head: str, note: str = "") -> None:
         self.current = found

@@ -63,7 +63,8 @@ class LatencyTab(TabController):
     def refresh(self) -> None:
         ps = self.ps
         runs = ps.profiles["run"].nunique() if "run" in ps.profiles.columns else 0
-        lat = latency(ps, by=["task_name", "run"] if runs > 1 else "task_name")
+        by = ["task_name", "run"] if runs > 1 else "task_name"
+        lat = latency(ps, by=by)
         self.current = lat
         stages = set(lat["stage"]) if len(lat) else set()
         if not stages - {"run"}:
@@ -90,7 +91,7 @@ class LatencyTab(TabController):
             "max(publish, eta): two hosts' clocks (docs/producer.md).</div>"
         )
         show_figure(self.breakdown_fig, latency_breakdown(lat, value=q))
-        over = latency_over_time(ps, freq=self.bin.value, by=["task_name", "run"] if runs > 1 else "task_name")
+        over = latency_over_time(ps, freq=self.bin.value, by=by)
         self.over_time = over
         if len(over) and (over["stage"] == "queue_wait").any():
             title = f"Queue wait over time ({q} per {BIN_LABELS[self.bin.value]})"
