@@ -8,6 +8,11 @@ that once into named columns:
 * ``ncalls`` = total calls (pstats ``nc``), ``pcalls`` = primitive calls (pstats ``cc``),
 * ``tottime`` = time in the function itself, ``cumtime`` = time including callees.
 
+Files as cProfile writes them go through the compiled decoder (:mod:`celerylab.core._cdecode`, built from
+``_cdecode.c``), which reads the marshal bytes straight into columns; every other file, and every file where the
+extension is not built or ``CELERYLAB_PURE_PYTHON=1`` is set, takes the Python path (``marshal.loads``, then
+:func:`add_dict`).  Both give the same columns, bit for bit (tests/loader/test_cdecode.py).
+
 It imports only the standard library and numpy: it runs in loader worker processes.
 """
 
@@ -30,6 +35,15 @@ from typing import Any
 import numpy as np
 
 from .._files import TEMP_SUFFIXES
+
+_cdecode: Any
+if os.environ.get("CELERYLAB_PURE_PYTHON") == "1":
+    _cdecode = None
+else:
+    try:
+        from . import _cdecode  # type: ignore[attr-defined,no-redef]
+    except ImportError:  # not built (an sdist installed without a C compiler): the Python path does everything
+        _cdecode = None
 
 FuncKey = tuple[str, int, str]
 
@@ -63,6 +77,17 @@ class Chunk:
     s_cols: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     e_prof: list[np.ndarray] = field(default_factory=list)
     e_cols: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    #: the compiled decoder's view of ``funcs``/``index`` (None: the Python path only)
+    interner: Any = None
+
+    def forget(self, n_funcs: int) -> None:
+        """Drop every function interned after the first ``n_funcs`` (a file that failed half-way)."""
+        if self.interner is not None:
+            self.interner.truncate(n_funcs)
+            return
+        for key in self.funcs[n_funcs:]:
+            del self.index[key]
+        del self.funcs[n_funcs:]
 
     def packed(self) -> dict[str, Any]:
         """Plain arrays, cheap to pickle back to the parent process."""
@@ -116,7 +141,10 @@ def _read(path: str, opener: Opener = open) -> tuple[bytes, bool]:
 
 def decode_file(path: str, opener: Opener = open) -> dict[Any, Any]:
     """The pstats dict in the file ``path`` (gzip-compressed or not); BadProfile with a reason otherwise."""
-    data, compressed = _read(path, opener)
+    return _decode_read(*_read(path, opener))
+
+
+def _decode_read(data: bytes, compressed: bool) -> dict[Any, Any]:
     try:
         return decode(data)
     except BadProfile as e:
@@ -306,7 +334,10 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 def _numbers(values: Iterable[Any], what: str, integer: bool) -> np.ndarray:
-    arr = np.array(values if isinstance(values, tuple | list) else list(values))
+    try:
+        arr = np.array(values if isinstance(values, tuple | list) else list(values))
+    except (ValueError, TypeError):  # a tuple among the numbers (corrupt data): numpy refuses the ragged shape
+        raise BadProfile(f"wrong shape: {what} holds non-numbers") from None
     if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
         raise BadProfile(f"wrong shape: {what} holds non-numbers")
     if integer:
@@ -329,10 +360,33 @@ def add_dict(chunk: Chunk, slot: int, stats: dict[Any, Any]) -> tuple[int, int, 
     fast = _add_fast(chunk, slot, stats)
     if fast is not None:
         return fast
-    for key in chunk.funcs[n_funcs:]:  # keys the fast path interned before it gave up
-        del chunk.index[key]
-    del chunk.funcs[n_funcs:]
+    chunk.forget(n_funcs)  # keys the fast path interned before it gave up
     return _add_general(chunk, slot, stats)
+
+
+def _add_columns(chunk: Chunk, slot: int, decoded: tuple[bytes, int, int, int]) -> tuple[int, int, float, str]:
+    """Append what the compiled decoder returned (``_cdecode.c`` documents the layout of ``cols``)."""
+    cols, n, ne, flags = decoded
+    buf = np.frombuffer(cols, dtype=np.uint8)
+    o = (n * 4 + 7) & ~7
+    ids = buf[: n * 4].view(np.int32)
+    s = buf[o : o + 32 * n].view(np.float64)
+    s_i = s.view(np.int64)
+    s_nc, s_pc, s_tt, s_ct = s_i[:n], s_i[n : 2 * n], s[2 * n : 3 * n], s[3 * n :]
+    chunk.s_prof.append(np.full(n, slot, dtype=np.int32))
+    chunk.s_cols.append((ids, s_nc, s_pc, s_tt, s_ct))
+    if ne:
+        o += 32 * n
+        pair = buf[o : o + 8 * ne].view(np.int32)
+        e = buf[o + 8 * ne : o + 40 * ne].view(np.float64)
+        e_i = e.view(np.int64)
+        chunk.e_prof.append(np.full(ne, slot, dtype=np.int32))
+        chunk.e_cols.append((pair[:ne], pair[ne:], e_i[:ne], e_i[ne : 2 * ne], e[2 * ne : 3 * ne], e[3 * ne :]))
+    total_tt = float(np.cumsum(s_tt)[-1])  # pstats' left-to-right sum, as in _add_fast
+    profiler = profiler_of(
+        s_nc, s_pc, False, bool(flags & _cdecode.FLAG_PROFILE_ROOT), bool(flags & _cdecode.FLAG_BUILTIN)
+    )
+    return n, ne, total_tt, profiler
 
 
 def _add_fast(chunk: Chunk, slot: int, stats: dict[Any, Any]) -> tuple[int, int, float, str] | None:
@@ -529,22 +583,28 @@ def detect_profiler(keys: dict[Any, Any] | list[Any], nc: np.ndarray, pc: np.nda
     * ``cprofile`` — cProfile/``_lsprof``: C functions keyed ``('~', 0, '<built-in …>')``/``"<method '…"``;
     * ``unknown`` — none of these signs (e.g. a yappi profile without recursion, or a merged file).
     """
-    if bare_callers or ("profile", 0, "profiler") in keys:  # a dict: one lookup
+    root = ("profile", 0, "profiler") in keys  # a dict: one lookup
+    builtin = any(k[0] == "~" and k[1] == 0 and k[2].startswith(("<built-in", "<method ")) for k in keys)
+    return profiler_of(nc, pc, bare_callers, root, builtin)
+
+
+def profiler_of(nc: np.ndarray, pc: np.ndarray, bare_callers: bool, profile_root: bool, builtin: bool) -> str:
+    """:func:`detect_profiler` from the signs themselves (the compiled decoder reports the two key signs)."""
+    if bare_callers or profile_root:
         return "profile"
     if len(nc) and (nc.min() < 0 or pc.min() < 0):
         return "pyinstrument"
     if (pc > nc).any():
         return "yappi"
-    for k in keys:
-        if k[0] == "~" and k[1] == 0 and k[2].startswith(("<built-in", "<method ")):
-            return "cprofile"
-    return "unknown"
+    return "cprofile" if builtin else "unknown"
 
 
 def parse_files(paths: list[str], opener: Opener = open) -> dict[str, Any]:
     """Parse ``paths`` into one packed chunk. Never raises for a bad file: its reason goes in ``outcomes``.
     ``opener`` opens a path (default: local files; the scale-out ingest passes an fsspec opener)."""
     chunk = Chunk()
+    if _cdecode is not None:
+        chunk.interner = _cdecode.Interner(chunk.funcs, chunk.index)
     # marshal builds only acyclic containers (dicts of tuples): the cyclic collector has nothing to find in them,
     # yet its passes over the millions it allocates cost ~15% of a parse
     was_enabled = gc.isenabled()
@@ -566,7 +626,14 @@ def _parse_into(chunk: Chunk, paths: list[str], opener: Opener) -> None:
             if path.endswith(TEMP_SUFFIXES):
                 raise BadProfile("temporary file, still being written (skipped)")
             _test_hook(path)
-            stats = decode_file(path, opener)
+            data, compressed = _read(path, opener)
+            if chunk.interner is not None and data[:1] in (b"{", b"\xfb"):
+                decoded = _cdecode.decode(chunk.interner, data)
+                if decoded is not None:
+                    n, ne, total_tt, profiler = _add_columns(chunk, slot, decoded)
+                    chunk.outcomes.append((path, None, n, ne, total_tt, profiler))
+                    continue
+            stats = _decode_read(data, compressed)
             try:
                 n, ne, total_tt, profiler = add_dict(chunk, slot, stats)
             except _OddKey:
@@ -579,9 +646,7 @@ def _parse_into(chunk: Chunk, paths: list[str], opener: Opener) -> None:
 
 
 def _rollback(chunk: Chunk, n_funcs: int, n_s: int, n_e: int) -> None:
-    for key in chunk.funcs[n_funcs:]:
-        del chunk.index[key]
-    del chunk.funcs[n_funcs:]
+    chunk.forget(n_funcs)
     del chunk.s_cols[n_s:], chunk.s_prof[n_s:]
     del chunk.e_cols[n_e:], chunk.e_prof[n_e:]
 

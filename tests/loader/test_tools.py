@@ -349,3 +349,18 @@ def test_a_merged_file_with_both_caller_formats_loads_as_pstats_reads_it(corpus,
         assert_equals_pstats(one, [str(path)])
         assert one.to_pstats_dict() == pstats.Stats(str(path)).stats
         assert one.edges["tottime"].isna().any() and one.edges["tottime"].notna().any()
+
+
+def test_compiled_and_python_decoders_agree_on_every_tool(corpus):
+    from celerylab.core import decode
+
+    from .test_cdecode import both_paths, takes
+
+    files = [f for name in sorted(corpus) for f in corpus[name]]
+    both_paths(files)  # one chunk: ids interned across tools must match too
+    for name, paths in corpus.items():
+        for f in paths:
+            with open(f, "rb") as fh:
+                # only the profile module's bare caller counts are left to the Python path
+                assert takes(fh.read()) == (name not in ("profile", "bias")), f
+    assert decode._cdecode is not None

@@ -1,0 +1,877 @@
+/* celerylab.core._cdecode: a cProfile/pstats file's marshal bytes -> columns, without Python objects per row.
+ *
+ * A pstats file is a marshal dump of {(file, line, name): (cc, nc, tt, ct, {(file, line, name): (nc, cc, tt, ct)})}.
+ * marshal.loads builds a dict, a tuple and several ints and floats per function and per caller edge; the loader
+ * then walks them again to make columns.  This module walks the bytes once instead and writes the columns
+ * directly.  Function keys are interned per chunk of files in a C hash table (the strings of a key are hashed once
+ * per file, and a caller key written as a marshal back-reference costs one array lookup), so a Python tuple is
+ * built only the first time a chunk meets a function.
+ *
+ * It decodes exactly the shape cProfile, pstats and pyinstrument write and nothing else: every other byte -- a
+ * type code it does not expect, a bare-count caller value (the `profile` module), a float among counts, NaN or
+ * infinity, a duplicate key, data cut short -- makes decode() return None having changed nothing, and the Python
+ * path (marshal.loads, then celerylab.core.decode) takes the file and words any error.  Numbers are converted as
+ * the Python path converts them (array('q') / array('d')), so both paths give the same bits.
+ *
+ * Limited API (abi3): one wheel per platform serves every CPython >= 3.11.
+ */
+#define Py_LIMITED_API 0x030B0000
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* marshal type codes (CPython Python/marshal.c) */
+#define T_NULL '0'
+#define T_INT 'i'
+#define T_LONG 'l'
+#define T_BINARY_FLOAT 'g'
+#define T_TUPLE '('
+#define T_SMALL_TUPLE ')'
+#define T_DICT '{'
+#define T_REF 'r'
+#define T_UNICODE 'u'
+#define T_INTERNED 't'
+#define T_ASCII 'a'
+#define T_ASCII_INTERNED 'A'
+#define T_SHORT_ASCII 'z'
+#define T_SHORT_ASCII_INTERNED 'Z'
+#define FLAG_REF 0x80
+
+/* ---------------------------------------------------------------- small growable arrays */
+
+typedef struct {
+    void *p;
+    size_t n, cap, size;
+} Vec;
+
+static int vec_reserve(Vec *v, size_t want) {
+    if (want <= v->cap) return 0;
+    size_t cap = v->cap ? v->cap : 64;
+    while (cap < want) cap *= 2;
+    void *np_ = realloc(v->p, cap * v->size);
+    if (!np_) return -1;
+    v->p = np_;
+    v->cap = cap;
+    return 0;
+}
+
+/* pointer to a new zeroed element, or NULL when out of memory */
+static void *vec_push(Vec *v) {
+    if (v->n == v->cap && vec_reserve(v, v->n + 1)) return NULL;
+    char *e = (char *)v->p + v->n * v->size;
+    memset(e, 0, v->size);
+    v->n++;
+    return e;
+}
+
+#define VEC_AT(v, T, i) (((T *)(v).p)[i])
+
+/* ---------------------------------------------------------------- hashing */
+
+static inline uint64_t mix64(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t hash_bytes(const char *p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x100000001b3ULL;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0x100000001b3ULL;
+    return mix64(h);
+}
+
+static inline uint64_t key_hash(uint64_t fh, int64_t line, uint64_t nh) {
+    return mix64(fh ^ mix64(nh + 0x9E3779B97F4A7C15ULL) ^ ((uint64_t)line * 0xc2b2ae3d27d4eb4fULL));
+}
+
+/* ---------------------------------------------------------------- the interner (one per chunk of files) */
+
+typedef struct {
+    uint64_t h;
+    int64_t line;
+    size_t off; /* file bytes then name bytes, in the arena */
+    uint32_t flen, nlen;
+    int32_t id;
+} Entry;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *funcs; /* list of (file, line, name): the chunk's functions, shared with the Python path */
+    PyObject *index; /* dict key -> id, shared with the Python path */
+    Vec entries;     /* Entry */
+    int32_t *slots;  /* open addressing: index into entries, -1 empty */
+    size_t nslots;
+    char *arena;
+    size_t arena_n, arena_cap;
+    uint32_t *stamp; /* per function id: the last duplicate-check group that saw it */
+    size_t nstamp;
+    uint32_t gen;
+    /* per-file scratch, kept between calls */
+    Vec refs, keys, rows, edges;
+    char *out;
+    size_t out_cap;
+} Interner;
+
+static int table_rebuild(Interner *t, size_t nslots) {
+    int32_t *s = malloc(nslots * sizeof(int32_t));
+    if (!s) return -1;
+    memset(s, 0xff, nslots * sizeof(int32_t));
+    for (size_t i = 0; i < t->entries.n; i++) {
+        Entry *e = &VEC_AT(t->entries, Entry, i);
+        size_t j = e->h & (nslots - 1);
+        while (s[j] >= 0) j = (j + 1) & (nslots - 1);
+        s[j] = (int32_t)i;
+    }
+    free(t->slots);
+    t->slots = s;
+    t->nslots = nslots;
+    return 0;
+}
+
+typedef struct {
+    const char *p;
+    uint32_t len;
+    uint64_t h;
+} Str;
+
+/* the id of (file, line, name), interning it (in the C table, and in funcs/index unless the Python path already
+ * has it) on first sight; -1 with a Python error set, -2 when the text cannot be decoded (the Python path words it) */
+static int32_t intern_key(Interner *t, const Str *f, int64_t line, const Str *n, uint64_t h) {
+    size_t mask = t->nslots - 1;
+    size_t j = h & mask;
+    for (;;) {
+        int32_t k = t->slots[j];
+        if (k < 0) break;
+        Entry *e = &VEC_AT(t->entries, Entry, k);
+        if (e->h == h && e->line == line && e->flen == f->len && e->nlen == n->len &&
+            memcmp(t->arena + e->off, f->p, f->len) == 0 && memcmp(t->arena + e->off + f->len, n->p, n->len) == 0)
+            return e->id;
+        j = (j + 1) & mask;
+    }
+    /* a miss: the Python key, and its id */
+    PyObject *fs = PyUnicode_DecodeUTF8(f->p, f->len, "surrogatepass");
+    if (!fs) {
+        PyErr_Clear();
+        return -2;
+    }
+    PyObject *ns = PyUnicode_DecodeUTF8(n->p, n->len, "surrogatepass");
+    if (!ns) {
+        Py_DECREF(fs);
+        PyErr_Clear();
+        return -2;
+    }
+    PyObject *ln = PyLong_FromLongLong(line);
+    PyObject *key = ln ? PyTuple_Pack(3, fs, ln, ns) : NULL;
+    Py_DECREF(fs);
+    Py_DECREF(ns);
+    Py_XDECREF(ln);
+    if (!key) return -1;
+    int32_t id;
+    PyObject *have = PyDict_GetItemWithError(t->index, key);
+    if (have) {
+        long v = PyLong_AsLong(have);
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(key);
+            return -1;
+        }
+        id = (int32_t)v;
+    } else {
+        if (PyErr_Occurred()) {
+            Py_DECREF(key);
+            return -1;
+        }
+        Py_ssize_t nf = PyList_Size(t->funcs);
+        if (nf < 0 || nf >= INT32_MAX) {
+            Py_DECREF(key);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_OverflowError, "too many functions in one chunk");
+            return -1;
+        }
+        PyObject *idobj = PyLong_FromSsize_t(nf);
+        if (!idobj || PyList_Append(t->funcs, key) < 0 || PyDict_SetItem(t->index, key, idobj) < 0) {
+            Py_XDECREF(idobj);
+            Py_DECREF(key);
+            return -1;
+        }
+        Py_DECREF(idobj);
+        id = (int32_t)nf;
+    }
+    Py_DECREF(key);
+    /* into the C table */
+    size_t need = (size_t)f->len + n->len;
+    if (t->arena_n + need > t->arena_cap) {
+        size_t cap = t->arena_cap ? t->arena_cap : 1 << 16;
+        while (cap < t->arena_n + need) cap *= 2;
+        char *a = realloc(t->arena, cap);
+        if (!a) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->arena = a;
+        t->arena_cap = cap;
+    }
+    Entry *e = vec_push(&t->entries);
+    if (!e) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    e->h = h;
+    e->line = line;
+    e->off = t->arena_n;
+    e->flen = f->len;
+    e->nlen = n->len;
+    e->id = id;
+    memcpy(t->arena + t->arena_n, f->p, f->len);
+    memcpy(t->arena + t->arena_n + f->len, n->p, n->len);
+    t->arena_n += need;
+    if (t->entries.n * 2 > t->nslots) {
+        if (table_rebuild(t, t->nslots * 2)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    } else {
+        t->slots[j] = (int32_t)(t->entries.n - 1);
+    }
+    return id;
+}
+
+/* forget every function with an id >= n: in funcs, index and the C table (a file that failed half-way) */
+static int truncate_to(Interner *t, Py_ssize_t n) {
+    Py_ssize_t nf = PyList_Size(t->funcs);
+    if (nf < 0) return -1;
+    for (Py_ssize_t i = n; i < nf; i++) {
+        PyObject *k = PyList_GetItem(t->funcs, i); /* borrowed */
+        if (!k || PyDict_DelItem(t->index, k) < 0) return -1;
+    }
+    if (n < nf && PyList_SetSlice(t->funcs, n, nf, NULL) < 0) return -1;
+    size_t w = 0;
+    for (size_t i = 0; i < t->entries.n; i++) {
+        Entry e = VEC_AT(t->entries, Entry, i);
+        if (e.id < n) VEC_AT(t->entries, Entry, w++) = e;
+    }
+    if (w != t->entries.n) {
+        t->entries.n = w;
+        if (table_rebuild(t, t->nslots)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the per-file parser */
+
+enum { R_PENDING = 0, R_STR, R_INT, R_FLOAT, R_KEY, R_VAL4, R_OTHER };
+
+typedef struct {
+    int kind;
+    int64_t i;
+    double d;
+    Str s;
+    int32_t key; /* R_KEY: index into keys; R_VAL4: index into the file's val4 list (in refs itself: see below) */
+    int64_t v_nc, v_cc;
+    double v_tt, v_ct;
+} Ref;
+
+typedef struct {
+    Str f, n;
+    int64_t line;
+    int32_t id;
+} Key;
+
+typedef struct {
+    int32_t key;
+    int64_t nc, pc;
+    double tt, ct;
+    size_t e0, ne;
+} Row;
+
+typedef struct {
+    int32_t key;
+    int64_t nc, cc;
+    double tt, ct;
+} Edge;
+
+typedef struct {
+    const unsigned char *p, *end;
+    Interner *t;
+} P;
+
+#define NEED(ps, k)                                    \
+    do {                                               \
+        if ((size_t)((ps)->end - (ps)->p) < (size_t)(k)) return -1; \
+    } while (0)
+
+static inline int32_t rd_i32(const unsigned char *p) {
+    return (int32_t)((uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24));
+}
+
+static inline double rd_f64(const unsigned char *p) {
+    uint64_t u = 0;
+    for (int k = 7; k >= 0; k--) u = (u << 8) | p[k];
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+/* a new ref slot when the type byte carries FLAG_REF; its index, or -1 (none) / -3 (out of memory) */
+static long ref_reserve(P *ps, int flag) {
+    if (!flag) return -1;
+    Ref *r = vec_push(&ps->t->refs);
+    if (!r) return -3;
+    return (long)(ps->t->refs.n - 1);
+}
+
+/* Every parse_* returns 0 on success and -1 when the bytes are not the expected shape (the caller gives up). */
+
+static int parse_str(P *ps, Str *out) {
+    NEED(ps, 1);
+    int code = *ps->p++;
+    int flag = code & FLAG_REF;
+    code &= ~FLAG_REF;
+    size_t len;
+    int ascii;
+    switch (code) {
+    case T_REF: {
+        NEED(ps, 4);
+        int32_t k = rd_i32(ps->p);
+        ps->p += 4;
+        if (k < 0 || (size_t)k >= ps->t->refs.n) return -1;
+        Ref *r = &VEC_AT(ps->t->refs, Ref, k);
+        if (r->kind != R_STR) return -1;
+        *out = r->s;
+        return 0;
+    }
+    case T_UNICODE:
+    case T_INTERNED:
+    case T_ASCII:
+    case T_ASCII_INTERNED: {
+        NEED(ps, 4);
+        int32_t n = rd_i32(ps->p);
+        ps->p += 4;
+        if (n < 0) return -1;
+        len = (size_t)n;
+        ascii = code == T_ASCII || code == T_ASCII_INTERNED;
+        break;
+    }
+    case T_SHORT_ASCII:
+    case T_SHORT_ASCII_INTERNED:
+        NEED(ps, 1);
+        len = *ps->p++;
+        ascii = 1;
+        break;
+    default:
+        return -1;
+    }
+    if (len > UINT32_MAX) return -1;
+    NEED(ps, len);
+    if (ascii) { /* marshal reads these as Latin-1: only plain ASCII has the same bytes as UTF-8 */
+        unsigned char acc = 0;
+        for (size_t k = 0; k < len; k++) acc |= ps->p[k];
+        if (acc & 0x80) return -1;
+    }
+    out->p = (const char *)ps->p;
+    out->len = (uint32_t)len;
+    out->h = hash_bytes(out->p, len);
+    ps->p += len;
+    if (flag) {
+        Ref *r = vec_push(&ps->t->refs);
+        if (!r) return -1;
+        r->kind = R_STR;
+        r->s = *out;
+    }
+    return 0;
+}
+
+/* an int (counts and line numbers): 'i', a 'l' that fits in 63 bits, or a reference to one */
+static int parse_int(P *ps, int64_t *out) {
+    NEED(ps, 1);
+    int code = *ps->p++;
+    int flag = code & FLAG_REF;
+    code &= ~FLAG_REF;
+    int64_t v;
+    if (code == T_INT) {
+        NEED(ps, 4);
+        v = rd_i32(ps->p);
+        ps->p += 4;
+    } else if (code == T_LONG) {
+        NEED(ps, 4);
+        int32_t n = rd_i32(ps->p);
+        ps->p += 4;
+        int32_t an = n < 0 ? -n : n;
+        if (an == 0 || an > 4) return -1; /* 4 digits of 15 bits: 60 bits, always within int64 */
+        NEED(ps, (size_t)an * 2);
+        uint64_t u = 0;
+        for (int k = an - 1; k >= 0; k--) {
+            unsigned d = (unsigned)ps->p[2 * k] | ((unsigned)ps->p[2 * k + 1] << 8);
+            if (d > 0x7fff) return -1;
+            u = (u << 15) | d;
+        }
+        if (ps->p[2 * (an - 1)] == 0 && ps->p[2 * (an - 1) + 1] == 0) return -1; /* unnormalised */
+        ps->p += (size_t)an * 2;
+        v = n < 0 ? -(int64_t)u : (int64_t)u;
+    } else if (code == T_REF) {
+        NEED(ps, 4);
+        int32_t k = rd_i32(ps->p);
+        ps->p += 4;
+        if (k < 0 || (size_t)k >= ps->t->refs.n) return -1;
+        Ref *r = &VEC_AT(ps->t->refs, Ref, k);
+        if (r->kind != R_INT) return -1;
+        *out = r->i;
+        return 0;
+    } else {
+        return -1;
+    }
+    if (flag) {
+        Ref *r = vec_push(&ps->t->refs);
+        if (!r) return -1;
+        r->kind = R_INT;
+        r->i = v;
+    }
+    *out = v;
+    return 0;
+}
+
+/* a time: a finite binary float, an int as array('d') takes it, or a reference to either */
+static int parse_time(P *ps, double *out) {
+    NEED(ps, 1);
+    int code = ps->p[0];
+    int flag = code & FLAG_REF;
+    code &= ~FLAG_REF;
+    double d;
+    if (code == T_BINARY_FLOAT) {
+        ps->p++;
+        NEED(ps, 8);
+        d = rd_f64(ps->p);
+        ps->p += 8;
+        if (flag) {
+            Ref *r = vec_push(&ps->t->refs);
+            if (!r) return -1;
+            r->kind = R_FLOAT;
+            r->d = d;
+        }
+    } else if (code == T_REF) {
+        ps->p++;
+        NEED(ps, 4);
+        int32_t k = rd_i32(ps->p);
+        ps->p += 4;
+        if (k < 0 || (size_t)k >= ps->t->refs.n) return -1;
+        Ref *r = &VEC_AT(ps->t->refs, Ref, k);
+        if (r->kind == R_FLOAT)
+            d = r->d;
+        else if (r->kind == R_INT)
+            d = (double)r->i;
+        else
+            return -1;
+    } else if (code == T_INT || code == T_LONG) {
+        int64_t v;
+        if (parse_int(ps, &v)) return -1;
+        d = (double)v;
+    } else {
+        return -1;
+    }
+    if (!isfinite(d)) return -1;
+    *out = d;
+    return 0;
+}
+
+/* the header of a tuple of n items: reserves its ref slot (before its items, as marshal does) */
+static int parse_tuple_head(P *ps, size_t n, long *slot) {
+    NEED(ps, 1);
+    int code = *ps->p++;
+    int flag = code & FLAG_REF;
+    code &= ~FLAG_REF;
+    size_t got;
+    if (code == T_SMALL_TUPLE) {
+        NEED(ps, 1);
+        got = *ps->p++;
+    } else if (code == T_TUPLE) {
+        NEED(ps, 4);
+        int32_t k = rd_i32(ps->p);
+        ps->p += 4;
+        if (k < 0) return -1;
+        got = (size_t)k;
+    } else {
+        return -1;
+    }
+    if (got != n) return -1;
+    *slot = ref_reserve(ps, flag);
+    return *slot == -3 ? -1 : 0;
+}
+
+/* a function key (file, line, name), or a reference to one; *out is its index in the file's keys */
+static int parse_key(P *ps, int32_t *out) {
+    NEED(ps, 5);
+    if ((ps->p[0] & ~FLAG_REF) == T_REF) {
+        int32_t k = rd_i32(ps->p + 1);
+        ps->p += 5;
+        if (k < 0 || (size_t)k >= ps->t->refs.n) return -1;
+        Ref *r = &VEC_AT(ps->t->refs, Ref, k);
+        if (r->kind != R_KEY) return -1;
+        *out = r->key;
+        return 0;
+    }
+    long slot;
+    if (parse_tuple_head(ps, 3, &slot)) return -1;
+    Key key;
+    if (parse_str(ps, &key.f) || parse_int(ps, &key.line) || parse_str(ps, &key.n)) return -1;
+    key.id = -1;
+    Key *k = vec_push(&ps->t->keys);
+    if (!k) return -1;
+    *k = key;
+    *out = (int32_t)(ps->t->keys.n - 1);
+    if (slot >= 0) {
+        Ref *r = &VEC_AT(ps->t->refs, Ref, slot);
+        r->kind = R_KEY;
+        r->key = *out;
+    }
+    return 0;
+}
+
+/* a caller value (nc, cc, tt, ct), or a reference to one */
+static int parse_val4(P *ps, Edge *e) {
+    NEED(ps, 5);
+    if ((ps->p[0] & ~FLAG_REF) == T_REF) {
+        int32_t k = rd_i32(ps->p + 1);
+        ps->p += 5;
+        if (k < 0 || (size_t)k >= ps->t->refs.n) return -1;
+        Ref *r = &VEC_AT(ps->t->refs, Ref, k);
+        if (r->kind != R_VAL4) return -1;
+        e->nc = r->v_nc;
+        e->cc = r->v_cc;
+        e->tt = r->v_tt;
+        e->ct = r->v_ct;
+        return 0;
+    }
+    long slot;
+    if (parse_tuple_head(ps, 4, &slot)) return -1;
+    if (parse_int(ps, &e->nc) || parse_int(ps, &e->cc) || parse_time(ps, &e->tt) || parse_time(ps, &e->ct)) return -1;
+    if (slot >= 0) {
+        Ref *r = &VEC_AT(ps->t->refs, Ref, slot);
+        r->kind = R_VAL4;
+        r->v_nc = e->nc;
+        r->v_cc = e->cc;
+        r->v_tt = e->tt;
+        r->v_ct = e->ct;
+    }
+    return 0;
+}
+
+static int parse_dict_head(P *ps) {
+    NEED(ps, 1);
+    int code = *ps->p++;
+    if ((code & ~FLAG_REF) != T_DICT) return -1;
+    if (code & FLAG_REF) {
+        Ref *r = vec_push(&ps->t->refs);
+        if (!r) return -1;
+        r->kind = R_OTHER;
+    }
+    return 0;
+}
+
+/* the whole file into t->keys / rows / edges */
+static int parse_file(P *ps) {
+    Interner *t = ps->t;
+    if (parse_dict_head(ps)) return -1;
+    for (;;) {
+        NEED(ps, 1);
+        if (ps->p[0] == T_NULL) {
+            ps->p++;
+            return 0;
+        }
+        Row row;
+        if (parse_key(ps, &row.key)) return -1;
+        long slot;
+        if (parse_tuple_head(ps, 5, &slot)) return -1;
+        if (slot >= 0) VEC_AT(t->refs, Ref, slot).kind = R_OTHER;
+        if (parse_int(ps, &row.pc) || parse_int(ps, &row.nc) || parse_time(ps, &row.tt) || parse_time(ps, &row.ct))
+            return -1;
+        if (parse_dict_head(ps)) return -1;
+        row.e0 = t->edges.n;
+        for (;;) {
+            NEED(ps, 1);
+            if (ps->p[0] == T_NULL) {
+                ps->p++;
+                break;
+            }
+            Edge e;
+            if (parse_key(ps, &e.key) || parse_val4(ps, &e)) return -1;
+            Edge *slot_e = vec_push(&t->edges);
+            if (!slot_e) return -1;
+            *slot_e = e;
+        }
+        row.ne = t->edges.n - row.e0;
+        Row *r = vec_push(&t->rows);
+        if (!r) return -1;
+        *r = row;
+    }
+}
+
+static int stamp_reserve(Interner *t) {
+    Py_ssize_t nf = PyList_Size(t->funcs);
+    if (nf < 0) return -1;
+    if ((size_t)nf > t->nstamp) {
+        size_t cap = t->nstamp ? t->nstamp : 1024;
+        while (cap < (size_t)nf) cap *= 2;
+        uint32_t *s = realloc(t->stamp, cap * sizeof(uint32_t));
+        if (!s) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memset(s + t->nstamp, 0, (cap - t->nstamp) * sizeof(uint32_t));
+        t->stamp = s;
+        t->nstamp = cap;
+    }
+    return 0;
+}
+
+static uint32_t next_gen(Interner *t) {
+    if (++t->gen == 0) {
+        memset(t->stamp, 0, t->nstamp * sizeof(uint32_t));
+        t->gen = 1;
+    }
+    return t->gen;
+}
+
+static inline int key_is(const Key *k, const char *file, int64_t line, const char *name) {
+    size_t fl = strlen(file), nl = strlen(name);
+    return k->line == line && k->f.len == fl && k->n.len == nl && memcmp(k->f.p, file, fl) == 0 &&
+           memcmp(k->n.p, name, nl) == 0;
+}
+
+static inline int starts(const Str *s, const char *prefix) {
+    size_t l = strlen(prefix);
+    return s->len >= l && memcmp(s->p, prefix, l) == 0;
+}
+
+#define FLAG_PROFILE_ROOT 1
+#define FLAG_BUILTIN 2
+
+/* decode(interner, data) -> None | (columns: bytes, n_rows, n_edges, flags)
+ * columns: ids int32[n] | pad | nc int64[n] | pc int64[n] | tt f64[n] | ct f64[n] |
+ *          caller int32[E] | callee int32[E] | pad | nc int64[E] | cc int64[E] | tt f64[E] | ct f64[E]
+ * (each block starts at a multiple of 8 bytes) */
+static PyObject *decode(PyObject *mod, PyObject *args) {
+    PyObject *tobj, *data;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "OO", &tobj, &data)) return NULL;
+    Interner *t = (Interner *)tobj;
+    Py_buffer buf;
+    if (PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE) < 0) return NULL;
+    t->refs.n = t->keys.n = t->rows.n = t->edges.n = 0;
+    P ps = {(const unsigned char *)buf.buf, (const unsigned char *)buf.buf + buf.len, t};
+    PyObject *result = NULL;
+    Py_ssize_t n_before = PyList_Size(t->funcs);
+    if (n_before < 0) goto done;
+    if (parse_file(&ps) || t->rows.n == 0) goto not_ours;
+    /* intern: the file's own keys first, then callers that are not among them (the Python path's order) */
+    size_t nk = t->keys.n, nr = t->rows.n, ne = t->edges.n;
+    Key *keys = (Key *)t->keys.p;
+    Row *rows = (Row *)t->rows.p;
+    Edge *edges = (Edge *)t->edges.p;
+    int flags = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t count = pass == 0 ? nr : ne;
+        for (size_t i = 0; i < count; i++) {
+            Key *k = &keys[pass == 0 ? rows[i].key : edges[i].key];
+            if (k->id >= 0) continue;
+            if (pass == 0) {
+                if (key_is(k, "profile", 0, "profiler")) flags |= FLAG_PROFILE_ROOT;
+                if (k->line == 0 && k->f.len == 1 && k->f.p[0] == '~' &&
+                    (starts(&k->n, "<built-in") || starts(&k->n, "<method ")))
+                    flags |= FLAG_BUILTIN;
+            }
+            int32_t id = intern_key(t, &k->f, k->line, &k->n, key_hash(k->f.h, k->line, k->n.h));
+            if (id == -1) goto fail;
+            if (id == -2) goto undo;
+            k->id = id;
+        }
+    }
+    (void)nk;
+    /* a key twice in the file, or a caller twice for one function: marshal.loads would keep one; not ours */
+    if (stamp_reserve(t)) goto fail;
+    uint32_t g = next_gen(t);
+    for (size_t i = 0; i < nr; i++) {
+        int32_t id = keys[rows[i].key].id;
+        if (t->stamp[id] == g) goto undo;
+        t->stamp[id] = g;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        if (rows[i].ne < 2) continue;
+        g = next_gen(t);
+        for (size_t j = rows[i].e0; j < rows[i].e0 + rows[i].ne; j++) {
+            int32_t id = keys[edges[j].key].id;
+            if (t->stamp[id] == g) goto undo;
+            t->stamp[id] = g;
+        }
+    }
+    /* the columns */
+    size_t o_ids = 0, o_snc = (nr * 4 + 7) & ~(size_t)7, o_spc = o_snc + nr * 8, o_stt = o_spc + nr * 8,
+           o_sct = o_stt + nr * 8, o_ecaller = o_sct + nr * 8, o_ecallee = o_ecaller + ne * 4,
+           o_enc = (o_ecallee + ne * 4 + 7) & ~(size_t)7, o_ecc = o_enc + ne * 8, o_ett = o_ecc + ne * 8,
+           o_ect = o_ett + ne * 8, total = o_ect + ne * 8;
+    PyObject *cols = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (!cols) goto fail;
+    char *out = PyBytes_AsString(cols);
+    if (!out) {
+        Py_DECREF(cols);
+        goto fail;
+    }
+    memset(out + nr * 4, 0, o_snc - nr * 4); /* the padding */
+    memset(out + o_ecallee + ne * 4, 0, o_enc - o_ecallee - ne * 4);
+    int32_t *ids = (int32_t *)(out + o_ids);
+    int64_t *snc = (int64_t *)(out + o_snc), *spc = (int64_t *)(out + o_spc);
+    double *stt = (double *)(out + o_stt), *sct = (double *)(out + o_sct);
+    int32_t *ecaller = (int32_t *)(out + o_ecaller), *ecallee = (int32_t *)(out + o_ecallee);
+    int64_t *enc = (int64_t *)(out + o_enc), *ecc = (int64_t *)(out + o_ecc);
+    double *ett = (double *)(out + o_ett), *ect = (double *)(out + o_ect);
+    for (size_t i = 0; i < nr; i++) {
+        Row *r = &rows[i];
+        int32_t id = keys[r->key].id;
+        ids[i] = id;
+        snc[i] = r->nc;
+        spc[i] = r->pc;
+        stt[i] = r->tt;
+        sct[i] = r->ct;
+        for (size_t j = r->e0; j < r->e0 + r->ne; j++) {
+            ecaller[j] = keys[edges[j].key].id;
+            ecallee[j] = id;
+            enc[j] = edges[j].nc;
+            ecc[j] = edges[j].cc;
+            ett[j] = edges[j].tt;
+            ect[j] = edges[j].ct;
+        }
+    }
+    result = Py_BuildValue("(Nnni)", cols, (Py_ssize_t)nr, (Py_ssize_t)ne, flags);
+    goto done;
+undo:
+    if (truncate_to(t, n_before) < 0) goto fail;
+not_ours:
+    result = Py_None;
+    Py_INCREF(result);
+    goto done;
+fail:
+    if (!PyErr_Occurred()) PyErr_NoMemory();
+    {
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        if (truncate_to(t, n_before) < 0) PyErr_Clear(); /* best effort; the first error propagates */
+        PyErr_Restore(et, ev, tb);
+    }
+done:
+    PyBuffer_Release(&buf);
+    return result;
+}
+
+/* ---------------------------------------------------------------- the Interner type */
+
+static PyObject *interner_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *funcs, *index;
+    static char *kwlist[] = {"funcs", "index", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO", kwlist, &funcs, &index)) return NULL;
+    if (!PyList_Check(funcs) || !PyDict_Check(index)) {
+        PyErr_SetString(PyExc_TypeError, "Interner(funcs: list, index: dict)");
+        return NULL;
+    }
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    Interner *t = (Interner *)alloc(type, 0);
+    if (!t) return NULL;
+    Py_INCREF(funcs);
+    Py_INCREF(index);
+    t->funcs = funcs;
+    t->index = index;
+    t->entries.size = sizeof(Entry);
+    t->refs.size = sizeof(Ref);
+    t->keys.size = sizeof(Key);
+    t->rows.size = sizeof(Row);
+    t->edges.size = sizeof(Edge);
+    if (table_rebuild(t, 1024)) {
+        Py_DECREF(t);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)t;
+}
+
+static void interner_dealloc(PyObject *self) {
+    Interner *t = (Interner *)self;
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_XDECREF(t->funcs);
+    Py_XDECREF(t->index);
+    free(t->entries.p);
+    free(t->refs.p);
+    free(t->keys.p);
+    free(t->rows.p);
+    free(t->edges.p);
+    free(t->slots);
+    free(t->arena);
+    free(t->stamp);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *interner_truncate(PyObject *self, PyObject *arg) {
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (truncate_to((Interner *)self, n) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef interner_methods[] = {
+    {"truncate", interner_truncate, METH_O,
+     "truncate(n): forget every function with an id >= n (in funcs, index and the C table)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot interner_slots[] = {
+    {Py_tp_new, interner_new},
+    {Py_tp_dealloc, interner_dealloc},
+    {Py_tp_methods, interner_methods},
+    {Py_tp_doc, "Interner(funcs, index): a chunk's function keys, shared with the Python decoder's list and dict."},
+    {0, NULL},
+};
+
+static PyType_Spec interner_spec = {
+    "celerylab.core._cdecode.Interner", sizeof(Interner), 0, Py_TPFLAGS_DEFAULT, interner_slots,
+};
+
+static PyMethodDef methods[] = {
+    {"decode", decode, METH_VARARGS,
+     "decode(interner, data) -> None | (columns: bytes, n_rows, n_edges, flags): a pstats marshal dump as columns, "
+     "or None when the bytes are not the shape cProfile writes (nothing interned then)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_cdecode", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__cdecode(void) {
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m) return NULL;
+    PyObject *tp = PyType_FromSpec(&interner_spec);
+    if (!tp || PyModule_AddObject(m, "Interner", tp) < 0) {
+        Py_XDECREF(tp);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(m, "FLAG_PROFILE_ROOT", FLAG_PROFILE_ROOT) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_BUILTIN", FLAG_BUILTIN) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

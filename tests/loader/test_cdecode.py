@@ -1,0 +1,300 @@
+"""The compiled decoder (celerylab/core/_cdecode.c) against the Python path: the same columns, bit for bit, on
+every shape; None (the Python path takes over, nothing interned) on every shape it does not own; never a crash on
+cut or corrupted bytes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import marshal
+import math
+import pstats
+import subprocess
+import sys
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+import celerylab as cl
+from celerylab.core import decode
+from celerylab.testing import FakeClock, fib, profile_fake_clock, workload
+
+C = decode._cdecode
+
+
+@contextmanager
+def python_path():
+    saved = decode._cdecode
+    decode._cdecode = None
+    try:
+        yield
+    finally:
+        decode._cdecode = saved
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a["funcs"] == b["funcs"]
+    assert repr(a["outcomes"]) == repr(b["outcomes"])  # repr: NaN totals of bad files compare equal
+    for part in ("stats", "edges"):
+        for x, y in zip(a[part], b[part], strict=True):
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), part
+
+
+def both_paths(paths: list[str]) -> dict:
+    """``parse_files(paths)`` on the compiled path, checked equal to the Python path."""
+    got = decode.parse_files(paths)
+    with python_path():
+        want = decode.parse_files(paths)
+    _same(got, want)
+    return got
+
+
+def takes(data: bytes) -> bool:
+    """Whether the compiled decoder owns these bytes (and leaves nothing interned when it does not)."""
+    funcs: list = []
+    index: dict = {}
+    out = C.decode(C.Interner(funcs, index), data)
+    if out is None:
+        assert funcs == [] and index == {}
+    return out is not None
+
+
+def stats_of(n: int = 12) -> dict:
+    return profile_fake_clock(workload, 3, FakeClock())
+
+
+def write(tmp_path, name: str, data: bytes) -> str:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return str(p)
+
+
+def test_the_compiled_decoder_is_built():
+    # the install step builds it (setup.py, optional only for installs without a compiler); the suite runs on it
+    assert C is not None, "celerylab.core._cdecode is not built: run scripts/dev install"
+    assert C.__file__.endswith(".abi3.so")
+
+
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_every_marshal_version_with_binary_floats_decodes_the_same(tmp_path, version):
+    stats = stats_of()
+    data = marshal.dumps(stats, version)
+    assert takes(data)
+    got = both_paths([write(tmp_path, "p.prof", data)])
+    assert got["outcomes"][0][1] is None and got["outcomes"][0][2] == len(stats)
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_text_floats_of_old_marshal_versions_go_to_the_python_path(tmp_path, version):
+    data = marshal.dumps(stats_of(), version)
+    assert not takes(data)
+    both_paths([write(tmp_path, "p.prof", data)])
+
+
+def test_a_merged_pstats_dump_shares_key_tuples_and_decodes_the_same(tmp_path):
+    # pstats.Stats.dump_stats after add(): caller keys are the very tuples of the function keys (marshal refs)
+    files = []
+    for i in range(3):
+        files.append(write(tmp_path, f"f{i}.prof", marshal.dumps(profile_fake_clock(workload, i, FakeClock()))))
+    merged = str(tmp_path / "merged.prof")
+    pstats.Stats(*files).dump_stats(merged)
+    with open(merged, "rb") as f:
+        assert takes(f.read())
+    both_paths([*files, merged])
+    ps = cl.load([*files, merged], cache=False, jobs=1)
+    assert ps.to_pstats_dict() == pstats.Stats(*files, merged).stats
+
+
+def test_gzip_and_many_files_in_one_chunk_intern_the_same_ids(tmp_path):
+    paths = []
+    for i in range(8):
+        data = marshal.dumps(profile_fake_clock(workload, i % 6, FakeClock()))
+        name = f"p{i}.prof"
+        if i % 2:
+            data, name = gzip.compress(data), name + ".gz"
+        paths.append(write(tmp_path, name, data))
+    got = both_paths(paths)
+    assert all(o[1] is None for o in got["outcomes"])
+
+
+def _key(f="a.py", line=1, name="f"):
+    return (f, line, name)
+
+
+def _dump_pieces(entries: list[tuple[tuple, tuple]]) -> bytes:
+    """A marshal dict written piece by piece (version 2: no refs), so that it can hold what marshal.dumps of a
+    dict never writes, such as a key twice."""
+    out = b"{"
+    for k, v in entries:
+        out += marshal.dumps(k, 2) + marshal.dumps(v, 2)
+    return out + b"0"
+
+
+SHAPES = {
+    # name: (pstats dict or raw bytes, whether the compiled decoder owns it)
+    "int times": ({_key(): (1, 1, 2, 3, {})}, True),
+    "negative counts (pyinstrument)": ({_key(): (-1, -1, 0.5, 0.5, {_key(name="g"): (-1, -1, 0.1, 0.1)})}, True),
+    "yappi order (pc > nc)": ({_key(): (3, 2, 0.5, 0.5, {})}, True),
+    "large counts (marshal long)": (
+        {_key(): (2**40, 2**41 + 5, 0.5, 0.5, {_key(name="g"): (2**35, 3, 0.1, 0.1)})},
+        True,
+    ),
+    "negative large count": ({_key(): (-(2**40), 7, 0.5, 0.5, {})}, True),
+    "counts beyond 60 bits": ({_key(): (2**62, 2**62, 0.5, 0.5, {})}, False),
+    "counts beyond int64": ({_key(): (2**70, 2**70, 0.5, 0.5, {})}, False),
+    "non-ascii names": (
+        {
+            _key("é/ü.py", 3, "naïve_函数"): (1, 1, 0.5, 0.5, {_key(): (1, 1, 0.25, 0.25)}),
+            _key(): (1, 1, 0.25, 0.25, {}),
+        },
+        True,
+    ),
+    "a lone surrogate in a name": ({_key(name="bad\udc80"): (1, 1, 0.5, 0.5, {})}, True),
+    "caller that is not a function of the file": (
+        {_key(): (1, 1, 0.5, 0.5, {_key(name="elsewhere"): (1, 1, 0.5, 0.5)})},
+        True,
+    ),
+    "profile module: bare caller counts": (
+        {_key(): (1, 1, 0.5, 0.5, {_key(name="g"): 1}), _key(name="g"): (1, 1, 0.5, 0.5, {})},
+        False,
+    ),
+    "profile module root": ({("profile", 0, "profiler"): (1, 1, 0.0, 0.0, {})}, True),
+    "builtins": (
+        {
+            ("~", 0, "<built-in method builtins.len>"): (1, 1, 0.5, 0.5, {}),
+            ("~", 0, "<method 'x'>"): (1, 1, 0.5, 0.5, {}),
+        },
+        True,
+    ),
+    "NaN time": ({_key(): (1, 1, math.nan, 0.5, {})}, False),
+    "infinite caller time": ({_key(): (1, 1, 0.5, 0.5, {_key(name="g"): (1, 1, math.inf, 0.5)})}, False),
+    "float count": ({_key(): (1.0, 1, 0.5, 0.5, {})}, False),
+    "bool count": ({_key(): (True, 1, 0.5, 0.5, {})}, False),
+    "string time": ({_key(): (1, 1, "0.5", 0.5, {})}, False),
+    "line as float": ({("a.py", 1.0, "f"): (1, 1, 0.5, 0.5, {})}, False),
+    "code object name": ({("a.py", 1, None): (1, 1, 0.5, 0.5, {})}, False),
+    "short entry": ({_key(): (1, 1, 0.5, 0.5)}, False),
+    "callers not a dict": ({_key(): (1, 1, 0.5, 0.5, [])}, False),
+    "empty": ({}, False),
+    "a list": ([1, 2], False),
+    "duplicate key": (_dump_pieces([(_key(), (1, 1, 0.5, 0.5, {})), (_key(), (2, 2, 0.7, 0.7, {}))]), False),
+    "duplicate caller": (
+        b"{"
+        + marshal.dumps(_key(), 2)
+        + b"(\x05\x00\x00\x00"
+        + b"".join(marshal.dumps(x, 2) for x in (1, 1, 0.5, 0.5))
+        + b"{"
+        + (marshal.dumps(_key(name="g"), 2) + marshal.dumps((1, 1, 0.1, 0.1), 2)) * 2
+        + b"00",
+        False,
+    ),
+    "ascii type holding latin-1 bytes": (
+        b"{)\x03z\x04a\xe9.pyi\x01\x00\x00\x00z\x01f)\x05"
+        + b"i\x01\x00\x00\x00" * 2
+        + b"g"
+        + np.float64(0.5).tobytes() * 1
+        + b"g"
+        + np.float64(0.5).tobytes()
+        + b"{00",
+        False,
+    ),
+    "trailing bytes after the dict": (marshal.dumps({_key(): (1, 1, 0.5, 0.5, {})}) + b"garbage", True),
+}
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_each_shape_is_decoded_the_same_or_left_to_the_python_path(tmp_path, name):
+    obj, owned = SHAPES[name]
+    data = obj if isinstance(obj, bytes) else marshal.dumps(obj)
+    assert takes(data) == owned
+    both_paths([write(tmp_path, "p.prof", data)])
+
+
+def test_a_file_left_to_the_python_path_mid_chunk_does_not_shift_ids(tmp_path):
+    # the duplicate-key file is parsed in C up to interning its new functions, then given up: they must be forgotten
+    new_funcs = _dump_pieces(
+        [(_key(name="only_here"), (1, 1, 0.5, 0.5, {})), (_key(name="only_here"), (1, 1, 0.5, 0.5, {}))]
+    )
+    bare = {_key(name="g"): (1, 1, 0.5, 0.5, {_key(name="h"): 2}), _key(name="h"): (2, 2, 0.5, 0.5, {})}
+    paths = [
+        write(tmp_path, "a.prof", marshal.dumps(stats_of())),
+        write(tmp_path, "b.prof", new_funcs),
+        write(tmp_path, "c.prof", marshal.dumps(bare)),  # interned by the Python path, then met by C in d
+        write(
+            tmp_path,
+            "d.prof",
+            marshal.dumps({**{k: (1, 1, 0.5, 0.5, {}) for k in bare}, _key(name="x"): (1, 1, 0.1, 0.1, {})}),
+        ),
+        write(tmp_path, "e.prof", b"\xfb" + b"\x00" * 7),  # cut short
+        write(tmp_path, "f.prof", marshal.dumps(stats_of())),
+    ]
+    got = both_paths(paths)
+    assert [o[1] is None for o in got["outcomes"]] == [True, True, True, True, False, True]
+    assert got["funcs"].count(_key(name="only_here")) == 1
+
+
+FUZZ = r"""
+import json, marshal, os, random, resource, sys
+from celerylab.core import decode
+from celerylab.testing import FakeClock, profile_fake_clock, workload, fib
+# a corrupted length can make marshal.loads ask for gigabytes: cap this process so that it gets a MemoryError
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+C = decode._cdecode
+assert C is not None
+seeds = [marshal.dumps(profile_fake_clock(workload, 2, FakeClock())), marshal.dumps(profile_fake_clock(fib, 6), 2)]
+path = os.path.join(sys.argv[1], "fuzz.prof")
+rng = random.Random(7)
+def parse(data):
+    with open(path, "wb") as f:
+        f.write(data)
+    got = decode.parse_files([path])
+    decode._cdecode = None
+    try:
+        want = decode.parse_files([path])
+    finally:
+        decode._cdecode = C
+    same = got["funcs"] == want["funcs"] and repr(got["outcomes"]) == repr(want["outcomes"])
+    for part in ("stats", "edges"):
+        same = same and all(x.dtype == y.dtype and x.tobytes() == y.tobytes() for x, y in zip(got[part], want[part]))
+    return same, got["outcomes"][0][1] is None
+cases = mismatches = ok = 0
+bad = []
+for seed in seeds:
+    for cut in range(0, len(seed), 3):
+        same, good = parse(seed[:cut])
+        cases += 1; ok += good
+        if not same: bad.append(("cut", cut))
+    for _ in range(1500):
+        data = bytearray(seed)
+        for _ in range(rng.choice((1, 1, 2, 4))):
+            i = rng.randrange(len(data))
+            data[i] = rng.choice((data[i] ^ (1 << rng.randrange(8)), rng.randrange(256), 0x72, 0x80 | data[i]))
+        same, good = parse(bytes(data))
+        cases += 1; ok += good
+        if not same: bad.append(("mutated", bytes(data).hex()[:200]))
+print(json.dumps({"cases": cases, "loaded": ok, "bad": bad[:5], "n_bad": len(bad)}))
+"""
+
+
+def test_cut_and_corrupted_bytes_never_crash_and_agree_with_the_python_path(tmp_path):
+    out = subprocess.run([sys.executable, "-c", FUZZ, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["n_bad"] == 0, res["bad"]
+    assert res["cases"] > 3000
+    assert 0 < res["loaded"] < res["cases"]  # both outcomes were exercised
+
+
+def test_load_on_both_paths_equals_pstats(tmp_path):
+    paths = [
+        write(tmp_path, f"p{i}.prof", marshal.dumps(profile_fake_clock(workload, i % 6, FakeClock()))) for i in range(6)
+    ]
+    paths.append(write(tmp_path, "fib.prof", marshal.dumps(profile_fake_clock(fib, 9))))
+    ref = pstats.Stats(*sorted(paths))  # the loader's order
+    ps = cl.load(tmp_path, cache=False, jobs=1)
+    with python_path():
+        ps_py = cl.load(tmp_path, cache=False, jobs=1)
+    assert ps.to_pstats_dict() == ref.stats == ps_py.to_pstats_dict()
+    assert ps.summary()["total_tt"] == ref.total_tt == ps_py.summary()["total_tt"]
+    assert list(ps.profiles["profiler"].astype(str)) == list(ps_py.profiles["profiler"].astype(str))
