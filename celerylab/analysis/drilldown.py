@@ -196,8 +196,9 @@ def _edge_sums(rows: dict[str, np.ndarray], other: str, first_pid: Any, group: n
 
 
 def _labelled(ps: ProfileData, cols: dict[str, Any], order: np.ndarray) -> pd.DataFrame:
-    """A frame of ``cols`` rows ``order`` with the function columns taken positionally (func_id == row)."""
-    df = pd.DataFrame({c: (v[order] if isinstance(v, np.ndarray) else v) for c, v in cols.items()})
+    """A frame of ``cols`` rows ``order`` with the function columns taken positionally (func_id == row).  Every
+    column is reordered, the nullable count columns (NA where a count is unknown, rules.count_sums) too."""
+    df = pd.DataFrame({c: v[order] for c, v in cols.items()})
     f = ps.functions.iloc[df["func_id"].to_numpy()][["label", "name", "module", "kind"]].reset_index(drop=True)
     return pd.concat([df, f], axis=1)
 

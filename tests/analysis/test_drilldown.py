@@ -157,3 +157,51 @@ def test_call_tree_empty_set(tree_set):
     out = call_tree(empty)
     assert len(out) == 0 and list(out.columns)[:2] == ["id", "parent"]
     assert isinstance(out, pd.DataFrame)
+
+
+def test_callers_and_callees_keep_each_count_on_its_own_row_when_some_are_unknown(tmp_path):
+    """A cProfile file and a pyinstrument-like file (counts -1) of the same code: each drilldown row carries its own
+    edge's counts (pstats' sum, or NA when a file does not know them), also when the rows sorted by cumtime are not
+    in func_id order (the case that made ``test_drilldowns_keep_unknown_counts_unknown_and_times_exact`` flaky)."""
+    from celerylab.testing import sidecar
+
+    root, leaf = ("app.py", 1, "root"), ("app.py", 50, "leaf")
+    known, sampled, only_sampled = ("app.py", 10, "known"), ("app.py", 20, "sampled"), ("app.py", 30, "only_sampled")
+    cprof = {  # counted: small times
+        root: (1, 1, 0.001, 0.010, {}),
+        known: (5, 5, 0.001, 0.002, {root: (5, 5, 0.001, 0.002)}),
+        sampled: (2, 2, 0.003, 0.004, {root: (2, 2, 0.003, 0.004)}),
+        leaf: (9, 9, 0.003, 0.003, {known: (7, 7, 0.001, 0.001), sampled: (2, 2, 0.002, 0.002)}),
+    }
+    pyinst = {  # sampled: no counts, large times
+        root: (-1, -1, 0.0, 0.900, {}),
+        sampled: (-1, -1, 0.400, 0.500, {root: (-1, -1, 0.400, 0.500)}),
+        only_sampled: (-1, -1, 0.300, 0.300, {root: (-1, -1, 0.300, 0.300)}),
+        leaf: (-1, -1, 0.100, 0.100, {sampled: (-1, -1, 0.100, 0.100)}),
+    }
+    paths = [
+        write_profile(str(tmp_path), stats, task_id=tid, meta=sidecar("app.task", tid, run=run))
+        for stats, tid, run in ((cprof, "t1", "a"), (pyinst, "t2", "a"), (cprof, "t3", "b"))
+    ]
+    ps = cl.load(str(tmp_path), cache=False, jobs=1)
+    keys = list(zip(ps.functions["file"], ps.functions["line"], ps.functions["name"]))
+    unknown = {(root, sampled), (root, only_sampled), (sampled, leaf)}  # (caller, callee) some file does not count
+    for run, files in ((None, sorted(paths)), ("a", sorted(paths[:2])), ("b", paths[2:])):
+        ref = pstats.Stats(*files).stats
+        for func, side in ((root, "callees"), (leaf, "callers")):
+            table = (callees if side == "callees" else callers)(ps, keys.index(func), split_by=run and "run")
+            if run is not None:
+                table = table.loc[table["run"] == run]
+            rows = list(table.itertuples())
+            others = ref[leaf][4] if side == "callers" else [k for k, v in ref.items() if root in v[4]]
+            assert len(rows) == len(others) > 1
+            if run != "b":  # the case of the bug: the cumtime order is not the func_id order
+                assert [r.func_id for r in rows] != sorted(r.func_id for r in rows)
+            for r in rows:
+                caller, callee = (keys[r.func_id], func) if side == "callers" else (func, keys[r.func_id])
+                want = ref[callee][4][caller]
+                assert (r.tottime, r.cumtime) == want[2:], (run, caller, callee)
+                if (caller, callee) in unknown and run != "b":
+                    assert pd.isna(r.ncalls) and pd.isna(r.pcalls), (run, caller, callee)
+                else:
+                    assert (r.ncalls, r.pcalls) == want[:2], (run, caller, callee)
