@@ -111,6 +111,12 @@ typedef struct {
 } Entry;
 
 typedef struct {
+    Vec s_prof, s_id, s_nc, s_pc, s_tt, s_ct;
+    Vec e_prof, e_caller, e_callee, e_nc, e_cc, e_tt, e_ct;
+    int wide; /* a call count beyond 32 bits */
+} Cols;
+
+typedef struct {
     PyObject_HEAD
     PyObject *funcs; /* list of (file, line, name): the chunk's functions, shared with the Python path */
     PyObject *index; /* dict key -> id, shared with the Python path */
@@ -124,8 +130,7 @@ typedef struct {
     uint32_t gen;
     /* per-file scratch, kept between calls */
     Vec refs, keys, rows, edges;
-    char *out;
-    size_t out_cap;
+    Cols cols; /* the chunk's columns (Interner.add appends, Interner.take hands them over) */
 } Interner;
 
 static int table_rebuild(Interner *t, size_t nslots) {
@@ -659,18 +664,60 @@ static inline int starts(const Str *s, const char *prefix) {
     return s->len >= l && memcmp(s->p, prefix, l) == 0;
 }
 
-#define FLAG_PROFILE_ROOT 1
-#define FLAG_BUILTIN 2
+#define FLAG_PROFILE_ROOT 1 /* a ('profile', 0, 'profiler') key: the pure-Python profile module */
+#define FLAG_BUILTIN 2      /* a ('~', 0, '<built-in ...'/'<method ...') key: cProfile */
+#define FLAG_NEGATIVE 4     /* a negative call count: unknown counts (pyinstrument) */
+#define FLAG_PC_GT_NC 8     /* primitive calls > calls: yappi's order */
 
-/* decode(interner, data) -> None | (columns: bytes, n_rows, n_edges, flags)
- * columns: ids int32[n] | pad | nc int64[n] | pc int64[n] | tt f64[n] | ct f64[n] |
- *          caller int32[E] | callee int32[E] | pad | nc int64[E] | cc int64[E] | tt f64[E] | ct f64[E]
- * (each block starts at a multiple of 8 bytes) */
-static PyObject *decode(PyObject *mod, PyObject *args) {
-    PyObject *tobj, *data;
-    (void)mod;
-    if (!PyArg_ParseTuple(args, "OO", &tobj, &data)) return NULL;
-    Interner *t = (Interner *)tobj;
+/* the chunk's columns: what every decoded file appended */
+static int push_cols(Interner *t, int32_t slot, const Key *keys, const Row *rows, size_t nr, const Edge *edges,
+                     size_t ne) {
+    Cols *c = &t->cols;
+    if (vec_reserve(&c->s_prof, c->s_prof.n + nr) || vec_reserve(&c->s_id, c->s_id.n + nr) ||
+        vec_reserve(&c->s_nc, c->s_nc.n + nr) || vec_reserve(&c->s_pc, c->s_pc.n + nr) ||
+        vec_reserve(&c->s_tt, c->s_tt.n + nr) || vec_reserve(&c->s_ct, c->s_ct.n + nr) ||
+        vec_reserve(&c->e_prof, c->e_prof.n + ne) || vec_reserve(&c->e_caller, c->e_caller.n + ne) ||
+        vec_reserve(&c->e_callee, c->e_callee.n + ne) || vec_reserve(&c->e_nc, c->e_nc.n + ne) ||
+        vec_reserve(&c->e_cc, c->e_cc.n + ne) || vec_reserve(&c->e_tt, c->e_tt.n + ne) ||
+        vec_reserve(&c->e_ct, c->e_ct.n + ne))
+        return -1;
+    size_t s0 = c->s_prof.n, e0 = c->e_prof.n;
+    for (size_t i = 0; i < nr; i++) {
+        const Row *r = &rows[i];
+        int32_t id = keys[r->key].id;
+        VEC_AT(c->s_prof, int32_t, s0 + i) = slot;
+        VEC_AT(c->s_id, int32_t, s0 + i) = id;
+        VEC_AT(c->s_nc, int64_t, s0 + i) = r->nc;
+        VEC_AT(c->s_pc, int64_t, s0 + i) = r->pc;
+        VEC_AT(c->s_tt, double, s0 + i) = r->tt;
+        VEC_AT(c->s_ct, double, s0 + i) = r->ct;
+        if (r->nc < INT32_MIN || r->nc > INT32_MAX || r->pc < INT32_MIN || r->pc > INT32_MAX) c->wide = 1;
+        for (size_t j = r->e0; j < r->e0 + r->ne; j++) {
+            const Edge *e = &edges[j];
+            size_t k = e0 + j;
+            VEC_AT(c->e_prof, int32_t, k) = slot;
+            VEC_AT(c->e_caller, int32_t, k) = keys[e->key].id;
+            VEC_AT(c->e_callee, int32_t, k) = id;
+            VEC_AT(c->e_nc, int64_t, k) = e->nc;
+            VEC_AT(c->e_cc, int64_t, k) = e->cc;
+            VEC_AT(c->e_tt, double, k) = e->tt;
+            VEC_AT(c->e_ct, double, k) = e->ct;
+            if (e->nc < INT32_MIN || e->nc > INT32_MAX || e->cc < INT32_MIN || e->cc > INT32_MAX) c->wide = 1;
+        }
+    }
+    c->s_prof.n = c->s_id.n = c->s_nc.n = c->s_pc.n = c->s_tt.n = c->s_ct.n = s0 + nr;
+    c->e_prof.n = c->e_caller.n = c->e_callee.n = c->e_nc.n = c->e_cc.n = c->e_tt.n = c->e_ct.n = e0 + ne;
+    return 0;
+}
+
+/* Interner.add(data, slot) -> None | (n_rows, n_edges, total_tt, flags)
+ * Decodes one file's bytes and appends its rows to the chunk's columns as profile ``slot``; None (nothing changed)
+ * when the bytes are not the shape cProfile writes. */
+static PyObject *interner_add(PyObject *self, PyObject *args) {
+    PyObject *data;
+    int slot;
+    if (!PyArg_ParseTuple(args, "Oi", &data, &slot)) return NULL;
+    Interner *t = (Interner *)self;
     Py_buffer buf;
     if (PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE) < 0) return NULL;
     t->refs.n = t->keys.n = t->rows.n = t->edges.n = 0;
@@ -680,7 +727,7 @@ static PyObject *decode(PyObject *mod, PyObject *args) {
     if (n_before < 0) goto done;
     if (parse_file(&ps) || t->rows.n == 0) goto not_ours;
     /* intern: the file's own keys first, then callers that are not among them (the Python path's order) */
-    size_t nk = t->keys.n, nr = t->rows.n, ne = t->edges.n;
+    size_t nr = t->rows.n, ne = t->edges.n;
     Key *keys = (Key *)t->keys.p;
     Row *rows = (Row *)t->rows.p;
     Edge *edges = (Edge *)t->edges.p;
@@ -702,7 +749,6 @@ static PyObject *decode(PyObject *mod, PyObject *args) {
             k->id = id;
         }
     }
-    (void)nk;
     /* a key twice in the file, or a caller twice for one function: marshal.loads would keep one; not ours */
     if (stamp_reserve(t)) goto fail;
     uint32_t g = next_gen(t);
@@ -720,44 +766,15 @@ static PyObject *decode(PyObject *mod, PyObject *args) {
             t->stamp[id] = g;
         }
     }
-    /* the columns */
-    size_t o_ids = 0, o_snc = (nr * 4 + 7) & ~(size_t)7, o_spc = o_snc + nr * 8, o_stt = o_spc + nr * 8,
-           o_sct = o_stt + nr * 8, o_ecaller = o_sct + nr * 8, o_ecallee = o_ecaller + ne * 4,
-           o_enc = (o_ecallee + ne * 4 + 7) & ~(size_t)7, o_ecc = o_enc + ne * 8, o_ett = o_ecc + ne * 8,
-           o_ect = o_ett + ne * 8, total = o_ect + ne * 8;
-    PyObject *cols = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
-    if (!cols) goto fail;
-    char *out = PyBytes_AsString(cols);
-    if (!out) {
-        Py_DECREF(cols);
-        goto fail;
-    }
-    memset(out + nr * 4, 0, o_snc - nr * 4); /* the padding */
-    memset(out + o_ecallee + ne * 4, 0, o_enc - o_ecallee - ne * 4);
-    int32_t *ids = (int32_t *)(out + o_ids);
-    int64_t *snc = (int64_t *)(out + o_snc), *spc = (int64_t *)(out + o_spc);
-    double *stt = (double *)(out + o_stt), *sct = (double *)(out + o_sct);
-    int32_t *ecaller = (int32_t *)(out + o_ecaller), *ecallee = (int32_t *)(out + o_ecallee);
-    int64_t *enc = (int64_t *)(out + o_enc), *ecc = (int64_t *)(out + o_ecc);
-    double *ett = (double *)(out + o_ett), *ect = (double *)(out + o_ect);
+    /* pstats.Stats.get_top_level_stats: a plain left-to-right sum (from the first value, as numpy's cumsum) */
+    double total_tt = rows[0].tt;
+    for (size_t i = 1; i < nr; i++) total_tt += rows[i].tt;
     for (size_t i = 0; i < nr; i++) {
-        Row *r = &rows[i];
-        int32_t id = keys[r->key].id;
-        ids[i] = id;
-        snc[i] = r->nc;
-        spc[i] = r->pc;
-        stt[i] = r->tt;
-        sct[i] = r->ct;
-        for (size_t j = r->e0; j < r->e0 + r->ne; j++) {
-            ecaller[j] = keys[edges[j].key].id;
-            ecallee[j] = id;
-            enc[j] = edges[j].nc;
-            ecc[j] = edges[j].cc;
-            ett[j] = edges[j].tt;
-            ect[j] = edges[j].ct;
-        }
+        if (rows[i].nc < 0 || rows[i].pc < 0) flags |= FLAG_NEGATIVE;
+        if (rows[i].pc > rows[i].nc) flags |= FLAG_PC_GT_NC;
     }
-    result = Py_BuildValue("(Nnni)", cols, (Py_ssize_t)nr, (Py_ssize_t)ne, flags);
+    if (push_cols(t, slot, keys, rows, nr, edges, ne)) goto fail;
+    result = Py_BuildValue("(nndi)", (Py_ssize_t)nr, (Py_ssize_t)ne, total_tt, flags);
     goto done;
 undo:
     if (truncate_to(t, n_before) < 0) goto fail;
@@ -776,6 +793,65 @@ fail:
 done:
     PyBuffer_Release(&buf);
     return result;
+}
+
+static char *put(char *out, const Vec *v, size_t size) {
+    memcpy(out, v->p, v->n * size);
+    return out + ((v->n * size + 7) & ~(size_t)7);
+}
+
+static char *put_counts(char *out, const Vec *v, int wide) {
+    if (wide) return put(out, v, 8);
+    int32_t *o = (int32_t *)out;
+    const int64_t *in = (const int64_t *)v->p;
+    for (size_t i = 0; i < v->n; i++) o[i] = (int32_t)in[i];
+    return out + ((v->n * 4 + 7) & ~(size_t)7);
+}
+
+/* Interner.take() -> (columns: bytes, n_rows, n_edges, wide)
+ * The chunk's columns since the last take, and empties them.  Each column starts at a multiple of 8 bytes:
+ *   stats: profile int32, func_id int32, ncalls, pcalls, tottime f64, cumtime f64
+ *   edges: profile int32, caller int32, callee int32, ncalls, pcalls, tottime f64, cumtime f64
+ * where the call counts are int32, or int64 when ``wide`` (a count beyond 32 bits). */
+static PyObject *interner_take(PyObject *self, PyObject *unused) {
+    (void)unused;
+    Cols *c = &((Interner *)self)->cols;
+    size_t nr = c->s_prof.n, ne = c->e_prof.n, cw = c->wide ? 8 : 4;
+#define PAD(x) (((x) + 7) & ~(size_t)7)
+    size_t total = PAD(nr * 4) * 2 + PAD(nr * cw) * 2 + nr * 16 + PAD(ne * 4) * 3 + PAD(ne * cw) * 2 + ne * 16;
+#undef PAD
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (!out) return NULL;
+    char *o = PyBytes_AsString(out);
+    if (!o) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    memset(o, 0, total);
+    o = put(o, &c->s_prof, 4);
+    o = put(o, &c->s_id, 4);
+    o = put_counts(o, &c->s_nc, c->wide);
+    o = put_counts(o, &c->s_pc, c->wide);
+    o = put(o, &c->s_tt, 8);
+    o = put(o, &c->s_ct, 8);
+    o = put(o, &c->e_prof, 4);
+    o = put(o, &c->e_caller, 4);
+    o = put(o, &c->e_callee, 4);
+    o = put_counts(o, &c->e_nc, c->wide);
+    o = put_counts(o, &c->e_cc, c->wide);
+    o = put(o, &c->e_tt, 8);
+    put(o, &c->e_ct, 8);
+    PyObject *res = Py_BuildValue("(Nnni)", out, (Py_ssize_t)nr, (Py_ssize_t)ne, c->wide);
+    c->s_prof.n = c->s_id.n = c->s_nc.n = c->s_pc.n = c->s_tt.n = c->s_ct.n = 0;
+    c->e_prof.n = c->e_caller.n = c->e_callee.n = c->e_nc.n = c->e_cc.n = c->e_tt.n = c->e_ct.n = 0;
+    c->wide = 0;
+    return res;
+}
+
+/* rows waiting in the chunk's columns (not yet taken) */
+static PyObject *interner_pending(PyObject *self, PyObject *unused) {
+    (void)unused;
+    return PyLong_FromSize_t(((Interner *)self)->cols.s_prof.n);
 }
 
 /* ---------------------------------------------------------------- the Interner type */
@@ -800,6 +876,10 @@ static PyObject *interner_new(PyTypeObject *type, PyObject *args, PyObject *kwds
     t->keys.size = sizeof(Key);
     t->rows.size = sizeof(Row);
     t->edges.size = sizeof(Edge);
+    Cols *c = &t->cols;
+    c->s_prof.size = c->s_id.size = c->e_prof.size = c->e_caller.size = c->e_callee.size = 4;
+    c->s_nc.size = c->s_pc.size = c->s_tt.size = c->s_ct.size = 8;
+    c->e_nc.size = c->e_cc.size = c->e_tt.size = c->e_ct.size = 8;
     if (table_rebuild(t, 1024)) {
         Py_DECREF(t);
         return PyErr_NoMemory();
@@ -820,6 +900,10 @@ static void interner_dealloc(PyObject *self) {
     free(t->slots);
     free(t->arena);
     free(t->stamp);
+    Vec *cols[] = {&t->cols.s_prof, &t->cols.s_id, &t->cols.s_nc, &t->cols.s_pc, &t->cols.s_tt,
+                   &t->cols.s_ct, &t->cols.e_prof, &t->cols.e_caller, &t->cols.e_callee, &t->cols.e_nc,
+                   &t->cols.e_cc, &t->cols.e_tt, &t->cols.e_ct};
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) free(cols[i]->p);
     freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
     f(self);
     Py_DECREF(tp);
@@ -833,6 +917,12 @@ static PyObject *interner_truncate(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef interner_methods[] = {
+    {"add", interner_add, METH_VARARGS,
+     "add(data, slot) -> None | (n_rows, n_edges, total_tt, flags): decode one file's bytes into the chunk's "
+     "columns as profile ``slot``; None, having changed nothing, when they are not the shape cProfile writes"},
+    {"take", interner_take, METH_NOARGS,
+     "take() -> (columns: bytes, n_rows, n_edges, wide): the chunk's columns since the last take (see the source)"},
+    {"pending", interner_pending, METH_NOARGS, "pending() -> rows added since the last take"},
     {"truncate", interner_truncate, METH_O,
      "truncate(n): forget every function with an id >= n (in funcs, index and the C table)"},
     {NULL, NULL, 0, NULL},
@@ -850,14 +940,7 @@ static PyType_Spec interner_spec = {
     "celerylab.core._cdecode.Interner", sizeof(Interner), 0, Py_TPFLAGS_DEFAULT, interner_slots,
 };
 
-static PyMethodDef methods[] = {
-    {"decode", decode, METH_VARARGS,
-     "decode(interner, data) -> None | (columns: bytes, n_rows, n_edges, flags): a pstats marshal dump as columns, "
-     "or None when the bytes are not the shape cProfile writes (nothing interned then)"},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_cdecode", NULL, -1, methods, NULL, NULL, NULL, NULL};
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_cdecode", NULL, -1, NULL, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__cdecode(void) {
     PyObject *m = PyModule_Create(&moddef);
@@ -869,7 +952,9 @@ PyMODINIT_FUNC PyInit__cdecode(void) {
         return NULL;
     }
     if (PyModule_AddIntConstant(m, "FLAG_PROFILE_ROOT", FLAG_PROFILE_ROOT) < 0 ||
-        PyModule_AddIntConstant(m, "FLAG_BUILTIN", FLAG_BUILTIN) < 0) {
+        PyModule_AddIntConstant(m, "FLAG_BUILTIN", FLAG_BUILTIN) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_NEGATIVE", FLAG_NEGATIVE) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_PC_GT_NC", FLAG_PC_GT_NC) < 0) {
         Py_DECREF(m);
         return NULL;
     }

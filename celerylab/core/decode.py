@@ -53,6 +53,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _MARSHAL_DICT = (0x7B, 0xFB)  # TYPE_DICT, TYPE_DICT | FLAG_REF
 _MAX_DECOMPRESSED = 1 << 31
 _INT32_MAX = np.iinfo(np.int32).max
+_INT32_MIN = np.iinfo(np.int32).min
 
 
 _PY2 = (
@@ -89,15 +90,39 @@ class Chunk:
             del self.index[key]
         del self.funcs[n_funcs:]
 
+    def flush(self) -> None:
+        """Move the rows the compiled decoder holds into the column parts (before a file of the Python path, so
+        that rows stay in file order)."""
+        if self.interner is None or not self.interner.pending():
+            return
+        cols, nr, ne, wide = self.interner.take()  # layout: _cdecode.c, Interner.take
+        buf = np.frombuffer(cols, dtype=np.uint8)
+        at = 0
+
+        def col(dtype: Any, n: int) -> np.ndarray:
+            nonlocal at
+            size = n * np.dtype(dtype).itemsize
+            out = buf[at : at + size].view(dtype)
+            at += (size + 7) & ~7
+            return out
+
+        count = np.int64 if wide else np.int32
+        self.s_prof.append(col(np.int32, nr))
+        self.s_cols.append(tuple(col(d, nr) for d in (np.int32, count, count, np.float64, np.float64)))
+        if ne:  # as the Python path: no part for no edges
+            self.e_prof.append(col(np.int32, ne))
+            self.e_cols.append(tuple(col(d, ne) for d in (np.int32, np.int32, count, count, np.float64, np.float64)))
+
     def packed(self) -> dict[str, Any]:
-        """Plain arrays, cheap to pickle back to the parent process."""
+        """Plain arrays, cheap to send back to the parent process."""
+        self.flush()
 
         def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
             if not parts:
                 return np.empty(0, dtype=dtype)
-            out = np.concatenate(parts)
-            if out.dtype == np.int64 and (not len(out) or out.max() <= _INT32_MAX):
-                out = out.astype(np.int32)  # call counts: half the bytes to pickle back and hold
+            out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            if out.dtype == np.int64 and (not len(out) or (out.max() <= _INT32_MAX and out.min() >= _INT32_MIN)):
+                out = out.astype(np.int32)  # call counts: half the bytes to send back and hold
             return out
 
         s = list(zip(*self.s_cols)) if self.s_cols else [[], [], [], [], []]
@@ -139,12 +164,8 @@ def _read(path: str, opener: Opener = open) -> tuple[bytes, bool]:
     return data, True
 
 
-def decode_file(path: str, opener: Opener = open) -> dict[Any, Any]:
-    """The pstats dict in the file ``path`` (gzip-compressed or not); BadProfile with a reason otherwise."""
-    return _decode_read(*_read(path, opener))
-
-
 def _decode_read(data: bytes, compressed: bool) -> dict[Any, Any]:
+    """The pstats dict in a file's bytes (as :func:`_read` returned them); BadProfile with a reason otherwise."""
     try:
         return decode(data)
     except BadProfile as e:
@@ -364,31 +385,6 @@ def add_dict(chunk: Chunk, slot: int, stats: dict[Any, Any]) -> tuple[int, int, 
     return _add_general(chunk, slot, stats)
 
 
-def _add_columns(chunk: Chunk, slot: int, decoded: tuple[bytes, int, int, int]) -> tuple[int, int, float, str]:
-    """Append what the compiled decoder returned (``_cdecode.c`` documents the layout of ``cols``)."""
-    cols, n, ne, flags = decoded
-    buf = np.frombuffer(cols, dtype=np.uint8)
-    o = (n * 4 + 7) & ~7
-    ids = buf[: n * 4].view(np.int32)
-    s = buf[o : o + 32 * n].view(np.float64)
-    s_i = s.view(np.int64)
-    s_nc, s_pc, s_tt, s_ct = s_i[:n], s_i[n : 2 * n], s[2 * n : 3 * n], s[3 * n :]
-    chunk.s_prof.append(np.full(n, slot, dtype=np.int32))
-    chunk.s_cols.append((ids, s_nc, s_pc, s_tt, s_ct))
-    if ne:
-        o += 32 * n
-        pair = buf[o : o + 8 * ne].view(np.int32)
-        e = buf[o + 8 * ne : o + 40 * ne].view(np.float64)
-        e_i = e.view(np.int64)
-        chunk.e_prof.append(np.full(ne, slot, dtype=np.int32))
-        chunk.e_cols.append((pair[:ne], pair[ne:], e_i[:ne], e_i[ne : 2 * ne], e[2 * ne : 3 * ne], e[3 * ne :]))
-    total_tt = float(np.cumsum(s_tt)[-1])  # pstats' left-to-right sum, as in _add_fast
-    profiler = profiler_of(
-        s_nc, s_pc, False, bool(flags & _cdecode.FLAG_PROFILE_ROOT), bool(flags & _cdecode.FLAG_BUILTIN)
-    )
-    return n, ne, total_tt, profiler
-
-
 def _add_fast(chunk: Chunk, slot: int, stats: dict[Any, Any]) -> tuple[int, int, float, str] | None:
     """The common case in C-level passes only (no Python code per row): every entry a 5-tuple, every callers
     value a 4-tuple ``(nc, cc, tt, ct)``, every caller a function of the file, counts ints, times finite.  Numbers
@@ -584,19 +580,30 @@ def detect_profiler(keys: dict[Any, Any] | list[Any], nc: np.ndarray, pc: np.nda
     * ``unknown`` — none of these signs (e.g. a yappi profile without recursion, or a merged file).
     """
     root = ("profile", 0, "profiler") in keys  # a dict: one lookup
+    negative = bool(len(nc)) and (nc.min() < 0 or pc.min() < 0)
     builtin = any(k[0] == "~" and k[1] == 0 and k[2].startswith(("<built-in", "<method ")) for k in keys)
-    return profiler_of(nc, pc, bare_callers, root, builtin)
+    return profiler_of(bare_callers or root, negative, bool((pc > nc).any()), builtin)
 
 
-def profiler_of(nc: np.ndarray, pc: np.ndarray, bare_callers: bool, profile_root: bool, builtin: bool) -> str:
-    """:func:`detect_profiler` from the signs themselves (the compiled decoder reports the two key signs)."""
-    if bare_callers or profile_root:
+def profiler_of(profile_module: bool, negative_counts: bool, primitive_above_total: bool, builtin: bool) -> str:
+    """:func:`detect_profiler`'s rule, from its signs (the compiled decoder reports them as flags)."""
+    if profile_module:
         return "profile"
-    if len(nc) and (nc.min() < 0 or pc.min() < 0):
+    if negative_counts:
         return "pyinstrument"
-    if (pc > nc).any():
+    if primitive_above_total:
         return "yappi"
     return "cprofile" if builtin else "unknown"
+
+
+def _profiler_of_flags(flags: int) -> str:
+    c = _cdecode
+    return profiler_of(
+        bool(flags & c.FLAG_PROFILE_ROOT),
+        bool(flags & c.FLAG_NEGATIVE),
+        bool(flags & c.FLAG_PC_GT_NC),
+        bool(flags & c.FLAG_BUILTIN),
+    )
 
 
 def parse_files(paths: list[str], opener: Opener = open) -> dict[str, Any]:
@@ -620,28 +627,31 @@ def parse_files(paths: list[str], opener: Opener = open) -> dict[str, Any]:
 def _parse_into(chunk: Chunk, paths: list[str], opener: Opener) -> None:
     for path in paths:
         slot = len(chunk.outcomes)
-        # snapshot so that a file failing half-way leaves no rows behind
-        n_funcs, n_s, n_e = len(chunk.funcs), len(chunk.s_cols), len(chunk.e_cols)
+        snapshot: tuple[int, int, int] | None = None
         try:
             if path.endswith(TEMP_SUFFIXES):
                 raise BadProfile("temporary file, still being written (skipped)")
             _test_hook(path)
             data, compressed = _read(path, opener)
             if chunk.interner is not None and data[:1] in (b"{", b"\xfb"):
-                decoded = _cdecode.decode(chunk.interner, data)
-                if decoded is not None:
-                    n, ne, total_tt, profiler = _add_columns(chunk, slot, decoded)
-                    chunk.outcomes.append((path, None, n, ne, total_tt, profiler))
+                got = chunk.interner.add(data, slot)
+                if got is not None:
+                    n, ne, total_tt, flags = got
+                    chunk.outcomes.append((path, None, n, ne, total_tt, _profiler_of_flags(flags)))
                     continue
+            chunk.flush()
+            # so that a file failing half-way leaves no rows behind
+            snapshot = (len(chunk.funcs), len(chunk.s_cols), len(chunk.e_cols))
             stats = _decode_read(data, compressed)
             try:
                 n, ne, total_tt, profiler = add_dict(chunk, slot, stats)
             except _OddKey:
-                _rollback(chunk, n_funcs, n_s, n_e)
+                _rollback(chunk, *snapshot)
                 n, ne, total_tt, profiler = add_dict(chunk, slot, normalize_keys(stats))
             chunk.outcomes.append((path, None, n, ne, total_tt, profiler))
         except (BadProfile, OSError, RecursionError, MemoryError) as e:
-            _rollback(chunk, n_funcs, n_s, n_e)
+            if snapshot is not None:
+                _rollback(chunk, *snapshot)
             chunk.outcomes.append((path, describe_error(e), 0, 0, math.nan, ""))
 
 
