@@ -795,57 +795,84 @@ done:
     return result;
 }
 
-static char *put(char *out, const Vec *v, size_t size) {
-    memcpy(out, v->p, v->n * size);
-    return out + ((v->n * size + 7) & ~(size_t)7);
+/* A column handed over to Python without a copy: a read-only buffer that owns its malloc'd memory. */
+typedef struct {
+    PyObject_HEAD
+    void *p;
+    Py_ssize_t len;
+} Buf;
+
+static PyObject *buf_type; /* set at module init */
+
+static int buf_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+    Buf *b = (Buf *)self;
+    return PyBuffer_FillInfo(view, self, b->p, b->len, 1, flags);
 }
 
-static char *put_counts(char *out, const Vec *v, int wide) {
-    if (wide) return put(out, v, 8);
-    int32_t *o = (int32_t *)out;
-    const int64_t *in = (const int64_t *)v->p;
-    for (size_t i = 0; i < v->n; i++) o[i] = (int32_t)in[i];
-    return out + ((v->n * 4 + 7) & ~(size_t)7);
+static void buf_dealloc(PyObject *self) {
+    PyTypeObject *tp = Py_TYPE(self);
+    free(((Buf *)self)->p);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
 }
 
-/* Interner.take() -> (columns: bytes, n_rows, n_edges, wide)
- * The chunk's columns since the last take, and empties them.  Each column starts at a multiple of 8 bytes:
+static PyType_Slot buf_slots[] = {
+    {Py_bf_getbuffer, buf_getbuffer},
+    {Py_tp_dealloc, buf_dealloc},
+    {Py_tp_doc, "A column of the compiled decoder (read-only buffer)."},
+    {0, NULL},
+};
+
+static PyType_Spec buf_spec = {
+    "celerylab.core._cdecode.Column", sizeof(Buf), 0, Py_TPFLAGS_DEFAULT, buf_slots,
+};
+
+/* the vector's memory as a Column (the vector is left empty); counts narrowed to int32 in place unless wide */
+static PyObject *hand_over(Vec *v, int narrow) {
+    allocfunc alloc = (allocfunc)PyType_GetSlot((PyTypeObject *)buf_type, Py_tp_alloc);
+    Buf *b = (Buf *)alloc((PyTypeObject *)buf_type, 0);
+    if (!b) return NULL;
+    size_t size = v->size;
+    if (narrow) {
+        int32_t *o = (int32_t *)v->p;
+        const int64_t *in = (const int64_t *)v->p;
+        for (size_t i = 0; i < v->n; i++) o[i] = (int32_t)in[i]; /* o[i] never overtakes in[i] */
+        size = 4;
+    }
+    b->p = v->p;
+    b->len = (Py_ssize_t)(v->n * size);
+    v->p = NULL;
+    v->n = v->cap = 0;
+    return (PyObject *)b;
+}
+
+/* Interner.take() -> (columns: tuple of 13 buffers, n_rows, n_edges, wide)
+ * The chunk's columns since the last take, handed over without a copy (and emptied here):
  *   stats: profile int32, func_id int32, ncalls, pcalls, tottime f64, cumtime f64
  *   edges: profile int32, caller int32, callee int32, ncalls, pcalls, tottime f64, cumtime f64
  * where the call counts are int32, or int64 when ``wide`` (a count beyond 32 bits). */
 static PyObject *interner_take(PyObject *self, PyObject *unused) {
     (void)unused;
     Cols *c = &((Interner *)self)->cols;
-    size_t nr = c->s_prof.n, ne = c->e_prof.n, cw = c->wide ? 8 : 4;
-#define PAD(x) (((x) + 7) & ~(size_t)7)
-    size_t total = PAD(nr * 4) * 2 + PAD(nr * cw) * 2 + nr * 16 + PAD(ne * 4) * 3 + PAD(ne * cw) * 2 + ne * 16;
-#undef PAD
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
-    if (!out) return NULL;
-    char *o = PyBytes_AsString(out);
-    if (!o) {
-        Py_DECREF(out);
-        return NULL;
+    size_t nr = c->s_prof.n, ne = c->e_prof.n;
+    int wide = c->wide;
+    Vec *order[] = {&c->s_prof, &c->s_id,     &c->s_nc,     &c->s_pc, &c->s_tt, &c->s_ct, &c->e_prof,
+                    &c->e_caller, &c->e_callee, &c->e_nc, &c->e_cc, &c->e_tt, &c->e_ct};
+    PyObject *cols = PyTuple_New(13);
+    if (!cols) return NULL;
+    for (int i = 0; i < 13; i++) {
+        Vec *v = order[i];
+        int count = v == &c->s_nc || v == &c->s_pc || v == &c->e_nc || v == &c->e_cc;
+        PyObject *b = hand_over(v, count && !wide);
+        if (!b) {
+            Py_DECREF(cols);
+            return NULL;
+        }
+        PyTuple_SetItem(cols, i, b); /* steals */
     }
-    memset(o, 0, total);
-    o = put(o, &c->s_prof, 4);
-    o = put(o, &c->s_id, 4);
-    o = put_counts(o, &c->s_nc, c->wide);
-    o = put_counts(o, &c->s_pc, c->wide);
-    o = put(o, &c->s_tt, 8);
-    o = put(o, &c->s_ct, 8);
-    o = put(o, &c->e_prof, 4);
-    o = put(o, &c->e_caller, 4);
-    o = put(o, &c->e_callee, 4);
-    o = put_counts(o, &c->e_nc, c->wide);
-    o = put_counts(o, &c->e_cc, c->wide);
-    o = put(o, &c->e_tt, 8);
-    put(o, &c->e_ct, 8);
-    PyObject *res = Py_BuildValue("(Nnni)", out, (Py_ssize_t)nr, (Py_ssize_t)ne, c->wide);
-    c->s_prof.n = c->s_id.n = c->s_nc.n = c->s_pc.n = c->s_tt.n = c->s_ct.n = 0;
-    c->e_prof.n = c->e_caller.n = c->e_callee.n = c->e_nc.n = c->e_cc.n = c->e_tt.n = c->e_ct.n = 0;
     c->wide = 0;
-    return res;
+    return Py_BuildValue("(Nnni)", cols, (Py_ssize_t)nr, (Py_ssize_t)ne, wide);
 }
 
 /* rows waiting in the chunk's columns (not yet taken) */
@@ -948,6 +975,17 @@ PyMODINIT_FUNC PyInit__cdecode(void) {
     PyObject *tp = PyType_FromSpec(&interner_spec);
     if (!tp || PyModule_AddObject(m, "Interner", tp) < 0) {
         Py_XDECREF(tp);
+        Py_DECREF(m);
+        return NULL;
+    }
+    buf_type = PyType_FromSpec(&buf_spec);
+    if (!buf_type) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(buf_type);
+    if (PyModule_AddObject(m, "Column", buf_type) < 0) {
+        Py_DECREF(buf_type);
         Py_DECREF(m);
         return NULL;
     }

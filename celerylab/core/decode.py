@@ -92,26 +92,19 @@ class Chunk:
 
     def flush(self) -> None:
         """Move the rows the compiled decoder holds into the column parts (before a file of the Python path, so
-        that rows stay in file order)."""
+        that rows stay in file order).  Its buffers become the arrays' memory: no copy."""
         if self.interner is None or not self.interner.pending():
             return
-        cols, nr, ne, wide = self.interner.take()  # layout: _cdecode.c, Interner.take
-        buf = np.frombuffer(cols, dtype=np.uint8)
-        at = 0
-
-        def col(dtype: Any, n: int) -> np.ndarray:
-            nonlocal at
-            size = n * np.dtype(dtype).itemsize
-            out = buf[at : at + size].view(dtype)
-            at += (size + 7) & ~7
-            return out
-
+        cols, _n_rows, ne, wide = self.interner.take()  # what each buffer holds: _cdecode.c, Interner.take
         count = np.int64 if wide else np.int32
-        self.s_prof.append(col(np.int32, nr))
-        self.s_cols.append(tuple(col(d, nr) for d in (np.int32, count, count, np.float64, np.float64)))
+        dtypes = (np.int32, np.int32, count, count, np.float64, np.float64)
+        dtypes += (np.int32, np.int32, np.int32, count, count, np.float64, np.float64)
+        arrays = [np.frombuffer(c, dtype=d) for c, d in zip(cols, dtypes)]
+        self.s_prof.append(arrays[0])
+        self.s_cols.append(tuple(arrays[1:6]))
         if ne:  # as the Python path: no part for no edges
-            self.e_prof.append(col(np.int32, ne))
-            self.e_cols.append(tuple(col(d, ne) for d in (np.int32, np.int32, count, count, np.float64, np.float64)))
+            self.e_prof.append(arrays[6])
+            self.e_cols.append(tuple(arrays[7:]))
 
     def packed(self) -> dict[str, Any]:
         """Plain arrays, cheap to send back to the parent process."""

@@ -12,13 +12,17 @@ every later load (:func:`shutdown_pool` stops them).
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import mmap
 import multiprocessing as mp
 import multiprocessing.context as mp_context
 import multiprocessing.spawn as mp_spawn
 import os
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -37,8 +41,115 @@ def _parse_chunk(paths: list[str], opener: decode.Opener = open) -> tuple[dict[s
     return packed, sidecars
 
 
-def _worker_init(crash_target: str | None) -> None:
+# ------------------------------------------------------------------------------------------------ shared memory
+# A worker hands its chunk's columns back through a file in /dev/shm (memory, not disk) instead of pickling them
+# through the pool's pipe: one copy in the worker, none in transit, and the parent reads them in place (mapped)
+# while it joins them.  The parent unlinks each file as soon as it has mapped it; files of a parent that died
+# are removed by the next pool's start.  Elsewhere (no /dev/shm), or when writing fails, the columns are pickled.
+_SHM_DIR = "/dev/shm"
+_SHM_PREFIX = "celerylab-parse-"
+_OWNER_ENV = "CELERYLAB_PARSER_OWNER"
+
+
+def _shm_usable() -> bool:
+    return sys.platform.startswith("linux") and os.path.isdir(_SHM_DIR) and os.access(_SHM_DIR, os.W_OK)
+
+
+def _to_shm(packed: dict[str, Any], owner: str) -> dict[str, Any]:
+    arrays = [*packed["stats"], *packed["edges"]]
+    layout, views, at = [], [], 0
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        layout.append((a.dtype.str, len(a), at))
+        views.append(a.view(np.uint8).data)
+        pad = -a.nbytes % 8
+        if pad:
+            views.append(memoryview(bytes(pad)))
+        at += a.nbytes + pad
+    path = os.path.join(_SHM_DIR, f"{_SHM_PREFIX}{owner}-{uuid.uuid4().hex}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        written = 0
+        while written < at:  # writev may write less than asked
+            rest, skip = [], written
+            for v in views:
+                if skip >= len(v):
+                    skip -= len(v)
+                    continue
+                rest.append(v[skip:])
+                skip = 0
+            written += os.writev(fd, rest[:1024])
+    except BaseException:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    os.close(fd)
+    n_stats = len(packed["stats"])
+    out = {k: v for k, v in packed.items() if k not in ("stats", "edges")}
+    out["shm"] = (path, layout[:n_stats], layout[n_stats:])
+    return out
+
+
+def _from_shm(packed: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a worker's chunk, mapped from its /dev/shm file (which is unlinked here)."""
+    if "shm" not in packed:
+        return packed
+    path, s_layout, e_layout = packed.pop("shm")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            buf = np.frombuffer(mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else b"", dtype=np.uint8)
+        finally:
+            os.close(fd)
+    finally:
+        os.unlink(path)
+
+    def cols(layout: list[tuple[str, int, int]]) -> list[np.ndarray]:
+        out = []
+        for dt, n, at in layout:
+            d = np.dtype(dt)
+            out.append(buf[at : at + n * d.itemsize].view(d) if n else np.empty(0, dtype=d))
+        return out
+
+    packed["stats"], packed["edges"] = cols(s_layout), cols(e_layout)
+    return packed
+
+
+def _discard_shm(packed: dict[str, Any]) -> None:
+    if "shm" in packed:
+        with contextlib.suppress(OSError):
+            os.unlink(packed["shm"][0])
+
+
+def _clean_stale_shm() -> None:
+    """Remove the /dev/shm files of parents that died before reading them."""
+    for path in glob.glob(os.path.join(_SHM_DIR, _SHM_PREFIX + "*")):
+        pid = os.path.basename(path)[len(_SHM_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        except OSError:  # alive, another user's
+            pass
+
+
+def _parse_chunk_in_worker(paths: list[str]) -> tuple[dict[str, Any], list[Any]]:
+    packed, sidecars = _parse_chunk(paths)
+    owner = os.environ.get(_OWNER_ENV)
+    if owner and _shm_usable():
+        with contextlib.suppress(OSError):  # /dev/shm full or not writable: pickled through the pipe instead
+            packed = _to_shm(packed, owner)
+    return packed, sidecars
+
+
+def _worker_init(crash_target: str | None, owner: str | None = None) -> None:
     os.environ["CELERYLAB_PARSER_PROCESS"] = "1"
+    if owner:
+        os.environ[_OWNER_ENV] = owner
     if crash_target:
         os.environ[decode.CRASH_ENV] = crash_target
     else:
@@ -127,8 +238,10 @@ def _pool_locked(jobs: int) -> ProcessPoolExecutor:
     if _POOL is not None and _POOL_KEY is not None and _POOL_KEY[0] == os.getpid():
         # another size asked for: the old processes finish what a concurrent load gave them, then exit
         _POOL.shutdown(wait=False, cancel_futures=False)
+    if _shm_usable():
+        _clean_stale_shm()
     _POOL = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=_mp_context(), initializer=_worker_init, initargs=(key[2],)
+        max_workers=jobs, mp_context=_mp_context(), initializer=_worker_init, initargs=(key[2], str(os.getpid()))
     )
     _POOL_KEY = key
     return _POOL
@@ -141,7 +254,7 @@ def _submit(jobs: int, chunks: list[list[str]], todo: list[int]) -> tuple[Proces
     with _POOL_LOCK:
         pool = _pool_locked(jobs)
         try:
-            return pool, {pool.submit(_parse_chunk, chunks[i]): i for i in todo}
+            return pool, {pool.submit(_parse_chunk_in_worker, chunks[i]): i for i in todo}
         except BrokenProcessPool:  # a worker died between loads: the next attempt starts a new pool
             _POOL, _POOL_KEY = None, None
             raise
@@ -210,41 +323,69 @@ def _chunks(files: list[str], jobs: int) -> list[list[str]]:
     return [files[i : i + size] for i in range(0, len(files), size)]
 
 
-def _run_parallel(chunks: list[list[str]], jobs: int, progress: Progress) -> list[tuple[dict[str, Any], list[Any]]]:
-    """Parse chunks in ``jobs`` processes; a chunk whose process dies is retried, then file by file."""
+Result = tuple[dict[str, Any], list[Any]]
+
+
+def _run_parallel(chunks: list[list[str]], jobs: int, progress: Progress, take: Callable[[Result], None]) -> None:
+    """Parse chunks in ``jobs`` processes and hand each result to ``take`` in chunk order, as soon as it and every
+    chunk before it are done (so the parent joins columns while the workers parse); a chunk whose process dies is
+    retried, then file by file."""
     results: list[Any] = [None] * len(chunks)
+    nxt = 0
+
+    def deliver() -> None:
+        nonlocal nxt
+        while nxt < len(chunks) and results[nxt] is not None:
+            packed, side = results[nxt]
+            results[nxt] = True  # handed over: the parent holds no second reference to its columns
+            take((_from_shm(packed), side))
+            nxt += 1
+
     if jobs <= 1 or len(chunks) <= 1:
-        for i, c in enumerate(chunks):
-            results[i] = _parse_chunk(c)
+        for c in chunks:
+            take(_parse_chunk(c))
             progress.update(len(c))
-        return results
+        return
     todo = list(range(len(chunks)))
-    for _attempt in range(2):
-        failed = []
-        try:
-            pool, futures = _submit(jobs, chunks, todo)
-        except BrokenProcessPool:  # a worker of the reused pool died since the last load
-            continue
-        for fut in _as_completed(futures):
-            i = futures[fut]
+    futures: dict[Future[Any], int] = {}
+    try:
+        for _attempt in range(2):
+            failed = []
             try:
-                results[i] = fut.result()
-                progress.update(len(chunks[i]))
-            except BrokenProcessPool:
-                failed.append(i)
-        if failed:
-            _discard_pool(pool)
-        todo = sorted(failed)
-        if not todo:
-            return results
-    # still failing: one process per file, so the file that kills its parser is the one reported
-    for i in todo:
-        parts = []
-        for path in chunks[i]:
-            parts.append(_parse_one_isolated(path))
-            progress.update(1)
-        results[i] = _concat_chunk_results(parts)
-    return results
+                pool, futures = _submit(jobs, chunks, todo)
+            except BrokenProcessPool:  # a worker of the reused pool died since the last load
+                continue
+            for fut in _as_completed(futures):
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                    progress.update(len(chunks[i]))
+                except BrokenProcessPool:
+                    failed.append(i)
+                    continue
+                deliver()
+            if failed:
+                _discard_pool(pool)
+            todo = sorted(failed)
+            if not todo:
+                return
+        # still failing: one process per file, so the file that kills its parser is the one reported
+        for i in todo:
+            parts = []
+            for path in chunks[i]:
+                parts.append(_parse_one_isolated(path))
+                progress.update(1)
+            results[i] = _concat_chunk_results(parts)
+            deliver()
+    finally:
+        # an error or an interrupt: the columns nobody will read leave /dev/shm (chunks in flight are awaited)
+        for fut in futures:
+            if not fut.cancel():
+                with contextlib.suppress(BaseException):
+                    results[futures[fut]] = results[futures[fut]] or fut.result()
+        for r in results:
+            if isinstance(r, tuple):
+                _discard_shm(r[0])
 
 
 def _as_completed(futures: dict[Future[Any], int]) -> Iterable[Future[Any]]:
@@ -258,7 +399,7 @@ def _parse_one_isolated(path: str) -> tuple[dict[str, Any], list[Any]]:
     with ProcessPoolExecutor(
         max_workers=1, mp_context=_mp_context(), initializer=_worker_init, initargs=(crash,)
     ) as pool:
-        fut = pool.submit(_parse_chunk, [path])
+        fut = pool.submit(_parse_chunk, [path])  # pickled: a single file's columns are small
         try:
             return fut.result()
         except BrokenProcessPool:
@@ -324,33 +465,41 @@ STAT_COLS = ("profile_id", "func_id", "ncalls", "pcalls", "tottime", "cumtime")
 EDGE_COLS = ("profile_id", "caller_id", "callee_id", "ncalls", "pcalls", "tottime", "cumtime")
 
 
-def _merge(results: Sequence[tuple[dict[str, Any], list[Any]]]) -> Parsed:
-    index: dict[Any, int] = {}
-    paths: list[str] = []
-    n_stats: list[int] = []
-    n_edges: list[int] = []
-    total_tt: list[float] = []
-    profilers: list[str] = []
-    sidecars: list[Any] = []
-    errors: list[tuple[str, str]] = []
-    s_parts: list[list[np.ndarray]] = [[] for _ in STAT_COLS]
-    e_parts: list[list[np.ndarray]] = [[] for _ in EDGE_COLS]
-    for packed, side in results:
+class _Merger:
+    """Joins chunk results, in chunk order, into global columns: function ids remapped to one index, chunk slots to
+    profile ids (failed files dropped)."""
+
+    def __init__(self) -> None:
+        self.index: dict[Any, int] = {}
+        self.paths: list[str] = []
+        self.n_stats: list[int] = []
+        self.n_edges: list[int] = []
+        self.total_tt: list[float] = []
+        self.profilers: list[str] = []
+        self.sidecars: list[Any] = []
+        self.errors: list[tuple[str, str]] = []
+        self.s_parts: list[list[np.ndarray]] = [[] for _ in STAT_COLS]
+        self.e_parts: list[list[np.ndarray]] = [[] for _ in EDGE_COLS]
+
+    def add(self, result: Result) -> None:
+        packed, side = result
+        index = self.index
         remap = np.array([index.setdefault(k, len(index)) for k in packed["funcs"]], dtype=np.int32)
         # slot (position in chunk) -> global profile id, -1 for files that failed
         slot_to_pid = np.full(len(packed["outcomes"]) + 1, -1, dtype=np.int32)
         for slot, ((path, reason, ns, ne, ttt, tool), sc) in enumerate(zip(packed["outcomes"], side)):
             if reason is not None:
-                errors.append((path, reason))
+                self.errors.append((path, reason))
                 continue
-            slot_to_pid[slot] = len(paths)
-            paths.append(path)
-            n_stats.append(ns)
-            n_edges.append(ne)
-            total_tt.append(ttt)
-            profilers.append(tool)
-            sidecars.append(sc)
+            slot_to_pid[slot] = len(self.paths)
+            self.paths.append(path)
+            self.n_stats.append(ns)
+            self.n_edges.append(ne)
+            self.total_tt.append(ttt)
+            self.profilers.append(tool)
+            self.sidecars.append(sc)
         s, e = packed["stats"], packed["edges"]
+        s_parts, e_parts = self.s_parts, self.e_parts
         s_parts[0].append(slot_to_pid[s[0]])
         s_parts[1].append(remap[s[1]] if len(remap) else s[1])
         for j in range(2, 6):
@@ -361,23 +510,37 @@ def _merge(results: Sequence[tuple[dict[str, Any], list[Any]]]) -> Parsed:
         for j in range(3, 7):
             e_parts[j].append(e[j])
         packed.clear()
-    _release_memory()
-    stats = _concat_columns(STAT_COLS, s_parts, (np.int32, np.int32, np.int64, np.int64, np.float64, np.float64))
-    edges = _concat_columns(
-        EDGE_COLS, e_parts, (np.int32, np.int32, np.int32, np.int64, np.int64, np.float64, np.float64)
-    )
-    return Parsed(
-        funcs=list(index),
-        paths=paths,
-        n_stats=np.array(n_stats, dtype=np.int64),
-        n_edges=np.array(n_edges, dtype=np.int64),
-        total_tt=np.array(total_tt, dtype=np.float64),
-        profilers=profilers,
-        sidecars=sidecars,
-        stats=stats,
-        edges=edges,
-        errors=errors,
-    )
+
+    def finish(self) -> Parsed:
+        _release_memory()
+        stats = _concat_columns(
+            STAT_COLS, self.s_parts, (np.int32, np.int32, np.int64, np.int64, np.float64, np.float64)
+        )
+        edges = _concat_columns(
+            EDGE_COLS, self.e_parts, (np.int32, np.int32, np.int32, np.int64, np.int64, np.float64, np.float64)
+        )
+        return Parsed(
+            funcs=list(self.index),
+            paths=self.paths,
+            n_stats=np.array(self.n_stats, dtype=np.int64),
+            n_edges=np.array(self.n_edges, dtype=np.int64),
+            total_tt=np.array(self.total_tt, dtype=np.float64),
+            profilers=self.profilers,
+            sidecars=self.sidecars,
+            stats=stats,
+            edges=edges,
+            errors=self.errors,
+        )
+
+
+def _merge(results: Sequence[Result]) -> Parsed:
+    merger = _Merger()
+    for r in results:
+        merger.add(r)
+    return merger.finish()
+
+
+_I32 = np.iinfo(np.int32)
 
 
 def _concat_columns(
@@ -388,7 +551,7 @@ def _concat_columns(
         if (
             dt is np.int64
             and name in ("ncalls", "pcalls")
-            and all(not len(c) or c.max() <= np.iinfo(np.int32).max for c in col)
+            and all(c.dtype == np.int32 or not len(c) or (c.max() <= _I32.max and c.min() >= _I32.min) for c in col)
         ):
             dt = np.int32  # call counts fit in 32 bits in practice: half the memory (exact sums use int64)
         out[name] = np.concatenate(col).astype(dt, copy=False) if col else np.empty(0, dtype=dt)
@@ -415,4 +578,6 @@ _malloc_trim: Any = None
 
 
 def parse(files: list[str], jobs: int, bar: Progress) -> Parsed:
-    return _merge(_run_parallel(_chunks(files, jobs), jobs, bar))
+    merger = _Merger()
+    _run_parallel(_chunks(files, jobs), jobs, bar, merger.add)
+    return merger.finish()

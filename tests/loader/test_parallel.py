@@ -141,3 +141,75 @@ def test_a_worker_killed_between_loads_is_replaced(tmp_path):
     assert ps.profiles["path"].tolist() == paths and not len(ps.errors)
     assert victim not in parse._POOL._processes
     parse.shutdown_pool()
+
+
+def _my_shm_files() -> list[str]:
+    return sorted(p for p in os.listdir(parse._SHM_DIR) if p.startswith(f"{parse._SHM_PREFIX}{os.getpid()}-"))
+
+
+def test_workers_hand_columns_back_through_shared_memory_and_nothing_is_left_there(tmp_path, monkeypatch):
+    assert parse._shm_usable()  # Linux: the path this machine takes
+    make_set(tmp_path, n=40)
+    seen: list[str] = []
+    real = parse._from_shm
+
+    def spy(packed):
+        if "shm" in packed:
+            seen.append(packed["shm"][0])
+        return real(packed)
+
+    monkeypatch.setattr(parse, "_from_shm", spy)
+    ps = cl.load(tmp_path, jobs=2, cache=False)
+    ref = cl.load(tmp_path, jobs=1, cache=False)
+    assert len(seen) >= 2  # every chunk came back that way
+    assert all(os.path.basename(p).startswith(f"{parse._SHM_PREFIX}{os.getpid()}-") for p in seen)
+    assert _my_shm_files() == []
+    for name in ("stats", "edges"):
+        a, b = getattr(ps, name), getattr(ref, name)
+        assert list(a.columns) == list(b.columns) and list(a.dtypes) == list(b.dtypes)
+        assert all(a[c].equals(b[c]) for c in a.columns)
+    assert ps.to_pstats_dict() == pstats.Stats(*ps.profiles["path"]).stats
+
+
+def test_shared_memory_round_trip_keeps_dtypes_lengths_and_alignment():
+    import numpy as np
+
+    packed = {
+        "funcs": [("a.py", 1, "f")],
+        "outcomes": [],
+        "stats": [np.arange(3, dtype=np.int32), np.array([], dtype=np.int64), np.array([0.1, -0.0, 3e300])],
+        "edges": [np.arange(5, dtype=np.int32)[::2], np.array([2**40, -1], dtype=np.int64)],
+    }
+    out = parse._to_shm({**packed, "stats": list(packed["stats"]), "edges": list(packed["edges"])}, str(os.getpid()))
+    assert "stats" not in out and len(_my_shm_files()) == 1
+    back = parse._from_shm(out)
+    assert _my_shm_files() == []  # unlinked once mapped
+    for part in ("stats", "edges"):
+        for x, y in zip(back[part], packed[part], strict=True):
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
+            assert x.ctypes.data % 8 == 0
+
+
+def test_a_load_that_fails_midway_leaves_no_shared_memory_behind(tmp_path, monkeypatch):
+    make_set(tmp_path, n=40)
+    calls = []
+
+    def failing_take(result):
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        parse._run_parallel(parse._chunks(sorted(map(str, tmp_path.glob("*.prof"))), 2), 2,
+                            parse.Progress(0, False), failing_take)  # fmt: skip
+    assert calls == [1]
+    assert _my_shm_files() == []
+
+
+def test_the_shared_memory_of_a_dead_parent_is_removed_by_the_next_pool(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = Path(parse._SHM_DIR) / f"{parse._SHM_PREFIX}{int(dead.stdout)}-0123abcd"
+    stale.write_bytes(b"x" * 64)
+    parse.shutdown_pool()
+    make_set(tmp_path, n=8)
+    cl.load(tmp_path, jobs=2, cache=False)
+    assert not stale.exists()
