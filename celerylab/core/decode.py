@@ -97,7 +97,7 @@ class Chunk:
             return
         cols, _n_rows, ne, wide = self.interner.take()  # what each buffer holds: _cdecode.c, Interner.take
         count = np.int64 if wide else np.int32
-        dtypes = (np.int32, np.int32, count, count, np.float64, np.float64)
+        dtypes: tuple[Any, ...] = (np.int32, np.int32, count, count, np.float64, np.float64)
         dtypes += (np.int32, np.int32, np.int32, count, count, np.float64, np.float64)
         arrays = [np.frombuffer(c, dtype=d) for c, d in zip(cols, dtypes)]
         self.s_prof.append(arrays[0])
