@@ -110,4 +110,9 @@ def stem(path: str) -> str:
 
 def sidecar_path(path: str) -> str:
     """Where the sidecar of the profile file ``path`` is: ``<dir>/<stem>.json``."""
+    i = path.rfind("/")
+    if os.sep == "/" and i > 0 and path[i - 1] != "/":
+        # what the general form below gives for an ordinary POSIX path, without its cost (a re-open of the
+        # cache computes this for every file)
+        return path[: i + 1] + stem(path[i + 1 :]) + SIDECAR_SUFFIX
     return os.path.join(os.path.dirname(path), stem(path) + SIDECAR_SUFFIX)

@@ -5,8 +5,9 @@ a pointer file with ``os.replace``, so a reader never sees a half-written cache 
 The columns (``stats``, ``edges``, the per-file ``index``, ``functions``) are uncompressed Arrow IPC files that a
 re-open memory-maps: the numpy columns are views of the page cache, nothing is decoded or copied.  Re-opening
 an unchanged corpus costs a stat of every file and its sidecar (compared as arrays) and the mapping; new or
-changed files are parsed and merged in; removed files drop out.  The built frames (profiles, functions, …) are
-Arrow IPC files beside them, read back with their pandas dtypes (categoricals, time zones).
+changed files are parsed and merged in; removed files drop out.  The built frames (profiles, functions, sql,
+allocations: small next to the columns) are one pickle beside them, which keeps every pandas dtype and any
+metadata column, and unpickles several times faster than Arrow converts back to pandas.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import shutil
 import uuid
@@ -25,10 +27,12 @@ import pyarrow as pa
 
 from .._files import sidecar_path
 from .parse import Parsed
+from .rules import column_facts
 from .sources import Found
 
-FORMAT = 4  # 2: the profiler column, negative (unknown) counts and times kept; 3: a foreign path keeps its
-#           celerylab package in the module name (classify.OWN_PACKAGE); 4: Arrow IPC columns, memory-mapped
+FORMAT = 5  # 2: the profiler column, negative (unknown) counts and times kept; 3: a foreign path keeps its
+#           celerylab package in the module name (classify.OWN_PACKAGE); 4: Arrow IPC columns, memory-mapped;
+#           5: the built frames pickled
 _FRAMES = ("profiles", "functions", "sql", "allocations", "sidecar_errors")
 # reasons that depend on the moment, not on the content: never cached, always tried again
 _TRANSIENT = ("unreadable", "vanished", "symlink", "is a directory", "the parser process crashed", "temporary file")
@@ -45,14 +49,17 @@ def cache_root(cache: bool | str | os.PathLike[str]) -> str:
     return os.fspath(cache)
 
 
-def _sig(path: str) -> tuple[int, int, int, int]:
+def _sig(path: str, found: Found | None = None) -> tuple[int, int, int, int]:
     try:
         st = os.stat(path)
         a, b = st.st_size, st.st_mtime_ns
     except OSError:
         a, b = -1, -1
+    side = sidecar_path(path)
+    if found is not None and found.sidecar_known_absent(side):
+        return a, b, -1, -1
     try:
-        st = os.stat(sidecar_path(path))
+        st = os.stat(side)
         c, d = st.st_size, st.st_mtime_ns
     except OSError:
         c, d = -1, -1
@@ -79,18 +86,20 @@ class Store:
         path = os.path.join(self.folder, gen)
         return path if gen and os.path.isdir(path) else None
 
-    def _read(self, gen: str) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+    def _read(self, gen: str) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, bool]] | None:
         try:
             index = _map(os.path.join(gen, "index.arrow"))
-            stats = _columns(_map(os.path.join(gen, "stats.arrow")))
+            stats_t = _map(os.path.join(gen, "stats.arrow"))
+            stats = _columns(stats_t)
             edges = _columns(_map(os.path.join(gen, "edges.arrow")))
+            facts = json.loads((stats_t.schema.metadata or {})[_FACTS_KEY.encode()])
             # read only when frames are rebuilt, but checked now (its footer): a damaged cache is rebuilt at once
             pa.ipc.open_file(pa.memory_map(os.path.join(gen, "functions.arrow"), "r"))
             if index.schema.names[: len(_INDEX_COLS)] != list(_INDEX_COLS):
                 return None
         except (OSError, pa.ArrowException, KeyError, ValueError):
             return None
-        return index, stats, edges
+        return index, stats, edges, facts
 
     def _read_keys_and_sidecars(self, gen: str, ok: list[int] | np.ndarray) -> tuple[list[Any], list[Any]]:
         """Function keys and sidecars: needed only to (re)build frames, so read only then."""
@@ -106,16 +115,19 @@ class Store:
                 raise RuntimeError(f"celerylab cache {self.folder} vanished while loading; load again")
             parsed.funcs, parsed.sidecars = self._read_keys_and_sidecars(gen, parsed.cache_rows or [])
 
-    def load(self, files: list[str], parse: Callable[[list[str]], Parsed]) -> tuple[Parsed, bool]:
-        """The parsed content of ``files``, from the cache where unchanged; ``(parsed, nothing_changed)``."""
-        sigs = [_sig(p) for p in files]  # the one piece of per-file work of a re-open: two stats
+    def load(
+        self, files: list[str], parse: Callable[[list[str]], Parsed], found: Found | None = None
+    ) -> tuple[Parsed, bool]:
+        """The parsed content of ``files``, from the cache where unchanged; ``(parsed, nothing_changed)``.
+        ``found``: the discovery that listed ``files`` (its folder listings say which sidecars exist)."""
+        sigs = [_sig(p, found) for p in files]  # the one piece of per-file work of a re-open: a stat or two
         gen = self._current()
         cached = self._read(gen) if gen else None
         if gen is None or cached is None:
             parsed = parse(files)
             self._save(parsed, files, sigs)
             return parsed, False
-        index, stats, edges = cached
+        index, stats, edges, facts = cached
         cpaths = index.column("path").to_pylist()
         csig = np.column_stack([index.column(c).to_numpy() for c in _SIG_COLS]) if len(cpaths) else np.empty((0, 4))
         reason = index.column("reason")
@@ -152,6 +164,7 @@ class Store:
         )
         if fresh_file.all() and len(fresh_rows) == len(cpaths):
             old.errors = keep_err
+            old.facts = facts
             return old, True  # the common case: nothing changed
         ok_pos = np.full(len(cpaths), -1, dtype=np.int64)
         ok_pos[ok] = np.arange(len(ok))
@@ -172,9 +185,11 @@ class Store:
             return None
         folder = os.path.join(gen, "frames-" + hashlib.sha1(key.encode()).hexdigest()[:12])
         try:
-            return {name: _map(os.path.join(folder, f"{name}.arrow")).to_pandas() for name in _FRAMES}
-        except (OSError, ValueError, KeyError, pa.ArrowException):
+            with open(os.path.join(folder, "frames.pickle"), "rb") as f:
+                frames = pickle.load(f)
+        except Exception:  # cut short, or written by another pandas: rebuilt (and rewritten) by the caller
             return None
+        return frames if isinstance(frames, dict) and set(frames) == set(_FRAMES) else None
 
     def write_frames(self, frames: dict[str, Any], key: str) -> None:
         gen = self._current()
@@ -184,11 +199,14 @@ class Store:
         tmp = folder + f".{uuid.uuid4().hex[:8]}.tmp"
         try:
             os.makedirs(tmp)
-            for name in _FRAMES:
-                _write(pa.Table.from_pandas(frames[name], preserve_index=False), os.path.join(tmp, f"{name}.arrow"))
+            with open(os.path.join(tmp, "frames.pickle"), "wb") as f:
+                pickle.dump({name: frames[name] for name in _FRAMES}, f, protocol=5)
+            if os.path.isdir(folder):  # damaged frames that were rebuilt: moved aside, then removed
+                old = folder + f".{uuid.uuid4().hex[:8]}.old"
+                os.replace(folder, old)
+                shutil.rmtree(old, ignore_errors=True)
             os.replace(tmp, folder)
-        except (OSError, ValueError, TypeError, pa.ArrowException):
-            # e.g. a metadata column holding mixed types that Parquet cannot store: the frames are rebuilt next time
+        except (OSError, pickle.PicklingError, TypeError, AttributeError):  # not picklable: rebuilt next time
             shutil.rmtree(tmp, ignore_errors=True)
 
     # ----------------------------------------------------------------------------------------------- writing
@@ -217,8 +235,10 @@ class Store:
                 }
             )
             _write(index, os.path.join(gen, "index.arrow"))
+            facts = parsed.facts if parsed.facts is not None else column_facts(parsed.stats, parsed.edges)
+            meta = {_FACTS_KEY: json.dumps(facts)}
             for name, cols in (("stats", parsed.stats), ("edges", parsed.edges)):
-                _write(pa.table(cols), os.path.join(gen, f"{name}.arrow"))
+                _write(pa.table(cols).replace_schema_metadata(meta), os.path.join(gen, f"{name}.arrow"))
             f = parsed.funcs
             _write(
                 pa.table({"file": pa.array([k[0] for k in f], pa.string()),
@@ -241,6 +261,7 @@ class Store:
 
 
 _SIG_COLS = ("size", "mtime_ns", "sidecar_size", "sidecar_mtime_ns")
+_FACTS_KEY = "celerylab.column_facts"  # rules.column_facts, in the schema metadata of stats.arrow
 _INDEX_COLS = ("path", *_SIG_COLS, "reason", "n_stats", "n_edges", "total_tt", "profiler", "sidecar")
 
 

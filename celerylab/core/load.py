@@ -20,7 +20,7 @@ from . import names as _names
 from .data import ProfileData
 from .frames import build_frames, merge_metadata
 from .parse import Progress, parse
-from .rules import caller_format_clash, nullable_counts
+from .rules import caller_format_clash, column_facts, nullable_counts
 from .sources import Source, discover
 
 
@@ -61,7 +61,7 @@ def load(
                 fresh.append(len(files))
                 return parse(files, jobs, bar)
 
-            parsed, unchanged = store.load(found.files, parse_fresh)
+            parsed, unchanged = store.load(found.files, parse_fresh, found)
             bar.cached(len(found.files) - sum(fresh))
             built = store.read_frames(pattern_key) if unchanged else None
         else:
@@ -74,12 +74,14 @@ def load(
         built = build_frames(parsed, pattern)
         if store is not None:
             store.write_frames(built, pattern_key)
-    _refuse_what_pstats_refuses(parsed, built["functions"]["label"])
+    facts = parsed.facts if parsed.facts is not None else column_facts(parsed.stats, parsed.edges)
+    if facts["edges.tottime.nan"]:
+        _refuse_what_pstats_refuses(parsed, built["functions"]["label"])
     frames = {
         "profiles": built["profiles"],
         "functions": built["functions"],
-        "stats": _frame(parsed.stats),
-        "edges": _frame(parsed.edges),
+        "stats": _frame(parsed.stats, facts, "stats"),
+        "edges": _frame(parsed.edges, facts, "edges"),
         "sql": built["sql"],
         "allocations": built["allocations"],
         "errors": pd.DataFrame(
@@ -125,11 +127,11 @@ def _refuse_what_pstats_refuses(parsed: Any, labels: pd.Series) -> None:
     )
 
 
-def _frame(cols: dict[str, Any]) -> pd.DataFrame:
+def _frame(cols: dict[str, Any], facts: dict[str, bool], part: str) -> pd.DataFrame:
     """A stats/edges frame; call counts a profiler did not record (negative in the file) become NA."""
     cols = dict(cols)
     for c in ("ncalls", "pcalls"):
-        if c in cols:
+        if facts[f"{part}.{c}.unknown"]:
             cols[c] = nullable_counts(cols[c])
     return pd.DataFrame(cols, copy=False)
 

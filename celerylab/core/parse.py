@@ -459,6 +459,7 @@ class Parsed:
     edges: dict[str, np.ndarray]
     errors: list[tuple[str, str]]
     cache_rows: list[int] | None = None  # rows of the cache index these profiles came from
+    facts: dict[str, bool] | None = None  # rules.column_facts of stats/edges, when the cache knows them
 
 
 STAT_COLS = ("profile_id", "func_id", "ncalls", "pcalls", "tottime", "cumtime")

@@ -40,6 +40,14 @@ class Found:
     files: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     roots: list[str] = field(default_factory=list)
+    #: folders read whole by the walk -> the names of their files: whether a sidecar exists is known from this
+    #: listing without asking the file system again (a re-open of the cache stats only the sidecars there are)
+    listed: dict[str, set[str]] = field(default_factory=dict)
+
+    def sidecar_known_absent(self, sidecar: str) -> bool:
+        folder, _, name = sidecar.rpartition(os.sep)
+        names = self.listed.get(folder)
+        return names is not None and name not in names
 
 
 def _walk(root: str, found: Found, seen_dirs: set[tuple[int, int]], seen_files: set[str]) -> None:
@@ -58,6 +66,9 @@ def _walk(root: str, found: Found, seen_dirs: set[tuple[int, int]], seen_files: 
     except OSError as e:
         found.errors.append((root, describe_error(e)))
         return
+    base = os.path.abspath(root)  # once per folder: a name joined to it is absolute and normal already
+    found.listed[base] = {e.name for e in entries}
+    prefix = base if base.endswith(os.sep) else base + os.sep
     for entry in entries:
         path = entry.path
         try:
@@ -80,7 +91,7 @@ def _walk(root: str, found: Found, seen_dirs: set[tuple[int, int]], seen_files: 
             continue
         if entry.name.lower().endswith(SKIP_IN_WALK):
             continue
-        real = os.path.abspath(path)
+        real = prefix + entry.name
         if real not in seen_files:
             seen_files.add(real)
             found.files.append(real)

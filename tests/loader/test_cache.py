@@ -234,7 +234,7 @@ def test_truncated_cache_file_is_ignored_and_rebuilt(tmp_path, parsed_files, nam
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) // 2])
     # and the built frames too, so that the re-open has to rebuild them from the columns
-    for f in cache.rglob("frames-*/*.arrow"):
+    for f in cache.rglob("frames-*/frames.pickle"):
         f.write_bytes(f.read_bytes()[:10])
     parsed_files.clear()
     ps = cl.load(folder, cache=cache)
@@ -242,3 +242,24 @@ def test_truncated_cache_file_is_ignored_and_rebuilt(tmp_path, parsed_files, nam
     _same_as_uncached(ps, folder)
     parsed_files.clear()
     _same_as_uncached(cl.load(folder, cache=cache), folder)
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage", "other shape"])
+def test_damaged_cached_frames_are_rebuilt_from_the_columns(tmp_path, parsed_files, damage):
+    import pickle
+
+    folder = tmp_path / "p"
+    make_set(folder, 4)
+    cache = tmp_path / "cache"
+    cl.load(folder, cache=cache)
+    (victim,) = list(cache.rglob("frames-*/frames.pickle"))
+    data = victim.read_bytes()
+    victim.write_bytes(
+        {"cut": data[: len(data) // 2], "garbage": b"\x80\x05junk", "other shape": pickle.dumps([1])}[damage]
+    )
+    parsed_files.clear()
+    ps = cl.load(folder, cache=cache)
+    assert parsed_files == []  # the columns were fine: only the frames are built again
+    _same_as_uncached(ps, folder)
+    (again,) = list(cache.rglob("frames-*/frames.pickle"))
+    assert isinstance(pickle.loads(again.read_bytes()), dict)  # and written back whole
