@@ -418,8 +418,8 @@ static int parse_int(P *ps, int64_t *out) {
         NEED(ps, 4);
         int32_t n = rd_i32(ps->p);
         ps->p += 4;
+        if (n == 0 || n < -4 || n > 4) return -1; /* 4 digits of 15 bits: 60 bits, always within int64 */
         int32_t an = n < 0 ? -n : n;
-        if (an == 0 || an > 4) return -1; /* 4 digits of 15 bits: 60 bits, always within int64 */
         NEED(ps, (size_t)an * 2);
         uint64_t u = 0;
         for (int k = an - 1; k >= 0; k--) {
