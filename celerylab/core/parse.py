@@ -58,11 +58,13 @@ def _shm_usable() -> bool:
 def _to_shm(packed: dict[str, Any], owner: str) -> dict[str, Any]:
     arrays = [*packed["stats"], *packed["edges"]]
     layout, views, at = [], [], 0
+    page = mmap.ALLOCATIONGRANULARITY
     for a in arrays:
         a = np.ascontiguousarray(a)
         layout.append((a.dtype.str, len(a), at))
         views.append(a.view(np.uint8).data)
-        pad = -a.nbytes % 8
+        # each column on its own pages: the parent maps them one by one and frees each once it is joined
+        pad = -a.nbytes % page
         if pad:
             views.append(memoryview(bytes(pad)))
         at += a.nbytes + pad
@@ -91,28 +93,31 @@ def _to_shm(packed: dict[str, Any], owner: str) -> dict[str, Any]:
 
 
 def _from_shm(packed: dict[str, Any]) -> dict[str, Any]:
-    """The columns of a worker's chunk, mapped from its /dev/shm file (which is unlinked here)."""
+    """The columns of a worker's chunk, each mapped from its pages of the chunk's /dev/shm file (unlinked here):
+    a column's memory is returned as soon as the merge has joined it."""
     if "shm" not in packed:
         return packed
     path, s_layout, e_layout = packed.pop("shm")
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
-            size = os.fstat(fd).st_size
-            buf = np.frombuffer(mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else b"", dtype=np.uint8)
+
+            def cols(layout: list[tuple[str, int, int]]) -> list[np.ndarray]:
+                out = []
+                for dt, n, at in layout:
+                    d = np.dtype(dt)
+                    if n:
+                        m = mmap.mmap(fd, n * d.itemsize, prot=mmap.PROT_READ, offset=at)
+                        out.append(np.frombuffer(m, dtype=d))
+                    else:
+                        out.append(np.empty(0, dtype=d))
+                return out
+
+            packed["stats"], packed["edges"] = cols(s_layout), cols(e_layout)
         finally:
             os.close(fd)
     finally:
         os.unlink(path)
-
-    def cols(layout: list[tuple[str, int, int]]) -> list[np.ndarray]:
-        out = []
-        for dt, n, at in layout:
-            d = np.dtype(dt)
-            out.append(buf[at : at + n * d.itemsize].view(d) if n else np.empty(0, dtype=d))
-        return out
-
-    packed["stats"], packed["edges"] = cols(s_layout), cols(e_layout)
     return packed
 
 
