@@ -22,6 +22,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <sys/stat.h>
+#endif
 
 /* marshal type codes (CPython Python/marshal.c) */
 #define T_NULL '0'
@@ -967,7 +970,64 @@ static PyType_Spec interner_spec = {
     "celerylab.core._cdecode.Interner", sizeof(Interner), 0, Py_TPFLAGS_DEFAULT, interner_slots,
 };
 
-static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_cdecode", NULL, -1, NULL, NULL, NULL, NULL, NULL};
+/* ---------------------------------------------------------------- the cache's per-file signatures */
+
+#ifndef _WIN32
+static int stat_one(PyObject *path, int64_t *size, int64_t *mtime_ns) {
+    *size = *mtime_ns = -1;
+    if (path == Py_None) return 0;
+    PyObject *b = PyUnicode_EncodeFSDefault(path); /* what os.stat does with a str */
+    if (!b) return -1;
+    struct stat st;
+    if (stat(PyBytes_AsString(b), &st) == 0) {
+        *size = (int64_t)st.st_size;
+#if defined(__APPLE__)
+        *mtime_ns = (int64_t)st.st_mtimespec.tv_sec * 1000000000 + st.st_mtimespec.tv_nsec;
+#else
+        *mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+#endif
+    }
+    Py_DECREF(b);
+    return 0;
+}
+#endif
+
+/* stat_sigs(paths, sidecars) -> bytes of int64 rows (size, mtime_ns, sidecar size, sidecar mtime_ns), -1 where a
+ * file is missing or its sidecar is None; None where this platform has no such stat (the caller uses os.stat) */
+static PyObject *stat_sigs(PyObject *mod, PyObject *args) {
+    PyObject *paths, *sides;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &paths, &PyList_Type, &sides)) return NULL;
+#ifdef _WIN32
+    Py_RETURN_NONE;
+#else
+    Py_ssize_t n = PyList_Size(paths);
+    if (n != PyList_Size(sides)) {
+        PyErr_SetString(PyExc_ValueError, "stat_sigs: paths and sidecars differ in length");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 32);
+    if (!out) return NULL;
+    int64_t *o = (int64_t *)PyBytes_AsString(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (stat_one(PyList_GetItem(paths, i), &o[4 * i], &o[4 * i + 1]) < 0 ||
+            stat_one(PyList_GetItem(sides, i), &o[4 * i + 2], &o[4 * i + 3]) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+#endif
+}
+
+static PyMethodDef methods[] = {
+    {"stat_sigs", stat_sigs, METH_VARARGS,
+     "stat_sigs(paths, sidecars) -> bytes | None: (size, mtime_ns, sidecar size, sidecar mtime_ns) of every file "
+     "as int64, -1 where missing (a sidecar of None: known absent); None on platforms without POSIX stat"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_cdecode", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__cdecode(void) {
     PyObject *m = PyModule_Create(&moddef);

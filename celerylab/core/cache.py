@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._files import sidecar_path
+from .decode import _cdecode
 from .parse import Parsed
 from .rules import column_facts
 from .sources import Found
@@ -47,6 +48,17 @@ def cache_root(cache: bool | str | os.PathLike[str]) -> str:
     if cache is False:
         raise ValueError("cache_root: caching is off (cache=False)")
     return os.fspath(cache)
+
+
+def _sigs(files: list[str], found: Found | None) -> np.ndarray:
+    """``_sig`` of every file as an ``(n, 4)`` int64 array; the stats made in C where the decoder is built."""
+    if _cdecode is not None:
+        paths = [sidecar_path(p) for p in files]
+        sides = [None if found and found.sidecar_known_absent(s) else s for s in paths]
+        raw = _cdecode.stat_sigs(files, sides)
+        if raw is not None:
+            return np.frombuffer(raw, dtype=np.int64).reshape(len(files), 4)
+    return np.array([_sig(p, found) for p in files], dtype=np.int64).reshape(len(files), 4)
 
 
 def _sig(path: str, found: Found | None = None) -> tuple[int, int, int, int]:
@@ -120,7 +132,7 @@ class Store:
     ) -> tuple[Parsed, bool]:
         """The parsed content of ``files``, from the cache where unchanged; ``(parsed, nothing_changed)``.
         ``found``: the discovery that listed ``files`` (its folder listings say which sidecars exist)."""
-        sigs = [_sig(p, found) for p in files]  # the one piece of per-file work of a re-open: a stat or two
+        sigs = _sigs(files, found)  # the one piece of per-file work of a re-open: a stat or two
         gen = self._current()
         cached = self._read(gen) if gen else None
         if gen is None or cached is None:
@@ -138,7 +150,7 @@ class Store:
         else:
             pos = {p: i for i, p in enumerate(cpaths)}
             rows = np.fromiter((pos.get(p, -1) for p in files), dtype=np.int64, count=len(files))
-        cur = np.array(sigs, dtype=np.int64).reshape(len(files), 4)
+        cur = sigs
         fresh_file = rows >= 0
         fresh_file[fresh_file] = (csig[rows[fresh_file]] == cur[fresh_file]).all(axis=1)
         fresh_rows = rows[fresh_file]
@@ -210,7 +222,7 @@ class Store:
             shutil.rmtree(tmp, ignore_errors=True)
 
     # ----------------------------------------------------------------------------------------------- writing
-    def _save(self, parsed: Parsed, files: list[str], sigs: list[tuple[int, int, int, int]]) -> None:
+    def _save(self, parsed: Parsed, files: list[str], sigs: np.ndarray) -> None:
         assert parsed.funcs is not None and parsed.sidecars is not None, "saving needs funcs and sidecars"
         sig_of = dict(zip(files, sigs))
         try:

@@ -6,6 +6,7 @@ import os
 import pstats
 from pathlib import Path
 
+import numpy as np
 import pandas.testing as pdt
 import pytest
 
@@ -263,3 +264,22 @@ def test_damaged_cached_frames_are_rebuilt_from_the_columns(tmp_path, parsed_fil
     _same_as_uncached(ps, folder)
     (again,) = list(cache.rglob("frames-*/frames.pickle"))
     assert isinstance(pickle.loads(again.read_bytes()), dict)  # and written back whole
+
+
+def test_signatures_stat_in_c_equal_os_stat(tmp_path):
+    from celerylab.core import cache as cache_mod
+    from celerylab.core.decode import _cdecode
+    from celerylab.core.sources import discover
+
+    folder = tmp_path / "p é"  # a non-ASCII folder name: encoded as os.stat encodes it
+    paths = make_set(folder, 4)
+    os.remove(paths[1][: -len(".prof")] + ".json")  # one profile without its sidecar
+    os.symlink(paths[0], folder / "link.prof")
+    files = [*paths, str(folder / "link.prof"), str(folder / "gone.prof")]
+    found = discover(str(folder))
+    want = np.array([cache_mod._sig(p) for p in files], dtype=np.int64)
+    assert (want[:, 0] > 0).sum() == 5 and want[1, 2] == -1 and want[-1, 0] == -1
+    assert _cdecode is not None
+    got = cache_mod._sigs(files, found)
+    assert got.tolist() == want.tolist()
+    assert cache_mod._sigs(files, None).tolist() == want.tolist()
