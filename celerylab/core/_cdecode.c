@@ -123,6 +123,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *funcs; /* list of (file, line, name): the chunk's functions, shared with the Python path */
     PyObject *index; /* dict key -> id, shared with the Python path */
+    PyObject *files; /* dict: each file name's one str object */
     Vec entries;     /* Entry */
     int32_t *slots;  /* open addressing: index into entries, -1 empty */
     size_t nslots;
@@ -177,6 +178,16 @@ static int32_t intern_key(Interner *t, const Str *f, int64_t line, const Str *n,
     if (!fs) {
         PyErr_Clear();
         return -2;
+    }
+    /* one str object per source file, shared by its functions' keys: pickled once per chunk, hashed once */
+    PyObject *same = PyDict_GetItemWithError(t->files, fs); /* borrowed */
+    if (same) {
+        Py_INCREF(same);
+        Py_DECREF(fs);
+        fs = same;
+    } else if (PyErr_Occurred() || PyDict_SetItem(t->files, fs, fs) < 0) {
+        Py_DECREF(fs);
+        return -1;
     }
     PyObject *ns = PyUnicode_DecodeUTF8(n->p, n->len, "surrogatepass");
     if (!ns) {
@@ -901,6 +912,11 @@ static PyObject *interner_new(PyTypeObject *type, PyObject *args, PyObject *kwds
     Py_INCREF(index);
     t->funcs = funcs;
     t->index = index;
+    t->files = PyDict_New();
+    if (!t->files) {
+        Py_DECREF(t);
+        return NULL;
+    }
     t->entries.size = sizeof(Entry);
     t->refs.size = sizeof(Ref);
     t->keys.size = sizeof(Key);
@@ -922,6 +938,7 @@ static void interner_dealloc(PyObject *self) {
     PyTypeObject *tp = Py_TYPE(self);
     Py_XDECREF(t->funcs);
     Py_XDECREF(t->index);
+    Py_XDECREF(t->files);
     free(t->entries.p);
     free(t->refs.p);
     free(t->keys.p);
