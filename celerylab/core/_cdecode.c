@@ -356,6 +356,15 @@ static long ref_reserve(P *ps, int flag) {
     return (long)(ps->t->refs.n - 1);
 }
 
+/* the object a back-reference points at (its type byte already read), or NULL when the index is out of range */
+static Ref *read_ref(P *ps) {
+    if ((size_t)(ps->end - ps->p) < 4) return NULL;
+    int32_t k = rd_i32(ps->p);
+    ps->p += 4;
+    if (k < 0 || (size_t)k >= ps->t->refs.n) return NULL;
+    return &VEC_AT(ps->t->refs, Ref, k);
+}
+
 /* Every parse_* returns 0 on success and -1 when the bytes are not the expected shape (the caller gives up). */
 
 static int parse_str(P *ps, Str *out) {
@@ -367,12 +376,8 @@ static int parse_str(P *ps, Str *out) {
     int ascii;
     switch (code) {
     case T_REF: {
-        NEED(ps, 4);
-        int32_t k = rd_i32(ps->p);
-        ps->p += 4;
-        if (k < 0 || (size_t)k >= ps->t->refs.n) return -1;
-        Ref *r = &VEC_AT(ps->t->refs, Ref, k);
-        if (r->kind != R_STR) return -1;
+        Ref *r = read_ref(ps);
+        if (!r || r->kind != R_STR) return -1;
         *out = r->s;
         return 0;
     }
@@ -445,12 +450,8 @@ static int parse_int(P *ps, int64_t *out) {
         ps->p += (size_t)an * 2;
         v = n < 0 ? -(int64_t)u : (int64_t)u;
     } else if (code == T_REF) {
-        NEED(ps, 4);
-        int32_t k = rd_i32(ps->p);
-        ps->p += 4;
-        if (k < 0 || (size_t)k >= ps->t->refs.n) return -1;
-        Ref *r = &VEC_AT(ps->t->refs, Ref, k);
-        if (r->kind != R_INT) return -1;
+        Ref *r = read_ref(ps);
+        if (!r || r->kind != R_INT) return -1;
         *out = r->i;
         return 0;
     } else {
@@ -486,11 +487,8 @@ static int parse_time(P *ps, double *out) {
         }
     } else if (code == T_REF) {
         ps->p++;
-        NEED(ps, 4);
-        int32_t k = rd_i32(ps->p);
-        ps->p += 4;
-        if (k < 0 || (size_t)k >= ps->t->refs.n) return -1;
-        Ref *r = &VEC_AT(ps->t->refs, Ref, k);
+        Ref *r = read_ref(ps);
+        if (!r) return -1;
         if (r->kind == R_FLOAT)
             d = r->d;
         else if (r->kind == R_INT)
@@ -535,13 +533,11 @@ static int parse_tuple_head(P *ps, size_t n, long *slot) {
 
 /* a function key (file, line, name), or a reference to one; *out is its index in the file's keys */
 static int parse_key(P *ps, int32_t *out) {
-    NEED(ps, 5);
+    NEED(ps, 1);
     if ((ps->p[0] & ~FLAG_REF) == T_REF) {
-        int32_t k = rd_i32(ps->p + 1);
-        ps->p += 5;
-        if (k < 0 || (size_t)k >= ps->t->refs.n) return -1;
-        Ref *r = &VEC_AT(ps->t->refs, Ref, k);
-        if (r->kind != R_KEY) return -1;
+        ps->p++;
+        Ref *r = read_ref(ps);
+        if (!r || r->kind != R_KEY) return -1;
         *out = r->key;
         return 0;
     }
@@ -564,13 +560,11 @@ static int parse_key(P *ps, int32_t *out) {
 
 /* a caller value (nc, cc, tt, ct), or a reference to one */
 static int parse_val4(P *ps, Edge *e) {
-    NEED(ps, 5);
+    NEED(ps, 1);
     if ((ps->p[0] & ~FLAG_REF) == T_REF) {
-        int32_t k = rd_i32(ps->p + 1);
-        ps->p += 5;
-        if (k < 0 || (size_t)k >= ps->t->refs.n) return -1;
-        Ref *r = &VEC_AT(ps->t->refs, Ref, k);
-        if (r->kind != R_VAL4) return -1;
+        ps->p++;
+        Ref *r = read_ref(ps);
+        if (!r || r->kind != R_VAL4) return -1;
         e->nc = r->v_nc;
         e->cc = r->v_cc;
         e->tt = r->v_tt;
