@@ -6,13 +6,14 @@ corpus of real-world profiles of varied programs (``realworld_corpus.py``; A/B =
     .venv/bin/python benchmarks/bench_analysis.py --dir /tmp/celerylab-bench-load   # reuse bench_load's corpus
 
 Targets: callers/callees of one function <= 20 ms on 10 000 profiles (~10 M edge rows); diff of two
-5 000-profile runs with every function tested <= 1 s and faster than the dense scipy baseline.  Every figure is
-printed next to a baseline measured in the same run on the same data: callers/callees vs building the all-pairs
-edge totals and filtering them (what a naive implementation does); diff vs a naive pandas ``groupby`` of per-run
-means (no distributions, no test) and vs ``scipy.stats.mannwhitneyu`` over dense per-invocation matrices of every
-function (the straightforward way to get the same p-values).  The synthetic runs do not differ, so a default diff
-tests no function there: the headline is the diff with the relevance filters off, every function tested.
-Times are the median of ``--repeat`` runs after one warm-up.
+5 000-profile runs with every function tested <= 1 s and faster than the dense scipy baseline; at ``--n 100000``
+the default diff of the loaded set split by run (per task) <= 2 s, also with every function tested.  Every figure
+is printed next to a baseline measured in the same run on the same data: callers/callees vs building the all-pairs
+edge totals and filtering them (what a naive implementation does); diff vs a naive pandas ``groupby`` of per-task,
+per-run means (no distributions, no test) and vs ``scipy.stats.mannwhitneyu`` over dense per-invocation matrices of
+every function (the straightforward way to get the same p-values as the pooled, unstratified diff).  The synthetic
+runs do not differ, so a default diff tests no function there: the headline is the diff with the relevance filters
+off, every function tested.  Times are the median of ``--repeat`` runs after one warm-up.
 """
 
 from __future__ import annotations
@@ -70,11 +71,30 @@ def naive_callers(ps: cl.ProfileSet, fid: int) -> pd.DataFrame:
 
 
 def naive_diff(ps: cl.ProfileSet) -> pd.DataFrame:
-    s = ps.stats.merge(ps.profiles[["profile_id", "run"]], on="profile_id")
-    n = ps.profiles.groupby("run", observed=True).size()
-    tot = s.groupby(["run", "func_id"], observed=True)["tottime"].sum().unstack(0).fillna(0.0)
-    means = tot / n
+    """Per task and function, the mean own time per invocation of each run (no distributions, no test): what the
+    default diff (per task) computes first, done with a pandas merge and groupby."""
+    s = ps.stats.merge(ps.profiles[["profile_id", "run", "task_name"]], on="profile_id")
+    n = ps.profiles.groupby(["task_name", "run"], observed=True).size()
+    tot = s.groupby(["task_name", "func_id", "run"], observed=True)["tottime"].sum()
+    means = (tot / n.reindex(tot.index.droplevel("func_id")).to_numpy()).unstack("run").fillna(0.0)
     return means.assign(delta=means["candidate"] - means["baseline"])
+
+
+def peak_rss_during(fn) -> tuple[float, float] | None:  # type: ignore[no-untyped-def]
+    """(resident GB before ``fn``, peak GB while it ran): Linux only (the high-water mark is reset first)."""
+
+    def status(field: str) -> float:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field)) / 2**20
+
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    before = status("VmRSS:")
+    fn()
+    return before, status("VmHWM:")
 
 
 def scipy_diff(a: cl.ProfileSet, b: cl.ProfileSet) -> np.ndarray:
@@ -134,20 +154,28 @@ def analyse(title: str, ps: cl.ProfileSet, a: cl.ProfileSet, b: cl.ProfileSet, a
     print(f"  cl.diff(a, b) (default filters)       {res['diff_two_sets_s']:6.3f} s   "
           f"({int(d['p_value'].notna().sum())} tested; statuses {d['status'].value_counts().to_dict()})")  # type: ignore[index]  # fmt: skip
     if split_run:
-        res["diff_split_s"], _ = timed(lambda: diff(ps, split_by="run", values=("baseline", "candidate")), args.repeat)
-        res["diff_by_task_s"], dt = timed(
-            lambda: diff(ps, split_by="run", values=("baseline", "candidate"), group_by="task_name"), args.repeat
-        )
+        # one loaded set split by run, per task (the default grouping): the figure the 100 000-profile target is on
+        ab = {"split_by": "run", "values": ("baseline", "candidate")}
+        res["diff_split_s"], dt = timed(lambda: diff(ps, **ab), args.repeat)
+        res["diff_split_all_tested_s"], dta = timed(lambda: diff(ps, **ab, min_change=0.0, min_share=0.0), args.repeat)
         res["naive_diff_s"], _ = timed(lambda: naive_diff(ps), args.repeat)
-        print(f"  diff(ps, split_by='run')              {res['diff_split_s']:6.3f} s")
-        print(f"  ... group_by='task_name' ({len(dt):,} rows) {res['diff_by_task_s']:6.3f} s")  # type: ignore[arg-type]
-        print(f"  naive pandas groupby means (no stats) {res['naive_diff_s']:6.3f} s   "
-              f"(the all-tested diff = {res['diff_all_tested_s'] / res['naive_diff_s']:.1f}x of it)")  # fmt: skip
-    # the same test as the scipy baseline: unstratified Mann-Whitney over the pooled invocations
+        peak = peak_rss_during(lambda: diff(ps, **ab, min_change=0.0, min_share=0.0))
+        n_split = int(dta["p_value"].notna().sum())  # type: ignore[index]
+        print(f"  diff(ps, split_by='run'), per task    {res['diff_split_s']:6.3f} s   ({len(dt):,} rows)")  # type: ignore[arg-type]
+        print(f"  ... every function tested             {res['diff_split_all_tested_s']:6.3f} s   "
+              f"({n_split} tests; target <= 2 s at 100 000 profiles)")  # fmt: skip
+        print(f"  naive pandas groupby of per-task means (no stats) {res['naive_diff_s']:6.3f} s   (the all-tested "
+              f"split diff = {res['diff_split_all_tested_s'] / res['naive_diff_s']:.1f}x of it)")  # fmt: skip
+        if peak is not None:
+            res["diff_split_rss_before_gb"], res["diff_split_rss_peak_gb"] = peak
+            print(f"  peak RSS during the all-tested split diff {peak[1]:.2f} GB (+{peak[1] - peak[0]:.2f} GB over "
+                  f"the {peak[0]:.2f} GB resident before)")  # fmt: skip
+    # the same test as the scipy baseline: one unstratified Mann-Whitney per function over every invocation (pooled:
+    # group_by=None; the default compares each function within each task)
     res["diff_all_tested_unstratified_s"], dun = timed(
-        lambda: cl.diff(a, b, min_change=0.0, min_share=0.0, stratify=None), args.repeat
+        lambda: cl.diff(a, b, min_change=0.0, min_share=0.0, group_by=None, stratify=None), args.repeat
     )
-    print(f"  ... stratify=None (the scipy test)    {res['diff_all_tested_unstratified_s']:6.3f} s")
+    print(f"  ... pooled, stratify=None (the scipy test) {res['diff_all_tested_unstratified_s']:6.3f} s")
     if not args.skip_scipy:
         res["scipy_dense_mwu_s"], p = timed(lambda: scipy_diff(a, b), 1)
         ratio = res["scipy_dense_mwu_s"] / res["diff_all_tested_s"]
@@ -158,9 +186,9 @@ def analyse(title: str, ps: cl.ProfileSet, a: cl.ProfileSet, b: cl.ProfileSet, a
         got = dun.set_index("label")["p_value"].dropna()  # type: ignore[union-attr]
         common = got.index.intersection(ref.index)
         res["max_abs_p_difference"] = float(np.max(np.abs(got[common].to_numpy() - ref[common].to_numpy())))
-        print(f"  scipy mannwhitneyu, dense, all funcs  {res['scipy_dense_mwu_s']:6.3f} s   "
-              f"(the all-tested cl.diff is {ratio:.1f}x faster; unstratified {ratio_un:.1f}x)")  # fmt: skip
-        print(f"  p-values of the unstratified diff vs scipy on {len(common)} functions: largest difference "
+        print(f"  scipy mannwhitneyu, dense, all funcs  {res['scipy_dense_mwu_s']:6.3f} s   (the same test in "
+              f"cl.diff is {ratio_un:.1f}x faster; the all-tested per-task diff {ratio:.1f}x)")  # fmt: skip
+        print(f"  p-values of the pooled unstratified diff vs scipy on {len(common)} functions: largest difference "
               f"{res['max_abs_p_difference']:.1e}")  # fmt: skip
     return res
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 MAX_BLOCK = 4_000_000  # cells (float64) per dense block: 32 MB
+SHORT_ROW = 512  # values of B per row up to which the test merges a whole block at once (else row by row)
 
 
 def block_size(n_slots: int) -> int:
@@ -84,48 +85,102 @@ def mannwhitney_parts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
     """Per row of two row-sorted matrices: ``(u_b, var)`` — the Mann–Whitney U of ``b`` and its variance under the
     null hypothesis, with the tie correction.
 
-    Every row at once, without sorting the pooled sample: the rows are sorted already, so ``U_b`` is the sum over
-    ``b``'s values of (values of ``a`` below + half of those equal) — two merges (``searchsorted``) per row — and
-    the tie term ``Σ (t³ − t)`` over the pooled values, with ``t = t_a + t_b`` per distinct value, is
-    ``T_a + T_b + 3 Σ_v (t_a² t_b + t_a t_b²)``: the run lengths of each side (vectorised over every row) and, per
-    value of ``b``, its count in ``a`` (``hi − lo`` of the merge)."""
+    Every row without sorting the pooled sample: the rows are sorted already, so ``U_b`` is the sum over ``b``'s
+    values of (values of ``a`` below + half of those equal) — one merge (``searchsorted``) per row — and the tie
+    term ``Σ (t³ − t)`` over the pooled values, with ``t = t_a + t_b`` per distinct value, is
+    ``T_a + T_b + 3 Σ_v (t_a² t_b + t_a t_b²)``: the runs of equal values of each side (found from the neighbours
+    that are equal, vectorised over every row) and, per value of ``b`` that ``a`` holds too, its count in ``a``
+    (``t_a``) and in ``b`` (``t_b``)."""
     k, na = a.shape
     nb = b.shape[1]
     n = na + nb
     if not k or not na or not nb:
-        tie = _tie_sum(a)[0] + _tie_sum(b)[0] if k else np.zeros(0)
+        tie = _tie_sum(a) + _tie_sum(b) if k else np.zeros(0)
         u_b = np.zeros(k)
     else:
-        lo = np.empty((k, nb), dtype=np.int64)
-        hi = np.empty((k, nb), dtype=np.int64)
-        for i in range(k):
-            ai, bi = a[i], b[i]
-            lo[i] = ai.searchsorted(bi, "left")
-            hi[i] = ai.searchsorted(bi, "right")
-        eq = hi - lo  # per value of b: how many values of a equal it
-        u_b = lo.sum(axis=1) + 0.5 * eq.sum(axis=1)
-        t_a, _ = _tie_sum(a)
-        t_b, run_b = _tie_sum(b)
-        tie = t_a + t_b + 3.0 * (eq * (run_b + eq)).sum(axis=1)
+        below, eq, cross = (_merge_rows if nb > SHORT_ROW else _merge_block)(a, b)
+        u_b = below + 0.5 * eq
+        tie = _tie_sum(a) + _tie_sum(b) + 3.0 * cross
     with np.errstate(invalid="ignore", divide="ignore"):
         var = na * nb / 12.0 * ((n + 1) - tie / (n * (n - 1))) if n > 1 else np.zeros(k)
     return u_b, np.asarray(var, dtype=np.float64)
 
 
-def _tie_sum(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of a row-sorted matrix, ``Σ (t³ − t)`` over its runs of equal values, and per cell the length of
-    the run it is in; vectorised over every row."""
+def _merge_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the pairs ``a < b``, ``Σ t_a t_b`` (pairs ``a == b``) and ``Σ t_a t_b (t_a + t_b)`` — row by row,
+    one merge each, each row's temporaries staying in cache (long rows)."""
+    k = a.shape[0]
+    below, eq, cross = (np.zeros(k, dtype=np.int64) for _ in range(3))
+    for i in range(k):
+        below[i], eq[i], cross[i] = _merge_counts(a[i], b[i])
+    return below, eq, cross
+
+
+def _merge_block(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_merge_rows` for short rows, where the calls per row are the cost: two merges per row, the rest
+    vectorised over the block."""
+    k, nb = b.shape
+    lo = np.empty((k, nb), dtype=np.intp)
+    hi = np.empty((k, nb), dtype=np.intp)
+    for i in range(k):
+        ai, bi = a[i], b[i]
+        lo[i] = ai.searchsorted(bi, "left")
+        hi[i] = ai.searchsorted(bi, "right")
+    pairs = hi - lo  # per value of b: how many values of a equal it
+    cross = np.zeros(k, dtype=np.int64)
+    if pairs.any():
+        first = np.ones((k, nb), dtype=bool)  # runs of b, a NaN each its own (as for _tie_sum)
+        np.not_equal(b[:, 1:], b[:, :-1], out=first[:, 1:])
+        run = np.cumsum(first.ravel()) - 1
+        t_b = np.bincount(run)[run].reshape(k, nb)
+        cross = (pairs * (t_b + pairs)).sum(axis=1)
+    return lo.sum(axis=1), pairs.sum(axis=1), cross
+
+
+def _merge_counts(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int]:
+    """For two sorted vectors: the pairs ``a < b``, and over the values ``v`` of ``b`` that ``a`` holds too,
+    ``Σ t_a t_b`` and ``Σ t_a t_b (t_a + t_b)`` with ``t_a``, ``t_b`` the counts of ``v`` in ``a`` and ``b`` — as
+    ``searchsorted`` counts them (a NaN of ``b`` equals every NaN of ``a``; within ``b`` each NaN is a value of its
+    own, as for :func:`_tie_sum`)."""
+    lo = a.searchsorted(b, "left")  # per value of b: the values of a below it
+    below = int(lo.sum())
+    at = a.take(lo, mode="clip")  # where lo == len(a), a's last value is below b's: never equal
+    shared = at == b
+    if b[-1] != b[-1]:  # NaNs sort last
+        shared |= np.isnan(at) & np.isnan(b)
+    if not shared.any():
+        return below, 0, 0
+    shared[1:] &= b[1:] != b[:-1]  # the first of each run of b
+    j = np.flatnonzero(shared)
+    v = b[j]
+    t_a = a.searchsorted(v, "right") - lo[j]
+    t_b = np.where(np.isnan(v), 1, b.searchsorted(v, "right") - j)
+    pairs = t_a * t_b
+    return below, int(pairs.sum()), int((pairs * (t_a + t_b)).sum())
+
+
+def _tie_sum(m: np.ndarray) -> np.ndarray:
+    """Per row of a row-sorted matrix, ``Σ (t³ − t)`` over its runs of equal values (NaNs are never equal).  A run
+    of ``t`` values is ``t − 1`` equal neighbours in a row: when those are few, only they are looked at; else every
+    cell gets its run (the runs of length 1 add 0)."""
     k, w = m.shape
-    if not k or not w:
-        return np.zeros(k), np.zeros((k, w), dtype=np.int64)
-    start = np.ones((k, w), dtype=bool)
-    np.not_equal(m[:, 1:], m[:, :-1], out=start[:, 1:])
-    flat = start.ravel()
-    run = np.cumsum(flat) - 1  # run id of every cell, rows never share a run (each row starts one)
-    length = np.bincount(run)
-    row_of_run = np.flatnonzero(flat) // w
-    t = length.astype(np.float64)
-    return np.bincount(row_of_run, weights=t**3 - t, minlength=k), length[run].reshape(k, w)
+    if not k or w < 2:
+        return np.zeros(k)
+    equal = m[:, 1:] == m[:, :-1]
+    n_equal = int(np.count_nonzero(equal))
+    if not n_equal:
+        return np.zeros(k)
+    if n_equal > equal.size // 8:
+        first = np.ones((k, w), dtype=bool)
+        np.logical_not(equal, out=first[:, 1:])
+        flat = first.ravel()
+        t = np.bincount(np.cumsum(flat) - 1).astype(np.float64)  # every run's length, in row order
+        return np.bincount(np.flatnonzero(flat) // w, weights=t**3 - t, minlength=k)
+    rows, cols = np.nonzero(equal)
+    at = rows * w + cols  # two rows' neighbours are never adjacent here
+    first_equal = np.flatnonzero(np.concatenate([[True], np.diff(at) != 1]))
+    t = np.diff(np.concatenate([first_equal, [len(at)]])).astype(np.float64) + 1.0
+    return np.bincount(rows[first_equal], weights=t**3 - t, minlength=k)
 
 
 def mannwhitney_sorted(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

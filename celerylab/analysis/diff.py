@@ -26,17 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..core.rules import pstats_ordered, task_key
+from ..core.rules import id_lookup, task_key
 from ..errors import ColumnNotFound, UsageError
-from ._dist import (
-    bh_adjust,
-    block_size,
-    dense_blocks,
-    mannwhitney_parts,
-    mannwhitney_sorted,
-    quantiles_sorted,
-    van_elteren,
-)
+from ._cells import Block, Cells, Rows, Side
+from ._dist import bh_adjust, block_size, mannwhitney_parts, mannwhitney_sorted, quantiles_sorted, van_elteren
 
 if TYPE_CHECKING:
     from ..core.data import ProfileData
@@ -61,20 +54,14 @@ DIFF_COLUMNS = [
 class _Side:
     ps: ProfileData
     profiles: pd.DataFrame  # the side's profiles, in the ProfileSet's order
-    rows: np.ndarray | None  # boolean mask over ps.stats rows (None: every row)
-
-    def column(self, name: str) -> np.ndarray:
-        arr = self.ps.stats[name].to_numpy()
-        return arr if self.rows is None else arr[self.rows]
 
 
 def _side(ps: ProfileData, ids: np.ndarray | None) -> _Side:
     prof = _per_task(ps.profiles)
     if ids is None:
-        return _Side(ps, prof, None)
-    keep = ps.id_lookup(ids)
-    prof = prof.loc[keep[prof["profile_id"].to_numpy()]]
-    return _Side(ps, prof, keep[ps.stats["profile_id"].to_numpy()])
+        return _Side(ps, prof)
+    pid = prof["profile_id"].to_numpy()
+    return _Side(ps, prof.loc[id_lookup(ids, pid)[pid]])
 
 
 def _per_task(profiles: pd.DataFrame) -> pd.DataFrame:
@@ -257,33 +244,27 @@ def diff(
                  alpha=alpha, th=th)  # fmt: skip
 
 
-def _side_rows(side: _Side, fkey: np.ndarray | None, metric: str, profile_mode: bool) -> dict[str, np.ndarray]:
-    """Flat arrays per stats row (or per profile in profile mode): pid, key, value, cum, calls."""
+def _rows(side: _Side, fkey: np.ndarray | None, metric: str, profile_mode: bool) -> Rows:
+    """The rows a side reads, in place: the set's stats columns (or, in profile mode, one row per profile)."""
     if profile_mode:
         p = side.profiles
         tot = p["total_tt"].to_numpy(dtype=np.float64)
         val = p["wall_s"].to_numpy(dtype=np.float64) if metric == "wall_s" else tot
         pid = p["profile_id"].to_numpy().astype(np.int64)
         o = np.argsort(pid, kind="stable")
-        return {"pid": pid[o], "key": np.zeros(len(p), dtype=np.int64), "value": val[o], "cum": tot[o],
-                "calls": np.ones(len(p)), "tt": tot[o]}  # fmt: skip
-    assert fkey is not None
-    value = side.column(metric)
-    return {
-        "pid": side.column("profile_id"),
-        "key": fkey[side.column("func_id")],
-        "value": value,
-        "cum": value if metric == "cumtime" else side.column("cumtime"),
-        "calls": side.column("ncalls"),
-        "tt": value if metric == "tottime" else side.column("tottime"),
-    }
+        return Rows(pid[o], np.zeros(len(p), dtype=np.intp), fkey, val[o], tot[o], np.ones(len(p)), tot[o])
+    st = side.ps.stats
+    value = st[metric].to_numpy()
+    cum = value if metric == "cumtime" else st["cumtime"].to_numpy()
+    tt = value if metric == "tottime" else st["tottime"].to_numpy()
+    return Rows(st["profile_id"].to_numpy(), st["func_id"].to_numpy(), fkey, value, cum, st["ncalls"].to_numpy(), tt)
 
 
 @dataclass
 class _Prepared:
     key_names: np.ndarray
     group_vals: list[tuple[Any, ...]]
-    sides: list[tuple[dict[str, Any], np.ndarray, np.ndarray]]  # per side: rows (grouped), counts, first pids
+    cells: Cells  # per (side, group, key): counts, totals, … and the dense matrices
     unique_per_profile: bool
 
     @property
@@ -292,24 +273,31 @@ class _Prepared:
 
     @property
     def n_all(self) -> int:
-        return int(self.sides[0][1].sum() + self.sides[1][1].sum())
+        return int(self.cells.n.sum())
+
+
+def _key_codes(ps_a: ProfileData, ps_b: ProfileData, by: str) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """Key codes shared by both sides (func_ids differ between separately loaded sets: matched by key text), and
+    per side the key code of every func_id."""
+    ka = _func_keys(ps_a, by)
+    kb = ka if ps_b is ps_a else _func_keys(ps_b, by)
+    codes, uniq = pd.factorize(np.concatenate([ka.to_numpy(), kb.to_numpy()]), sort=False)
+    fkeys: list[np.ndarray | None] = []
+    for k, c in ((ka, codes[: len(ka)]), (kb, codes[len(ka) :])):
+        fkey = np.zeros(int(k.index.max()) + 1 if len(k) else 1, dtype=np.intp)
+        fkey[k.index.to_numpy()] = c
+        fkeys.append(None if np.array_equal(fkey, np.arange(len(fkey))) else fkey)  # None: func_id is the key
+    return np.asarray(uniq, dtype=object), fkeys
 
 
 def _prepare(side_a: _Side, side_b: _Side, *, by: str, gcols: list[str], profile_mode: bool,
              metric: str) -> _Prepared:  # fmt: skip
-    """Key codes shared by both sides, group codes over both sides, and per side the row arrays in group order."""
-    # keys: func_ids differ between separately loaded sets, so match by key text
+    """Key codes shared by both sides, group codes over both sides, and the per-cell sums of both sides."""
     if profile_mode:
         key_names = np.array(["(total)"], dtype=object)
-        fkey_a = fkey_b = None
+        fkeys: list[np.ndarray | None] = [None, None]
     else:
-        ka, kb = _func_keys(side_a.ps, by), _func_keys(side_b.ps, by)
-        codes, uniq = pd.factorize(np.concatenate([ka.to_numpy(), kb.to_numpy()]), sort=False)
-        fkey_a = np.zeros(int(ka.index.max()) + 1 if len(ka) else 1, dtype=np.int64)
-        fkey_a[ka.index.to_numpy()] = codes[: len(ka)]
-        fkey_b = np.zeros(int(kb.index.max()) + 1 if len(kb) else 1, dtype=np.int64)
-        fkey_b[kb.index.to_numpy()] = codes[len(ka) :]
-        key_names = np.asarray(uniq, dtype=object)
+        key_names, fkeys = _key_codes(side_a.ps, side_b.ps, by)
     pa, pb = side_a.profiles, side_b.profiles
     group_vals: list[tuple[Any, ...]]
     if gcols:
@@ -324,49 +312,15 @@ def _prepare(side_a: _Side, side_b: _Side, *, by: str, gcols: list[str], profile
     else:
         gcode = np.zeros(len(pa) + len(pb), dtype=np.int64)
         group_vals = [()]
-    n_groups = max(len(group_vals), 1)
-    sides = []
-    for side, g, fkey in ((side_a, gcode[: len(pa)], fkey_a), (side_b, gcode[len(pa) :], fkey_b)):
-        pid = side.profiles["profile_id"].to_numpy().astype(np.int64)
-        st_pid = side.ps.stats["profile_id"].to_numpy()
-        size = int(max(pid.max() if len(pid) else 0, st_pid.max() if len(st_pid) else 0)) + 1
-        pid_group = np.full(size, -1, dtype=np.int64)
-        pid_group[pid] = g
-        # slot: position of the profile among its group's profiles on this side
-        order = np.argsort(g, kind="stable")
-        counts = np.bincount(g, minlength=n_groups)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        slot_of_pos = np.empty(len(g), dtype=np.int64)
-        slot_of_pos[order] = np.arange(len(g)) - starts[g[order]]
-        pid_slot = np.zeros(size, dtype=np.int64)
-        pid_slot[pid] = slot_of_pos
-        first_of_group = np.full(n_groups, -1, dtype=np.int64)  # first profile (in the set's order) per group
-        firsts = order[starts[counts > 0]]
-        first_of_group[g[firsts]] = pid[firsts]
-        rows: dict[str, Any] = _side_rows(side, fkey, metric, profile_mode)
-        rows["slot"] = pid_slot[rows["pid"]]
-        if n_groups > 1:
-            # rows grouped once (a stable radix sort of small ints keeps profile order inside a group), so each
-            # group is a contiguous slice instead of a mask over every row
-            rg = pid_group[rows["pid"]]
-            o = np.argsort(rg.astype(np.uint16) if n_groups < 2**16 else rg, kind="stable")
-            moved: dict[int, np.ndarray] = {}  # "tt" is "value" itself under metric="tottime": moved once
-            rows = {k: moved[id(v)] if id(v) in moved else moved.setdefault(id(v), v[o]) for k, v in rows.items()}
-            bounds = np.concatenate([[0], np.cumsum(np.bincount(rg, minlength=n_groups))])
-        else:
-            bounds = np.array([0, len(rows["pid"])])
-        rows["_bounds"] = bounds
-        sides.append((rows, counts, first_of_group))
-    return _Prepared(key_names, group_vals, sides, by == "label" or profile_mode)
-
-
-def _group_rows(prep: _Prepared, gi: int) -> list[tuple[dict[str, np.ndarray], int, int | None]]:
-    sel = []
-    for rows, counts, first in prep.sides:
-        lo, hi = rows["_bounds"][gi], rows["_bounds"][gi + 1]
-        sub = {k: v[lo:hi] for k, v in rows.items() if k != "_bounds"}  # views, no copies
-        sel.append((sub, int(counts[gi]), int(first[gi]) if first[gi] >= 0 else None))
-    return sel
+    pid_a = pa["profile_id"].to_numpy().astype(np.int64)
+    pid_b = pb["profile_id"].to_numpy().astype(np.int64)
+    rows_a = _rows(side_a, fkeys[0], metric, profile_mode)
+    # one walk serves both sides when they split one set (their profiles are disjoint)
+    shared = side_b.ps is side_a.ps and not profile_mode and not np.isin(pid_b, pid_a).any()
+    rows_b = rows_a if shared else _rows(side_b, fkeys[1], metric, profile_mode)
+    sides = [Side(rows_a, pid_a, gcode[: len(pa)]), Side(rows_b, pid_b, gcode[len(pa) :])]
+    cells = Cells(sides, max(len(group_vals), 1), len(key_names))
+    return _Prepared(key_names, group_vals, cells, by == "label" or profile_mode)
 
 
 class _Thresholds:
@@ -393,108 +347,126 @@ def _means(res: dict[str, np.ndarray]) -> None:
     res["cum_delta"] = np.nan_to_num(res["cum_mean_b"]) - np.nan_to_num(res["cum_mean_a"])
 
 
-def _group_numbers(prep: _Prepared, gi: int, *, distributions: bool, thresholds: _Thresholds | None
-                   ) -> dict[str, np.ndarray] | None:  # fmt: skip
-    """Per-key numbers of one group (both sides), arrays aligned on ``key``.  ``distributions``: medians, p95 and
-    (with ``thresholds``) the Mann–Whitney test of the relevant keys; else means and counts only."""
-    n_keys = len(prep.key_names)
-    sel = _group_rows(prep, gi)
-    rows_per_key = [np.bincount(sub["key"], minlength=n_keys) for sub, _n, _f in sel]
-    keys = np.flatnonzero((rows_per_key[0] > 0) | (rows_per_key[1] > 0))
-    if not len(keys):
-        return None
+def _group_numbers(prep: _Prepared, gi: int, keys: np.ndarray, thresholds: _Thresholds | None
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:  # fmt: skip
+    """Per-key numbers of one group (both sides), arrays aligned on ``keys`` (the group's keys, sorted codes), with
+    NaN medians and p95 (:func:`_distributions` fills them); and which keys are practically relevant (none
+    without ``thresholds``)."""
+    c = prep.cells
+    assert c.cum is not None and c.calls is not None
     res: dict[str, np.ndarray] = {"key": keys}
     task_time = 0.0
-    for si, (sub, n, first_pid) in enumerate(sel):
+    for si in range(2):
         sfx = "ab"[si]
-        # totals in the order pstats.Stats(*paths) adds the files: equal to pstats' sums bit for bit
-        k_o, v_o = pstats_ordered(sub["pid"], first_pid, sub["key"], sub["value"])
-        res[f"total_{sfx}"] = np.bincount(k_o, weights=v_o, minlength=n_keys)[keys]
-        cum = np.bincount(sub["key"], weights=sub["cum"], minlength=n_keys)[keys]
-        calls = np.bincount(sub["key"], weights=sub["calls"], minlength=n_keys)[keys]
+        n = int(c.n[si, gi])
+        res[f"total_{sfx}"] = c.total[si, gi, keys]  # in the order pstats.Stats(*paths) adds the files
         res[f"n_{sfx}"] = np.full(len(keys), n)
-        res[f"tt_{sfx}"] = np.full(len(keys), float(sub["tt"].sum()) / n if n else np.nan)
+        tt = float(c.tt[si, gi])
+        res[f"tt_{sfx}"] = np.full(len(keys), tt / n if n else np.nan)
         if n:
-            task_time = max(task_time, float(sub["tt"].sum()) / n)
+            task_time = max(task_time, tt / n)
         nan = np.full(len(keys), np.nan)
         res[f"mean_{sfx}"] = res[f"total_{sfx}"] / n if n else nan
-        res[f"cum_mean_{sfx}"] = cum / n if n else nan.copy()
-        res[f"calls_{sfx}"] = calls / n if n else nan.copy()
-        res[f"present_{sfx}"] = rows_per_key[si][keys]  # exact when one row per (profile, key); else fixed below
+        res[f"cum_mean_{sfx}"] = c.cum[si, gi, keys] / n if n else nan.copy()
+        res[f"calls_{sfx}"] = c.calls[si, gi, keys] / n if n else nan.copy()
+        res[f"present_{sfx}"] = c.count[si, gi, keys]  # exact when one row per (profile, key); else see below
         res[f"median_{sfx}"] = nan.copy()
         res[f"p95_{sfx}"] = nan.copy()
     _means(res)
     res["p_value"] = np.full(len(keys), np.nan)
     res["direction"] = np.zeros(len(keys))
-    if not distributions:
-        return res
-    n_a, n_b = sel[0][1], sel[1][1]
     relevant = thresholds.relevant(res, task_time) if thresholds is not None else np.zeros(len(keys), dtype=bool)
-    # distributions: dense (key x invocation) blocks of both sides over the same key ranges
-    per = block_size(max(n_a, n_b))
-    for start in range(0, len(keys), per):
-        bk = keys[start : start + per]
-        mats: list[np.ndarray | None] = []
-        for si, (sub, n, _first) in enumerate(sel):
-            if not n:
-                mats.append(None)
-                continue
-            sfx = "ab"[si]
-            ((_k, mat),) = dense_blocks(sub["slot"], sub["key"], sub["value"], n, bk, per=len(bk))
-            if not prep.unique_per_profile:
-                ((_k, cnt),) = dense_blocks(sub["slot"], sub["key"], np.ones(len(sub["key"])), n, bk, per=len(bk))
-                res[f"present_{sfx}"][start : start + len(bk)] = (cnt > 0).sum(axis=1)
-            mat.sort(axis=1)
-            q50, q95 = quantiles_sorted(mat, (0.5, 0.95))
-            res[f"median_{sfx}"][start : start + len(bk)] = q50
-            res[f"p95_{sfx}"][start : start + len(bk)] = q95
-            mats.append(mat)
-        w = np.flatnonzero(relevant[start : start + len(bk)])
-        if len(w) and mats[0] is not None and mats[1] is not None:
-            u_b, p = mannwhitney_sorted(mats[0][w], mats[1][w])
-            res["p_value"][start + w] = p
-            res["direction"][start + w] = np.sign(u_b - n_a * n_b / 2.0)
-    return res
+    return res, relevant
 
 
-def _stratum_test(prep: _Prepared, gi: int, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """``(U_b - n_a n_b / 2, var)`` for ``keys`` (sorted key codes) within stratum ``gi``."""
-    sel = _group_rows(prep, gi)
-    n_a, n_b = sel[0][1], sel[1][1]
-    dev = np.zeros(len(keys))
-    var = np.zeros(len(keys))
-    if not n_a or not n_b:
-        return dev, var, n_a, n_b
+def _distributions(prep: _Prepared, res: dict[str, np.ndarray], relevant: np.ndarray, block: Block) -> None:
+    """Medians, p95 (and presence when a key can have several rows per profile) of the block's keys from its dense
+    matrices, sorted in place; the Mann–Whitney test of its relevant keys."""
+    lo, hi = block.lo, block.hi
+    for si, mat in enumerate(block.mats):
+        if mat is None:
+            continue
+        sfx = "ab"[si]
+        cnt = block.counts[si]
+        if cnt is not None:
+            res[f"present_{sfx}"][lo:hi] = (cnt > 0).sum(axis=1)
+        mat.sort(axis=1)
+        q50, q95 = quantiles_sorted(mat, (0.5, 0.95))
+        res[f"median_{sfx}"][lo:hi] = q50
+        res[f"p95_{sfx}"][lo:hi] = q95
+    mat_a, mat_b = block.mats
+    w = np.flatnonzero(relevant[lo:hi])
+    if not len(w) or mat_a is None or mat_b is None:
+        return
+    n_a, n_b = mat_a.shape[1], mat_b.shape[1]
     per = block_size(max(n_a, n_b))
-    for start in range(0, len(keys), per):
-        bk = keys[start : start + per]
-        mats = []
-        for sub, n, _first in sel:
-            ((_k, mat),) = dense_blocks(sub["slot"], sub["key"], sub["value"], n, bk, per=len(bk))
-            mat.sort(axis=1)
-            mats.append(mat)
-        u_b, v = mannwhitney_parts(mats[0], mats[1])
-        dev[start : start + len(bk)] = u_b - n_a * n_b / 2.0
-        var[start : start + len(bk)] = v
-    return dev, var, n_a, n_b
+    for start in range(0, len(w), per):
+        rows = w[start : start + per]
+        if rows[-1] - rows[0] == len(rows) - 1:  # consecutive rows (every key tested): views, not copies
+            u_b, p = mannwhitney_sorted(mat_a[rows[0] : rows[-1] + 1], mat_b[rows[0] : rows[-1] + 1])
+        else:
+            u_b, p = mannwhitney_sorted(mat_a[rows], mat_b[rows])
+        res["p_value"][lo + rows] = p
+        res["direction"][lo + rows] = np.sign(u_b - n_a * n_b / 2.0)
+
+
+def _group_results(prep: _Prepared, thresholds: _Thresholds | None, *, distributions: bool = True
+                   ) -> list[tuple[int, dict[str, np.ndarray]]]:  # fmt: skip
+    """``(group, per-key numbers)`` of every group with keys, in group order; ``distributions``: medians, p95 and
+    (with ``thresholds``) the test of the relevant keys; else means and counts only."""
+    c = prep.cells
+    either = (c.count[0] > 0) | (c.count[1] > 0)
+    units = [(gi, keys) for gi in range(prep.n_groups) if len(keys := np.flatnonzero(either[gi]))]
+    results: dict[int, tuple[dict[str, np.ndarray], np.ndarray]] = {}
+    if distributions:
+        keys_of = dict(units)
+        for block in c.walk(units, counts=not prep.unique_per_profile):  # the first walk also sums cum, calls
+            if block.group not in results:
+                results[block.group] = _group_numbers(prep, block.group, keys_of[block.group], thresholds)
+            _distributions(prep, *results[block.group], block)
+    else:
+        c.sum_inclusive()
+        results = {gi: _group_numbers(prep, gi, keys, thresholds) for gi, keys in units}
+    return [(gi, results[gi][0]) for gi, _keys in units]
+
+
+def _stratum_tests(strat: _Prepared, keys: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """Per stratum with invocations on both sides: ``U_b - n_a n_b / 2`` and its variance for ``keys`` (sorted key
+    codes), and the stratum's invocations."""
+    c = strat.cells
+    strata = [gi for gi in range(strat.n_groups) if c.n[0, gi] and c.n[1, gi]]
+    dev = {gi: np.zeros(len(keys)) for gi in strata}
+    var = {gi: np.zeros(len(keys)) for gi in strata}
+    for block in c.walk([(gi, keys) for gi in strata], sums=False):
+        mat_a, mat_b = block.mats
+        assert mat_a is not None and mat_b is not None
+        n_a, n_b = mat_a.shape[1], mat_b.shape[1]
+        mat_a.sort(axis=1)
+        mat_b.sort(axis=1)
+        per = block_size(max(n_a, n_b))
+        for start in range(0, block.hi - block.lo, per):
+            rows = slice(start, start + per)
+            u_b, v = mannwhitney_parts(mat_a[rows], mat_b[rows])
+            at = slice(block.lo + start, block.lo + start + len(u_b))
+            dev[block.group][at] = u_b - n_a * n_b / 2.0
+            var[block.group][at] = v
+    return [dev[gi] for gi in strata], [var[gi] for gi in strata], [int(c.n[:, gi].sum()) for gi in strata]
 
 
 def _stratified(pooled: _Prepared, strat: _Prepared, th: _Thresholds) -> dict[str, np.ndarray] | None:
     """Pooled distributions (medians, p95, presence, totals) with means standardised over the strata (every
     stratum weighted by its share of all invocations on both sides, so a changed task mix does not read as a
     change) and the van Elteren test within strata."""
-    res = _group_numbers(pooled, 0, distributions=True, thresholds=None)
-    if res is None:
+    parts = _group_results(pooled, None)
+    if not parts:
         return None
+    res = parts[0][1]
     n_keys = len(pooled.key_names)
     keys = res["key"]
     acc = {c: np.zeros(n_keys) for c in ("mean_a", "mean_b", "cum_mean_a", "cum_mean_b", "calls_a", "calls_b")}
     task_time = [0.0, 0.0]
     n_all = strat.n_all
-    for gi in range(strat.n_groups):
-        g = _group_numbers(strat, gi, distributions=False, thresholds=None)
-        if g is None:
-            continue
+    for _gi, g in _group_results(strat, None, distributions=False):
         w = (g["n_a"][0] + g["n_b"][0]) / n_all
         for c in acc:
             acc[c][g["key"]] += w * np.nan_to_num(g[c])
@@ -506,13 +478,7 @@ def _stratified(pooled: _Prepared, strat: _Prepared, th: _Thresholds) -> dict[st
     relevant = th.relevant(res, max(task_time))
     test_keys = keys[relevant]
     if len(test_keys):
-        devs, variances, ns = [], [], []
-        for gi in range(strat.n_groups):
-            dev, var, n_a, n_b = _stratum_test(strat, gi, test_keys)
-            if n_a and n_b:
-                devs.append(dev)
-                variances.append(var)
-                ns.append(n_a + n_b)
+        devs, variances, ns = _stratum_tests(strat, test_keys)
         if devs:
             t, p = van_elteren(np.array(devs), np.array(variances), np.array(ns, dtype=float))
             res["p_value"][relevant] = p
@@ -536,12 +502,9 @@ def _diff(side_a: _Side, side_b: _Side, *, by: str, gcols: list[str], profile_mo
     else:
         prep = _prepare(side_a, side_b, by=by, gcols=gcols, profile_mode=profile_mode, metric=metric)
         n_all = prep.n_all
-        for gi in range(prep.n_groups):
-            res = _group_numbers(prep, gi, distributions=True, thresholds=th)
-            if res is None:
-                continue
+        for gi, res in _group_results(prep, th):
             res["_group"] = np.full(len(res["key"]), gi)
-            n_a, n_b = prep.sides[0][1][gi], prep.sides[1][1][gi]
+            n_a, n_b = prep.cells.n[0, gi], prep.cells.n[1, gi]
             res["contribution"] = res["delta"] * ((n_a + n_b) / n_all if gcols else 1.0)
             parts.append(res)
     if not parts:

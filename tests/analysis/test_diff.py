@@ -231,12 +231,16 @@ def test_stratified_test_is_van_elteren(tmp_path):
     assert t != 0 and row["p_value"] == pytest.approx(min(1.0, 2 * special.ndtr(-abs(t) / np.sqrt(v))), rel=1e-9)
 
 
+@pytest.mark.parametrize("short_row", [0, 10**9], ids=["row-by-row", "whole-block"])
 @pytest.mark.parametrize("seed", range(4))
-def test_vectorised_mann_whitney_equals_scipy_on_random_data(seed):
+def test_vectorised_mann_whitney_equals_scipy_on_random_data(seed, short_row, monkeypatch):
     """Every row of the all-at-once test equals scipy's asymptotic Mann-Whitney U of that row: zeros (a function
-    absent from an invocation), heavy ties (rounded times), rows with one distinct value, one-element sides."""
+    absent from an invocation), heavy ties (rounded times), rows with one distinct value, one-element sides — merged
+    row by row (long rows) or a whole block at once (short rows)."""
+    from celerylab.analysis import _dist
     from celerylab.analysis._dist import mannwhitney_parts, mannwhitney_sorted
 
+    monkeypatch.setattr(_dist, "SHORT_ROW", short_row)
     rng = np.random.default_rng(seed)
     k = int(rng.integers(1, 60))
     na, nb = (int(x) for x in rng.integers(1, 300, size=2))
