@@ -51,31 +51,24 @@ def cache_root(cache: bool | str | os.PathLike[str]) -> str:
 
 
 def _sigs(files: list[str], found: Found | None) -> np.ndarray:
-    """``_sig`` of every file as an ``(n, 4)`` int64 array; the stats made in C where the decoder is built."""
-    if _cdecode is not None:
-        paths = [sidecar_path(p) for p in files]
-        sides = [None if found and found.sidecar_known_absent(s) else s for s in paths]
-        raw = _cdecode.stat_sigs(files, sides)
-        if raw is not None:
-            return np.frombuffer(raw, dtype=np.int64).reshape(len(files), 4)
-    return np.array([_sig(p, found) for p in files], dtype=np.int64).reshape(len(files), 4)
+    """(size, mtime_ns) of every file and of its sidecar as an ``(n, 4)`` int64 array, -1 where missing (a sidecar the
+    walk did not list is not asked for); the stats are made in C where the decoder is built."""
+    paths = [sidecar_path(p) for p in files]
+    sides: list[str | None] = [None if found and found.sidecar_known_absent(s) else s for s in paths]
+    raw = _cdecode.stat_sigs(files, sides) if _cdecode is not None else None
+    if raw is not None:
+        return np.frombuffer(raw, dtype=np.int64).reshape(len(files), 4)
+    return np.array([_stat(p) + _stat(s) for p, s in zip(files, sides)], dtype=np.int64).reshape(len(files), 4)
 
 
-def _sig(path: str, found: Found | None = None) -> tuple[int, int, int, int]:
+def _stat(path: str | None) -> tuple[int, int]:
+    if path is None:
+        return -1, -1
     try:
         st = os.stat(path)
-        a, b = st.st_size, st.st_mtime_ns
     except OSError:
-        a, b = -1, -1
-    side = sidecar_path(path)
-    if found is not None and found.sidecar_known_absent(side):
-        return a, b, -1, -1
-    try:
-        st = os.stat(side)
-        c, d = st.st_size, st.st_mtime_ns
-    except OSError:
-        c, d = -1, -1
-    return a, b, c, d
+        return -1, -1
+    return st.st_size, st.st_mtime_ns
 
 
 class Store:
@@ -247,10 +240,11 @@ class Store:
                 }
             )
             _write(index, os.path.join(gen, "index.arrow"))
-            facts = parsed.facts if parsed.facts is not None else column_facts(parsed.stats, parsed.edges)
-            meta = {_FACTS_KEY: json.dumps(facts)}
-            for name, cols in (("stats", parsed.stats), ("edges", parsed.edges)):
-                _write(pa.table(cols).replace_schema_metadata(meta), os.path.join(gen, f"{name}.arrow"))
+            if parsed.facts is None:  # found once: the load that saves reads them from parsed too
+                parsed.facts = column_facts(parsed.stats, parsed.edges)
+            meta = {_FACTS_KEY: json.dumps(parsed.facts)}
+            _write(pa.table(parsed.stats).replace_schema_metadata(meta), os.path.join(gen, "stats.arrow"))
+            _write(pa.table(parsed.edges), os.path.join(gen, "edges.arrow"))
             f = parsed.funcs
             _write(
                 pa.table({"file": pa.array([k[0] for k in f], pa.string()),
