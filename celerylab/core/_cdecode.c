@@ -981,6 +981,216 @@ static PyType_Spec interner_spec = {
     "celerylab.core._cdecode.Interner", sizeof(Interner), 0, Py_TPFLAGS_DEFAULT, interner_slots,
 };
 
+/* ---------------------------------------------------------------- what marshal.loads must not be given */
+
+/* CPython's marshal registers a tuple for back-references before it reads the tuple's items (gh-148653; fixed in
+ * 3.16 by registering it after them).  Bytes in which such a tuple refers to itself -- one flipped byte in a
+ * cProfile dump can make them -- give marshal.loads a tuple with empty slots, and hashing it (as a dict key, a set
+ * item) kills the interpreter with SIGSEGV.  And a tuple or list length is allocated before any item is read, so a
+ * corrupt length asks for up to 16 GB.  marshal_check walks the bytes exactly as marshal.loads reads them and
+ * reports either before marshal.loads is called.  Where marshal.loads itself stops with an error (data cut short,
+ * an unknown type code, a bad reference) the walk stops too and reports nothing: marshal words that error.
+ * celerylab.core.decode._marshal_walk is the same walk in Python; tests/loader/test_cdecode.py holds them equal. */
+
+enum { MS_DONE = 0, MS_OPEN_TUPLE, MS_RESERVED }; /* the state of a back-reference slot */
+enum { K_SEQ, K_DICT, K_CODE, K_SLICE };          /* what an open container still reads */
+enum { MC_OK = 0, MC_SELF_REF, MC_TOO_MANY, MC_TOO_DEEP, MC_NOMEM = -1 };
+#define MC_DEPTH 2000 /* marshal's own nesting limit (MAX_MARSHAL_STACK_DEPTH) */
+
+typedef struct {
+    int kind;
+    int64_t left; /* K_SEQ: items still to read; K_CODE/K_SLICE: objects; K_DICT: 0 = a key next, 1 = a value */
+    int64_t slot; /* the back-reference slot this container closes when complete, or -1 */
+} MFrame;
+
+/* a back-reference slot when the type byte carries FLAG_REF: its index, -1 when none, -2 when out of memory */
+static int64_t mc_ref(Vec *refs, int flag, unsigned char state) {
+    if (!flag) return -1;
+    unsigned char *s = vec_push(refs);
+    if (!s) return -2;
+    *s = state;
+    return (int64_t)refs->n - 1;
+}
+
+/* MC_* for data; *at: the offset of the object at fault (or where the walk stopped), *count: MC_TOO_MANY's count */
+static int mc_walk(const unsigned char *p0, size_t len, size_t *at, int64_t *count) {
+    const unsigned char *p = p0, *e = p0 + len, *obj = p0;
+    Vec refs = {NULL, 0, 0, 1}, st = {NULL, 0, 0, sizeof(MFrame)};
+    int rc = MC_OK;
+    *count = 0;
+#define LEFT ((size_t)(e - p))
+#define STOP goto done                                   /* marshal.loads raises here: nothing for us to say */
+#define FAIL(code) do { rc = (code); goto done; } while (0)
+#define REF(state) do { if (mc_ref(&refs, flag, (state)) == -2) FAIL(MC_NOMEM); } while (0)
+    for (;;) {
+        obj = p;
+        if (p >= e) STOP;
+        int code = *p++, flag = code & FLAG_REF, type = code & ~FLAG_REF;
+        int64_t n = 0, slot = -1;
+        int kind = -1; /* a container to open, or -1 when the object is complete once read */
+        switch (type) {
+        case '0': /* NULL: ends a dict (as its key or its value); anywhere else marshal.loads fails */
+            if (!st.n || VEC_AT(st, MFrame, st.n - 1).kind != K_DICT) STOP;
+            st.n--;
+            break;
+        case 'N': case 'S': case '.': case 'F': case 'T': /* singletons: never registered */
+            break;
+        case 'i':
+            if (LEFT < 4) STOP;
+            p += 4;
+            REF(MS_DONE);
+            break;
+        case 'l':
+            if (LEFT < 4) STOP;
+            n = rd_i32(p);
+            p += 4;
+            if (n == INT32_MIN) STOP;
+            if (n < 0) n = -n;
+            if ((uint64_t)n * 2 > LEFT) { *count = n; FAIL(MC_TOO_MANY); } /* digits are allocated first */
+            p += n * 2;
+            REF(MS_DONE);
+            break;
+        case 'f':
+            if (LEFT < 1 || LEFT - 1 < (size_t)p[0]) STOP;
+            p += 1 + p[0];
+            REF(MS_DONE);
+            break;
+        case 'x':
+            for (int k = 0; k < 2; k++) {
+                if (LEFT < 1 || LEFT - 1 < (size_t)p[0]) STOP;
+                p += 1 + p[0];
+            }
+            REF(MS_DONE);
+            break;
+        case 'g':
+            if (LEFT < 8) STOP;
+            p += 8;
+            REF(MS_DONE);
+            break;
+        case 'y':
+            if (LEFT < 16) STOP;
+            p += 16;
+            REF(MS_DONE);
+            break;
+        case 's': case 't': case 'u': case 'a': case 'A':
+            if (LEFT < 4) STOP;
+            n = rd_i32(p);
+            p += 4;
+            if (n < 0 || (size_t)n > LEFT) STOP;
+            p += n;
+            REF(MS_DONE);
+            break;
+        case 'z': case 'Z':
+            if (LEFT < 1 || LEFT - 1 < (size_t)p[0]) STOP;
+            p += 1 + p[0];
+            REF(MS_DONE);
+            break;
+        case ')': case '(': case '[': case '<': case '>':
+            if (type == ')') {
+                if (LEFT < 1) STOP;
+                n = *p++;
+            } else {
+                if (LEFT < 4) STOP;
+                n = rd_i32(p);
+                p += 4;
+                if (n < 0) STOP;
+            }
+            if ((size_t)n > LEFT) { *count = n; FAIL(MC_TOO_MANY); } /* every item takes at least one byte */
+            if (type == '(' || type == ')') {
+                slot = mc_ref(&refs, flag, n ? MS_OPEN_TUPLE : MS_DONE);
+            } else if (type == '>' && n) {
+                slot = mc_ref(&refs, flag, MS_RESERVED); /* marshal.loads rejects a reference to it until done */
+            } else {
+                slot = mc_ref(&refs, flag, MS_DONE);
+                if (slot != -2) slot = -1; /* lists, sets and empty frozensets are complete objects to refer to */
+            }
+            if (slot == -2) FAIL(MC_NOMEM);
+            if (n) kind = K_SEQ;
+            break;
+        case '{':
+            REF(MS_DONE);
+            kind = K_DICT;
+            break;
+        case 'c': /* a code object (the profile module keys its root by one): 5 longs, 8 objects, a long, 2 objects */
+            slot = mc_ref(&refs, flag, MS_RESERVED);
+            if (slot == -2) FAIL(MC_NOMEM);
+            if (LEFT < 20) STOP;
+            p += 20;
+            kind = K_CODE;
+            n = 11; /* the long between the 8th and the 9th object counts as one step */
+            break;
+        case ':': /* a slice (marshal version 5, Python 3.14) */
+            slot = mc_ref(&refs, flag, MS_RESERVED);
+            if (slot == -2) FAIL(MC_NOMEM);
+            kind = K_SLICE;
+            n = 3;
+            break;
+        case 'r':
+            if (LEFT < 4) STOP;
+            n = rd_i32(p);
+            p += 4;
+            if (n < 0 || (size_t)n >= refs.n) STOP;
+            if (VEC_AT(refs, unsigned char, n) == MS_RESERVED) STOP;
+            if (VEC_AT(refs, unsigned char, n) == MS_OPEN_TUPLE) FAIL(MC_SELF_REF);
+            break;
+        default: /* '?' and codes of other Python versions: marshal.loads raises */
+            STOP;
+        }
+        if (kind >= 0) {
+            if (st.n >= MC_DEPTH) FAIL(MC_TOO_DEEP);
+            MFrame *f = vec_push(&st);
+            if (!f) FAIL(MC_NOMEM);
+            f->kind = kind;
+            f->left = kind == K_DICT ? 0 : n;
+            f->slot = slot;
+            continue;
+        }
+        /* one object complete: advance the containers it completes */
+        while (st.n) {
+            MFrame *f = &VEC_AT(st, MFrame, st.n - 1);
+            if (f->kind == K_DICT) {
+                f->left ^= 1;
+                break;
+            }
+            f->left--;
+            if (f->kind == K_CODE && f->left == 3) { /* the first line number, read between two objects */
+                if (LEFT < 4) STOP;
+                p += 4;
+                f->left--;
+            }
+            if (f->left > 0) break;
+            if (f->slot >= 0) VEC_AT(refs, unsigned char, f->slot) = MS_DONE;
+            st.n--;
+        }
+        if (!st.n) break; /* the outermost object is complete */
+    }
+done:
+#undef LEFT
+#undef STOP
+#undef FAIL
+#undef REF
+    *at = (size_t)(obj - p0);
+    if (rc == MC_OK) *at = (size_t)(p - p0);
+    free(refs.p);
+    free(st.p);
+    return rc;
+}
+
+static PyObject *marshal_check(PyObject *mod, PyObject *arg) {
+    (void)mod;
+    char *buf;
+    Py_ssize_t len;
+    if (PyBytes_AsStringAndSize(arg, &buf, &len) < 0) return NULL;
+    size_t at = 0;
+    int64_t count = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mc_walk((const unsigned char *)buf, (size_t)len, &at, &count);
+    Py_END_ALLOW_THREADS
+    if (rc == MC_NOMEM) return PyErr_NoMemory();
+    return Py_BuildValue("(inL)", rc, (Py_ssize_t)at, (long long)count);
+}
+
 /* ---------------------------------------------------------------- the cache's per-file signatures */
 
 #ifndef _WIN32
@@ -1032,6 +1242,10 @@ static PyObject *stat_sigs(PyObject *mod, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
+    {"marshal_check", marshal_check, METH_O,
+     "marshal_check(data) -> (code, offset, count): 0 when marshal.loads may be given data (it reads it or raises), "
+     "1 a tuple that refers to itself before it is complete, 2 a length longer than the bytes that follow, 3 nesting "
+     "deeper than marshal allows; offset: where (for 0: where the walk ended); count: code 2's length"},
     {"stat_sigs", stat_sigs, METH_VARARGS,
      "stat_sigs(paths, sidecars) -> bytes | None: (size, mtime_ns, sidecar size, sidecar mtime_ns) of every file "
      "as int64, -1 where missing (a sidecar of None: known absent); None on platforms without POSIX stat"},

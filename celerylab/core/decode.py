@@ -24,6 +24,7 @@ import marshal
 import math
 import os
 import re
+import struct
 import sys
 import zlib
 from array import array
@@ -256,6 +257,17 @@ def decode(data: bytes) -> dict[Any, Any]:
         reason = _sniff_text(data)
         if reason:
             raise BadProfile(reason)
+    hazard, at, count = _cdecode.marshal_check(data) if _cdecode is not None else _marshal_walk(data)
+    if hazard == 1:
+        raise BadProfile(
+            f"corrupt marshal data: at byte {at} a tuple refers to itself before it is complete "
+            "(Python's marshal would crash on it: CPython gh-148653)"
+        )
+    if hazard == 2:
+        what = "truncated or corrupt" if data[0] in _MARSHAL_DICT else "corrupt marshal data"
+        raise BadProfile(f"{what}: the length {count} at byte {at} runs past the end of the data")
+    if hazard == 3:
+        raise BadProfile(f"corrupt marshal data: nested more than {_MC_DEPTH} levels deep at byte {at}")
     try:
         obj = marshal.loads(data)
     except EOFError:
@@ -284,6 +296,170 @@ def decode(data: bytes) -> dict[Any, Any]:
     if not obj:
         raise BadProfile("profile has no functions")
     return obj
+
+
+# What marshal.loads must not be given: see marshal_check in _cdecode.c, which this walk mirrors (the C walk runs
+# whenever the extension is built; this one otherwise).  Codes: 0 marshal.loads may read the bytes (or raises on
+# its own), 1 a tuple refers to itself before it is complete (CPython gh-148653: marshal.loads crashes with SIGSEGV
+# when it hashes one), 2 a length longer than the bytes that follow (marshal allocates it before reading), 3
+# nesting deeper than marshal's limit.
+_MS_DONE, _MS_OPEN_TUPLE, _MS_RESERVED = 0, 1, 2
+_K_SEQ, _K_DICT, _K_CODE, _K_SLICE = 0, 1, 2, 3
+_MC_DEPTH = 2000
+# what each type code is to the walk: (action, size)
+(_A_REF, _A_FIXED, _A_SHORT, _A_LEN, _A_SEQ, _A_SINGLE, _A_NULL, _A_LONG, _A_DICT, _A_CODE, _A_SLICE,
+ _A_COMPLEX) = range(12)  # fmt: skip
+_ACTIONS: dict[int, tuple[int, int]] = {
+    **{ord(c): (_A_FIXED, n) for c, n in (("i", 4), ("g", 8), ("y", 16))},
+    **{ord(c): (_A_SHORT, 0) for c in "fzZ"},
+    **{ord(c): (_A_LEN, 0) for c in "stuaA"},
+    **{ord(c): (_A_SEQ, 0) for c in ")([<>"},
+    **{ord(c): (_A_SINGLE, 0) for c in "NS.FT"},
+    ord("r"): (_A_REF, 0), ord("0"): (_A_NULL, 0), ord("l"): (_A_LONG, 0), ord("{"): (_A_DICT, 0),
+    ord("c"): (_A_CODE, 0), ord(":"): (_A_SLICE, 0), ord("x"): (_A_COMPLEX, 0),
+}  # fmt: skip
+_I32 = struct.Struct("<i").unpack_from
+
+
+def _marshal_walk(data: bytes) -> tuple[int, int, int]:
+    """(code, offset, count) as ``_cdecode.marshal_check`` returns them, in Python."""
+    end = len(data)
+    refs = bytearray()
+    stack: list[list[int]] = []  # [kind, left, slot]
+    actions = _ACTIONS
+    i32 = _I32
+    p = 0
+    while True:
+        obj = p
+        if p >= end:
+            return 0, p, 0
+        code = data[p]
+        p += 1
+        flag = code & 0x80
+        t = code & 0x7F
+        act, size = actions.get(t, (-1, 0))
+        kind = -1
+        n = 0
+        slot = -1
+        if act == _A_REF:
+            if end - p < 4:
+                return 0, p, 0
+            n = i32(data, p)[0]
+            p += 4
+            if n < 0 or n >= len(refs) or refs[n] == _MS_RESERVED:
+                return 0, p, 0
+            if refs[n] == _MS_OPEN_TUPLE:
+                return 1, obj, 0
+        elif act == _A_FIXED:
+            if end - p < size:
+                return 0, p, 0
+            p += size
+            if flag:
+                refs.append(_MS_DONE)
+        elif act in (_A_SHORT, _A_COMPLEX):
+            for _ in range(2 if act == _A_COMPLEX else 1):
+                if end - p < 1 or end - p - 1 < data[p]:
+                    return 0, p, 0
+                p += 1 + data[p]
+            if flag:
+                refs.append(_MS_DONE)
+        elif act == _A_SEQ:
+            if t == 0x29:  # ')'
+                if end - p < 1:
+                    return 0, p, 0
+                n = data[p]
+                p += 1
+            else:
+                if end - p < 4:
+                    return 0, p, 0
+                n = i32(data, p)[0]
+                p += 4
+                if n < 0:
+                    return 0, p, 0
+            if n > end - p:
+                return 2, obj, n
+            if flag:
+                if t == 0x28 or t == 0x29:  # '(' ')'
+                    refs.append(_MS_OPEN_TUPLE if n else _MS_DONE)
+                    slot = len(refs) - 1
+                elif t == 0x3E and n:  # '>'
+                    refs.append(_MS_RESERVED)
+                    slot = len(refs) - 1
+                else:
+                    refs.append(_MS_DONE)
+            if n:
+                kind = _K_SEQ
+        elif act == _A_LEN:
+            if end - p < 4:
+                return 0, p, 0
+            n = i32(data, p)[0]
+            p += 4
+            if n < 0 or n > end - p:
+                return 0, p, 0
+            p += n
+            if flag:
+                refs.append(_MS_DONE)
+        elif act == _A_DICT:
+            if flag:
+                refs.append(_MS_DONE)
+            kind = _K_DICT
+        elif act == _A_NULL:
+            if not stack or stack[-1][0] != _K_DICT:
+                return 0, p, 0
+            stack.pop()
+        elif act == _A_SINGLE:
+            pass
+        elif act == _A_LONG:
+            if end - p < 4:
+                return 0, p, 0
+            n = i32(data, p)[0]
+            p += 4
+            if n == -(1 << 31):
+                return 0, p, 0
+            n = abs(n)
+            if n * 2 > end - p:
+                return 2, obj, n
+            p += n * 2
+            if flag:
+                refs.append(_MS_DONE)
+        elif act == _A_CODE:
+            if flag:
+                refs.append(_MS_RESERVED)
+                slot = len(refs) - 1
+            if end - p < 20:
+                return 0, p, 0
+            p += 20
+            kind, n = _K_CODE, 11
+        elif act == _A_SLICE:
+            if flag:
+                refs.append(_MS_RESERVED)
+                slot = len(refs) - 1
+            kind, n = _K_SLICE, 3
+        else:
+            return 0, p, 0
+        if kind >= 0:
+            if len(stack) >= _MC_DEPTH:
+                return 3, obj, 0
+            stack.append([kind, 0 if kind == _K_DICT else n, slot])
+            continue
+        while stack:
+            f = stack[-1]
+            if f[0] == _K_DICT:
+                f[1] ^= 1
+                break
+            f[1] -= 1
+            if f[0] == _K_CODE and f[1] == 3:
+                if end - p < 4:
+                    return 0, p, 0
+                p += 4
+                f[1] -= 1
+            if f[1] > 0:
+                break
+            if f[2] >= 0:
+                refs[f[2]] = _MS_DONE
+            stack.pop()
+        if not stack:
+            return 0, p, 0
 
 
 def _binary(data: bytes) -> str:

@@ -243,37 +243,62 @@ from celerylab.testing import FakeClock, profile_fake_clock, workload, fib
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 C = decode._cdecode
 assert C is not None
-seeds = [marshal.dumps(profile_fake_clock(workload, 2, FakeClock())), marshal.dumps(profile_fake_clock(fib, 6), 2)]
+def fixed(stats):  # the same bytes on every machine: file names do not depend on where the repo is
+    keys = {}  # one tuple per function, as cProfile shares them: marshal writes the callers' keys as references
+    k = lambda key: keys.setdefault(key, ("/app/" + os.path.basename(key[0]), key[1], key[2]))
+    return {k(f): (*v[:4], {k(c): t for c, t in v[4].items()}) for f, v in stats.items()}
+seeds = [marshal.dumps(fixed(profile_fake_clock(workload, 2, FakeClock()))),
+         marshal.dumps(fixed(profile_fake_clock(fib, 6)), 2)]
 path = os.path.join(sys.argv[1], "fuzz.prof")
 rng = random.Random(7)
 def parse(data):
     with open(path, "wb") as f:
         f.write(data)
+    walks = C.marshal_check(data) == decode._marshal_walk(data)
     got = decode.parse_files([path])
     decode._cdecode = None
     try:
         want = decode.parse_files([path])
     finally:
         decode._cdecode = C
-    same = got["funcs"] == want["funcs"] and repr(got["outcomes"]) == repr(want["outcomes"])
+    same = walks and got["funcs"] == want["funcs"] and repr(got["outcomes"]) == repr(want["outcomes"])
     for part in ("stats", "edges"):
         same = same and all(x.dtype == y.dtype and x.tobytes() == y.tobytes() for x, y in zip(got[part], want[part]))
     return same, got["outcomes"][0][1] is None
-cases = mismatches = ok = 0
+cases = ok = 0
 bad = []
+def case(kind, data):
+    global cases, ok
+    same, good = parse(bytes(data))
+    cases += 1; ok += good
+    if not same: bad.append((kind, bytes(data).hex()[:200]))
 for seed in seeds:
     for cut in range(0, len(seed), 3):
-        same, good = parse(seed[:cut])
-        cases += 1; ok += good
-        if not same: bad.append(("cut", cut))
+        case("cut", seed[:cut])
     for _ in range(1500):
         data = bytearray(seed)
         for _ in range(rng.choice((1, 1, 2, 4))):
             i = rng.randrange(len(data))
             data[i] = rng.choice((data[i] ^ (1 << rng.randrange(8)), rng.randrange(256), 0x72, 0x80 | data[i]))
-        same, good = parse(bytes(data))
-        cases += 1; ok += good
-        if not same: bad.append(("mutated", bytes(data).hex()[:200]))
+        case("mutated", data)
+    # every back-reference pointed at each of the 8 slots registered last before it: among them the tuple that holds
+    # it, which marshal.loads crashes on (CPython gh-148653).  The slot count: the least index the walk calls invalid
+    def slots_before(i):
+        lo, hi = 0, 1 << 16
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if decode._marshal_walk(seed[: i + 1] + mid.to_bytes(4, "little") + seed[i + 5 :]) == (0, i + 5, 0):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+    refs = [i for i in range(len(seed) - 4) if seed[i] == 0x72]
+    for i in refs:
+        n = slots_before(i)
+        for slot in range(max(0, n - 8), n):
+            data = bytearray(seed)
+            data[i + 1 : i + 5] = slot.to_bytes(4, "little")
+            case("ref", data)
 print(json.dumps({"cases": cases, "loaded": ok, "bad": bad[:5], "n_bad": len(bad)}))
 """
 
@@ -283,8 +308,84 @@ def test_cut_and_corrupted_bytes_never_crash_and_agree_with_the_python_path(tmp_
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["n_bad"] == 0, res["bad"]
-    assert res["cases"] > 3000
+    assert res["cases"] > 4000
     assert 0 < res["loaded"] < res["cases"]  # both outcomes were exercised
+
+
+# marshal.loads on these kills the interpreter with SIGSEGV on the Pythons that have CPython gh-148653 (3.11 to
+# 3.15): a tuple registered for back-references before its items are read, then hashed through a reference to it
+# while incomplete.  The first is CPython's own reproducer; the second is a cProfile dump with one caller key's
+# back-reference pointed at the (file, line, name) tuple that holds it, as one corrupted byte can make it.
+def _self_ref_dump() -> bytes:
+    f, g = ("a.py", 1, "f"), ("a.py", 2, "g")
+    stats = {f: (1, 1, 0.5, 0.5, {}), g: (1, 1, 0.5, 0.5, {f: (1, 1, 0.5, 0.5)})}
+    data = marshal.dumps(stats)
+    # slot 6 is the key ("a.py", 2, "g"); its file name is a reference to slot 2 ("a.py"): point it at slot 6
+    assert data.count(b"\xa9\x03r\x02\x00\x00\x00") == 1
+    return data.replace(b"\xa9\x03r\x02\x00\x00\x00", b"\xa9\x03r\x06\x00\x00\x00")
+
+
+SELF_REFERENCING = {
+    "gh-148653": b"\xa8\x01\x00\x00\x00<\x01\x00\x00\x00r\x00\x00\x00\x00",
+    "cProfile dump": _self_ref_dump(),
+}
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["compiled", "python"])
+@pytest.mark.parametrize("name", list(SELF_REFERENCING))
+def test_a_tuple_that_refers_to_itself_is_a_bad_file_not_a_crash(tmp_path, name, pure):
+    path = write(tmp_path, "self.prof", SELF_REFERENCING[name])
+    write(tmp_path, "good.prof", marshal.dumps(stats_of()))
+    code = (
+        "import sys; import celerylab as cl; from celerylab.core import decode\n"
+        f"if {pure}: decode._cdecode = None\n"
+        "ps = cl.load(sys.argv[1], cache=False, jobs=1, progress=False)\n"
+        "print(len(ps.profiles)); print(ps.errors.iloc[0]['path']); print(ps.errors.iloc[0]['reason'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]  # -11 is the crash
+    n, bad_path, reason = out.stdout.splitlines()[-3:]
+    assert n == "1" and bad_path == path
+    assert reason.startswith("corrupt marshal data: at byte ") and "refers to itself" in reason
+
+
+def test_the_walk_reads_every_marshal_type_to_its_last_byte():
+    # the walk must keep marshal's back-reference numbering on everything marshal writes, or it would miss a hazard
+    # behind an object it misreads: each dump is walked to its end, on both walks, at every marshal version
+    def f(a, b=2, *c, d, **e):
+        return [a + b for _ in c], lambda: (a, d, e)
+
+    shared = ("shared", 1)
+    objs = [
+        f.__code__,
+        compile("x = {1: 'a'}; y = [x, x]", "m.py", "exec"),
+        (1, -1, 2**70, -(2**70), 0, 1.5, -0.0, 1 + 2j, b"bytes", "text", "é", None, True, False, Ellipsis),
+        [StopIteration, frozenset(), frozenset({1, shared}), set(), {2, shared}, (), [], {}],
+        {shared: [shared, (shared, shared)], "k": {"n": {frozenset({shared}): shared}}},
+        [[[[[[[[[]]]]]]]]],
+        profile_fake_clock(workload, 2, FakeClock()),
+    ]
+    for obj in objs:
+        for version in range(marshal.version + 1):
+            data = marshal.dumps(obj, version)
+            assert C.marshal_check(data) == decode._marshal_walk(data) == (0, len(data), 0), (obj, version)
+
+
+@pytest.mark.parametrize(
+    "data, want",
+    [
+        (b"(\xff\xff\xff\x7f", (2, 0, 2**31 - 1)),  # a tuple of 2**31 - 1 items: marshal would allocate 16 GB first
+        (b"[\x00\x00\x00\x10N", (2, 0, 1 << 28)),
+        (b"{\xa9\x01l\xff\xff\xff\x7f", (2, 3, 2**31 - 1)),
+        (b"[\x01\x00\x00\x00" * 2001 + b"N", (3, 2000 * 5, 0)),
+        (b"{)\x01\xe3" + b"\x00" * 20 + b"r\x00\x00\x00\x00", (0, 29, 0)),  # a reference to a code object being read:
+        # marshal raises on it
+        (b"{\xa9\x02N" + b"\xa9\x01r\x01\x00\x00\x00", (1, 6, 0)),
+        (b"\xa9\x02N" + b"[\x01\x00\x00\x00r\x00\x00\x00\x00", (1, 8, 0)),  # inside a list inside it, still open
+    ],
+)
+def test_the_walk_reports_each_hazard_at_its_byte(data, want):
+    assert C.marshal_check(data) == decode._marshal_walk(data) == want
 
 
 def test_load_on_both_paths_equals_pstats(tmp_path):
