@@ -327,6 +327,18 @@ def _rss_delta(sc: dict[str, Any]) -> int | None:
     return None
 
 
+def _traced_retained(sc: dict[str, Any]) -> int | None:
+    """The bytes a task allocated and still held when it returned, as tracemalloc saw them: the sum of the sidecar's
+    ``memory.top`` sites (the largest ones alive at the end of the task, capture's own left out); ``None`` without
+    tracemalloc data.  Tracing starts with the task, so nothing allocated before it counts, and the allocator's
+    reuse of freed memory (which makes ``rss_after - rss_before`` swing either way) does not enter."""
+    mem = sc.get("memory") or {}
+    top = mem.get("top")
+    if mem.get("peak_traced") is None or not isinstance(top, list):
+        return None
+    return sum(int(t.get("size") or 0) for t in top if isinstance(t, dict))
+
+
 def summarize_run(directory: Path, run: str) -> dict[str, Any]:
     """The manifest's ``runs.<run>`` entry, from the sidecars in ``directory``."""
     scs = _sidecars(directory)
@@ -391,6 +403,9 @@ def observe(root: Path) -> list[dict[str, Any]]:
                 "median_wall_s": _median([float(s["wall_s"]) for s in mine]),
                 "median_sql_count": _median([float((s.get("sql") or {}).get("count") or 0) for s in mine]),
                 "median_rss_delta": _median([d for s in _after_first(mine) if (d := _rss_delta(s)) is not None]),
+                "median_traced_retained": _median(
+                    [r for s in _after_first(mine) if (r := _traced_retained(s)) is not None]
+                ),
                 "function_mean_cumtime_s": float(cum.sum() / len(sub)) if len(sub) else None,
             }
         b, c = entry["baseline"], entry["candidate"]
