@@ -66,7 +66,10 @@ PLANTED: tuple[dict[str, Any], ...] = (
         "category": "memory",
         "description": "A module-level dict keeps a copy of every source image (~768 KiB) under a per-call key and "
         "never evicts it: each worker process's RSS grows with every thumbnail task.",
-        "expect": {"direction": "grows", "measure": "rss_after - rss_before per task, per worker process"},
+        "expect": {
+            "direction": "grows",
+            "measure": "bytes a task still holds when it returns (tracemalloc), per task; RSS per worker process",
+        },
     },
     {
         "id": "rolling_totals_speedup",

@@ -131,7 +131,8 @@ def test_sql_statements_recorded_for_db_tasks(loaded):
     assert per_run["candidate"] >= 3 * per_run["baseline"]
 
 
-def test_memory_data_points_at_the_planted_leak(loaded):
+def test_memory_data_points_at_the_planted_leak(generated, loaded):
+    out, _ = generated
     p = loaded.profiles
     p = p[p["role"] == "worker"]  # a producer profile has no memory readings
     assert p["memory_rss_before"].notna().all() and p["memory_rss_after"].notna().all()
@@ -142,6 +143,17 @@ def test_memory_data_points_at_the_planted_leak(loaded):
     at_leak = thumbs[in_file & (thumbs["line"] == leak_line)]
     assert len(at_leak), f"no tracemalloc site at thumbnails.py:{leak_line}; sites: {thumbs[['file', 'line']].head()}"
     assert (at_leak["size"] >= 700 * 1024).all()  # the copied 1024×768 source image
+    # what each thumbnail task still holds when it returns (its tracemalloc sites): every candidate task the copy,
+    # no baseline task more than its small LRU entry
+    renders = p.loc[(p["task_name"] == "demo.thumbnails.render") & (p["state"] == "SUCCESS"), ["profile_id", "run"]]
+    held = renders["profile_id"].map(allocs.groupby("profile_id")["size"].sum()).fillna(0)
+    by_run = held.groupby(renders["run"].astype(str))
+    assert set(by_run.groups) == {"baseline", "candidate"}
+    assert by_run.min()["candidate"] >= 700 * 1024 and by_run.max()["baseline"] <= 64 * 1024, by_run.agg(list)
+    # the manifest's figures, which the generator checked
+    obs = {o["id"]: o for o in mf.read_manifest(out)["observed"]}["thumbnail_cache_leak"]
+    assert obs["candidate"]["median_traced_retained"] >= 700 * 1024
+    assert obs["baseline"]["median_traced_retained"] <= 64 * 1024
 
 
 def test_planted_functions_resolve_and_move_the_right_way(generated, loaded):
