@@ -6,14 +6,16 @@ The columns (``stats``, ``edges``, the per-file ``index``, ``functions``) are un
 re-open memory-maps: the numpy columns are views of the page cache, nothing is decoded or copied.  Re-opening
 an unchanged corpus costs a stat of every file and its sidecar (compared as arrays) and the mapping; new or
 changed files are parsed and merged in; removed files drop out.  The built frames (profiles, functions, sql,
-allocations: small next to the columns) are one pickle beside them, which keeps every pandas dtype and any
-metadata column, and unpickles several times faster than Arrow converts back to pandas.
+allocations) are one pickle beside them, which keeps every pandas dtype and any metadata column, and unpickles
+several times faster than Arrow converts back to pandas; its column buffers are stored out of band (pickle protocol
+5) and mapped back like the Arrow columns, so only the small frame skeletons are unpickled.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import pickle
 import re
@@ -31,10 +33,11 @@ from .parse import Parsed
 from .rules import column_facts
 from .sources import Found
 
-FORMAT = 5  # 2: the profiler column, negative (unknown) counts and times kept; 3: a foreign path keeps its
+FORMAT = 6  # 2: the profiler column, negative (unknown) counts and times kept; 3: a foreign path keeps its
 #           celerylab package in the module name (classify.OWN_PACKAGE); 4: Arrow IPC columns, memory-mapped;
-#           5: the built frames pickled
+#           5: the built frames pickled; 6: the frames' column buffers out of band, mapped
 _FRAMES = ("profiles", "functions", "sql", "allocations", "sidecar_errors")
+_FRAMES_FILE = "frames.pickle"
 # reasons that depend on the moment, not on the content: never cached, always tried again
 _TRANSIENT = ("unreadable", "vanished", "symlink", "is a directory", "the parser process crashed", "temporary file")
 
@@ -53,8 +56,7 @@ def cache_root(cache: bool | str | os.PathLike[str]) -> str:
 def _sigs(files: list[str], found: Found | None) -> np.ndarray:
     """(size, mtime_ns) of every file and of its sidecar as an ``(n, 4)`` int64 array, -1 where missing (a sidecar the
     walk did not list is not asked for); the stats are made in C where the decoder is built."""
-    paths = [sidecar_path(p) for p in files]
-    sides: list[str | None] = [None if found and found.sidecar_known_absent(s) else s for s in paths]
+    sides: list[str | None] = found.sidecars_of(files) if found else [sidecar_path(p) for p in files]
     raw = _cdecode.stat_sigs(files, sides) if _cdecode is not None else None
     if raw is not None:
         return np.frombuffer(raw, dtype=np.int64).reshape(len(files), 4)
@@ -190,8 +192,7 @@ class Store:
             return None
         folder = os.path.join(gen, "frames-" + hashlib.sha1(key.encode()).hexdigest()[:12])
         try:
-            with open(os.path.join(folder, "frames.pickle"), "rb") as f:
-                frames = pickle.load(f)
+            frames = _load_frames(os.path.join(folder, _FRAMES_FILE))
         except Exception:  # cut short, or written by another pandas: rebuilt (and rewritten) by the caller
             return None
         return frames if isinstance(frames, dict) and set(frames) == set(_FRAMES) else None
@@ -204,8 +205,7 @@ class Store:
         tmp = folder + f".{uuid.uuid4().hex[:8]}.tmp"
         try:
             os.makedirs(tmp)
-            with open(os.path.join(tmp, "frames.pickle"), "wb") as f:
-                pickle.dump({name: frames[name] for name in _FRAMES}, f, protocol=5)
+            _dump_frames({name: frames[name] for name in _FRAMES}, os.path.join(tmp, _FRAMES_FILE))
             if os.path.isdir(folder):  # damaged frames that were rebuilt: moved aside, then removed
                 old = folder + f".{uuid.uuid4().hex[:8]}.old"
                 os.replace(folder, old)
@@ -278,6 +278,51 @@ def _write(table: pa.Table, path: str) -> None:
     with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         for b in batches or [pa.record_batch([pa.array([], f.type) for f in table.schema], schema=table.schema)]:
             writer.write_batch(b)
+
+
+_ALIGN = 64
+
+
+def _dump_frames(frames: dict[str, Any], path: str) -> None:
+    """``frames`` pickled with their contiguous column buffers out of band: an 8-byte header length, the header
+    (the pickle, each buffer's offset and length, the buffers' total length), then the buffers, 64-byte aligned."""
+    raws: list[memoryview] = []
+
+    def out_of_band(buf: pickle.PickleBuffer) -> bool:
+        try:
+            raws.append(buf.raw())
+        except BufferError:  # not contiguous: kept in the pickle
+            return True
+        return False
+
+    meta = pickle.dumps(frames, protocol=5, buffer_callback=out_of_band)
+    spans, pos = [], 0
+    for r in raws:
+        pos += -pos % _ALIGN
+        spans.append((pos, r.nbytes))
+        pos += r.nbytes
+    header = pickle.dumps((meta, spans, pos), protocol=5)
+    start = 8 + len(header)
+    with open(path, "wb") as f:
+        f.write(len(header).to_bytes(8, "little") + header + bytes(-start % _ALIGN))
+        at = 0
+        for (off, _), r in zip(spans, raws):
+            f.write(bytes(off - at))
+            f.write(r)
+            at = off + r.nbytes
+
+
+def _load_frames(path: str) -> Any:
+    """The frames :func:`_dump_frames` wrote, their column buffers views of a private (copy-on-write) mapping of
+    the file: writable, never written back.  ValueError when the file is cut short or padded."""
+    with open(path, "rb") as f:
+        view = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
+    n = int.from_bytes(view[:8], "little")
+    meta, spans, total = pickle.loads(view[8 : 8 + n])
+    start = 8 + n + (-(8 + n) % _ALIGN)
+    if len(view) != start + total:
+        raise ValueError(f"frames file {path}: {len(view)} bytes, its header says {start + total}")
+    return pickle.loads(meta, buffers=[view[start + off : start + off + size] for off, size in spans])
 
 
 def _map(path: str) -> pa.Table:

@@ -44,8 +44,9 @@ def _parse_chunk(paths: list[str], opener: decode.Opener = open) -> tuple[dict[s
 # ------------------------------------------------------------------------------------------------ shared memory
 # A worker hands its chunk's columns back through a file in /dev/shm (memory, not disk) instead of pickling them
 # through the pool's pipe: one copy in the worker, none in transit, and the parent reads them in place (mapped)
-# while it joins them.  The parent unlinks each file as soon as it has mapped it; files of a parent that died
-# are removed by the next pool's start.  Elsewhere (no /dev/shm), or when writing fails, the columns are pickled.
+# while it joins them.  The parent unlinks each file as soon as it has mapped it; a load removes the files of its
+# own that a broken pool dropped when it ends; files of a parent that died are removed by the next pool's start.
+# Elsewhere (no /dev/shm), or when writing fails, the columns are pickled.
 _SHM_DIR = "/dev/shm"
 _SHM_PREFIX = "celerylab-parse-"
 _OWNER_ENV = "CELERYLAB_PARSER_OWNER"
@@ -142,12 +143,21 @@ def _clean_stale_shm() -> None:
             pass
 
 
-def _parse_chunk_in_worker(paths: list[str]) -> tuple[dict[str, Any], list[Any]]:
+def _discard_load_shm(load: str) -> None:
+    """Remove what one load left in /dev/shm: the columns of chunks whose results a broken pool dropped (a worker
+    that died takes the pool down with results other workers had written but not yet handed back)."""
+    for path in glob.glob(os.path.join(_SHM_DIR, f"{_SHM_PREFIX}{os.getpid()}-{load}-*")):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _parse_chunk_in_worker(paths: list[str], load: str) -> tuple[dict[str, Any], list[Any]]:
+    """A chunk parsed in a worker; its columns go through /dev/shm, in a file named by the parent and the load."""
     packed, sidecars = _parse_chunk(paths)
     owner = os.environ.get(_OWNER_ENV)
     if owner and _shm_usable():
         with contextlib.suppress(OSError):  # /dev/shm full or not writable: pickled through the pipe instead
-            packed = _to_shm(packed, owner)
+            packed = _to_shm(packed, f"{owner}-{load}")
     return packed, sidecars
 
 
@@ -248,18 +258,26 @@ def _pool_locked(jobs: int) -> ProcessPoolExecutor:
     _POOL = ProcessPoolExecutor(
         max_workers=jobs, mp_context=_mp_context(), initializer=_worker_init, initargs=(key[2], str(os.getpid()))
     )
+    # Every process is started at the first submit, none later.  Started on demand (CPython's default outside
+    # fork), a process started by submit() while a worker dies escapes the broken pool's terminate, and the
+    # interpreter then hangs at exit joining it (the kind of race CPython gh-119592 fixed; a loader test run hung
+    # at exit on an idle worker that was never sent the terminate, after loads whose files killed their parser).
+    if hasattr(_POOL, "_safe_to_dynamically_spawn_children"):
+        _POOL._safe_to_dynamically_spawn_children = False
     _POOL_KEY = key
     return _POOL
 
 
-def _submit(jobs: int, chunks: list[list[str]], todo: list[int]) -> tuple[ProcessPoolExecutor, dict[Future[Any], int]]:
+def _submit(
+    jobs: int, chunks: list[list[str]], todo: list[int], load: str
+) -> tuple[ProcessPoolExecutor, dict[Future[Any], int]]:
     """Submit ``chunks[todo]`` to the shared pool: taking the pool and submitting is one step, so a concurrent load
     that replaces the pool (another ``jobs``) cannot shut it down in between."""
     global _POOL, _POOL_KEY
     with _POOL_LOCK:
         pool = _pool_locked(jobs)
         try:
-            return pool, {pool.submit(_parse_chunk_in_worker, chunks[i]): i for i in todo}
+            return pool, {pool.submit(_parse_chunk_in_worker, chunks[i], load): i for i in todo}
         except BrokenProcessPool:  # a worker died between loads: the next attempt starts a new pool
             _POOL, _POOL_KEY = None, None
             raise
@@ -353,11 +371,12 @@ def _run_parallel(chunks: list[list[str]], jobs: int, progress: Progress, take: 
         return
     todo = list(range(len(chunks)))
     futures: dict[Future[Any], int] = {}
+    load = uuid.uuid4().hex[:12]
     try:
         for _attempt in range(2):
             failed = []
             try:
-                pool, futures = _submit(jobs, chunks, todo)
+                pool, futures = _submit(jobs, chunks, todo, load)
             except BrokenProcessPool:  # a worker of the reused pool died since the last load
                 continue
             for fut in _as_completed(futures):
@@ -391,6 +410,8 @@ def _run_parallel(chunks: list[list[str]], jobs: int, progress: Progress, take: 
         for r in results:
             if isinstance(r, tuple):
                 _discard_shm(r[0])
+        if _shm_usable():
+            _discard_load_shm(load)
 
 
 def _as_completed(futures: dict[Future[Any], int]) -> Iterable[Future[Any]]:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._files import PROFILE_EXTENSIONS, TEMP_SUFFIXES, is_schema, sidecar_path
+from .._files import PROFILE_EXTENSIONS, SIDECAR_SUFFIX, TEMP_SUFFIXES, is_schema, sidecar_path
 from ..errors import UsageError
 from .decode import Opener, describe_error
 
@@ -44,10 +44,22 @@ class Found:
     #: listing without asking the file system again (a re-open of the cache stats only the sidecars there are)
     listed: dict[str, set[str]] = field(default_factory=dict)
 
+    #: files added by name or glob rather than by a folder's walk (their folder's listing is not known)
+    unlisted: int = 0
+
     def sidecar_known_absent(self, sidecar: str) -> bool:
         folder, _, name = sidecar.rpartition(os.sep)
         names = self.listed.get(folder)
         return names is not None and name not in names
+
+    def sidecars_of(self, files: list[str]) -> list[str | None]:
+        """The sidecar path of each of ``files`` (found by this discovery), None where the walk's listing of its
+        folder shows there is none.  When every file came from a walk and no walked folder holds a sidecar (a
+        folder of another tool's profiles), that is known without a look at any file name."""
+        if not self.unlisted and not any(n.endswith(SIDECAR_SUFFIX) for names in self.listed.values() for n in names):
+            return [None] * len(files)
+        paths = [sidecar_path(p) for p in files]
+        return [None if self.sidecar_known_absent(s) else s for s in paths]
 
 
 def _walk(root: str, found: Found, seen_dirs: set[tuple[int, int]], seen_files: set[str]) -> None:
@@ -124,6 +136,7 @@ def discover(source: Source) -> Found:
                     if a not in seen_files:
                         seen_files.add(a)
                         found.files.append(a)
+                        found.unlisted += 1
             continue
         if os.path.isdir(item):
             found.roots.append(os.path.abspath(item))
@@ -133,6 +146,7 @@ def discover(source: Source) -> Found:
             if a not in seen_files:
                 seen_files.add(a)
                 found.files.append(a)
+                found.unlisted += 1
         else:
             found.errors.append((item, "no such file or directory"))
     found.files.sort()

@@ -9,8 +9,9 @@ from collections import Counter
 import pytest
 
 from celerylab.demo import manifest as mf
-from celerylab.demo.generate import _traced_retained, check_planted
+from celerylab.demo.generate import Worker, _traced_retained, _wait_done, check_planted
 from celerylab.demo.plan import MIN_EXECUTIONS, build_plan
+from celerylab.errors import GenerationError
 
 
 @pytest.mark.parametrize("n", [MIN_EXECUTIONS, 20, 137, 400])
@@ -130,3 +131,37 @@ def test_traced_retained_sums_the_sites_alive_at_the_end():
     # memory="rss", or tracing was already on: no tracemalloc figures
     assert _traced_retained({"memory": {"rss_before": 1, "rss_after": 2, "peak_traced": None, "top": []}}) is None
     assert _traced_retained({}) is None
+
+
+class _StuckOnRetry:
+    """A result backend as the retry race leaves it: RETRY, stored after the retried attempt's SUCCESS (the race
+    itself needs two pool processes and luck; tests/demo/test_generate.py runs the real thing)."""
+
+    def get_task_meta(self, tid):
+        return {"status": "RETRY", "result": None}
+
+
+class _Client:
+    backend = _StuckOnRetry()
+
+
+class _Alive:
+    def poll(self):
+        return None
+
+
+@pytest.mark.parametrize("last_state, done", [("SUCCESS", True), ("FAILURE", True), ("RETRY", False)])
+def test_a_task_the_backend_leaves_on_retry_is_done_when_its_last_attempt_wrote_a_final_state(
+    tmp_path, last_state, done
+):
+    tid = "26a8e597-ce1a-4dde-ac44-39a0ee85e32d"
+    task = "demo.partners.fetch_rates"
+    (tmp_path / f"{task}.{tid}.json").write_text(json.dumps({"task_id": tid, "state": "RETRY"}))
+    (tmp_path / f"{task}.{tid}.retry1.json").write_text(json.dumps({"task_id": tid, "state": last_state}))
+    (tmp_path / f"{task}.other-id.json").write_text(json.dumps({"task_id": "other-id", "state": "SUCCESS"}))
+    w = Worker("baseline", "h", "q", tmp_path, "db", tmp_path / "log", _Alive())  # type: ignore[arg-type]
+    if done:
+        _wait_done(_Client(), {tid: task}, [w], timeout=5)
+    else:
+        with pytest.raises(GenerationError, match=f"1 task\\(s\\) not finished after 1 s: {tid} .*RETRY"):
+            _wait_done(_Client(), {tid: task}, [w], timeout=1)

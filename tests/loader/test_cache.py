@@ -244,9 +244,11 @@ def test_truncated_cache_file_is_ignored_and_rebuilt(tmp_path, parsed_files, nam
     _same_as_uncached(cl.load(folder, cache=cache), folder)
 
 
-@pytest.mark.parametrize("damage", ["cut", "garbage", "other shape"])
+@pytest.mark.parametrize("damage", ["cut", "padded", "garbage", "a plain pickle", "other shape"])
 def test_damaged_cached_frames_are_rebuilt_from_the_columns(tmp_path, parsed_files, damage):
     import pickle
+
+    from celerylab.core import cache as cache_mod
 
     folder = tmp_path / "p"
     make_set(folder, 4)
@@ -254,15 +256,38 @@ def test_damaged_cached_frames_are_rebuilt_from_the_columns(tmp_path, parsed_fil
     cl.load(folder, cache=cache)
     (victim,) = list(cache.rglob("frames-*/frames.pickle"))
     data = victim.read_bytes()
-    victim.write_bytes(
-        {"cut": data[: len(data) // 2], "garbage": b"\x80\x05junk", "other shape": pickle.dumps([1])}[damage]
-    )
+    if damage == "other shape":
+        cache_mod._dump_frames([1], str(victim))
+    else:
+        victim.write_bytes(
+            {
+                "cut": data[: len(data) // 2],
+                "padded": data + bytes(64),
+                "garbage": b"\x80\x05junk",
+                "a plain pickle": pickle.dumps(pickle.loads(b"\x80\x05]\x94.")),  # format 5's kind of file
+            }[damage]
+        )
     parsed_files.clear()
     ps = cl.load(folder, cache=cache)
     assert parsed_files == []  # the columns were fine: only the frames are built again
     _same_as_uncached(ps, folder)
     (again,) = list(cache.rglob("frames-*/frames.pickle"))
-    assert isinstance(pickle.loads(again.read_bytes()), dict)  # and written back whole
+    assert set(cache_mod._load_frames(str(again))) == set(cache_mod._FRAMES)  # and written back whole
+
+
+def test_frames_from_the_cache_are_writable_and_never_written_back(tmp_path):
+    # their column buffers are a private mapping of the cache file: a user's edit changes their frame, not the cache
+    folder = tmp_path / "p"
+    make_set(folder, 4)
+    cache = tmp_path / "cache"
+    first = cl.load(folder, cache=cache)
+    ps = cl.load(folder, cache=cache)
+    ps.functions.loc[0, "line"] = 123456
+    ps.profiles.loc[0, "total_tt"] = -1.0
+    again = cl.load(folder, cache=cache)
+    pdt.assert_frame_equal(again.functions, first.functions)
+    pdt.assert_frame_equal(again.profiles, first.profiles)
+    assert ps.functions.loc[0, "line"] == 123456
 
 
 def test_signatures_stat_in_c_equal_os_stat(tmp_path, monkeypatch):

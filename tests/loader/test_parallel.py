@@ -213,3 +213,21 @@ def test_the_shared_memory_of_a_dead_parent_is_removed_by_the_next_pool(tmp_path
     make_set(tmp_path, n=8)
     cl.load(tmp_path, jobs=2, cache=False)
     assert not stale.exists()
+
+
+def test_a_parser_process_that_dies_leaves_no_shared_memory_behind(tmp_path, monkeypatch):
+    # a dying worker breaks the pool, and the pool drops results that other workers had already written to
+    # /dev/shm but not yet handed back: the load that lost them removes them, not only the parent's exit
+    from celerylab.core import decode
+
+    good = make_set(tmp_path, n=60, with_sidecars=False)
+    for i in range(4):
+        killer = tmp_path / f"{i:02d}-killer.prof"  # early in the order: other chunks are in flight when it dies
+        killer.write_bytes(Path(good[0]).read_bytes())
+        monkeypatch.setenv(decode.CRASH_ENV, str(killer))
+        with pytest.warns(UserWarning, match="1 file"):
+            ps = cl.load(tmp_path, jobs=2, cache=False)
+        assert len(ps) == 60 + i
+        assert _my_shm_files() == []
+        monkeypatch.setenv(decode.CRASH_ENV, "")
+        killer.rename(tmp_path / f"{i:02d}-was-killer.prof")
