@@ -99,7 +99,8 @@ def temp_name(final_name: str) -> str:
 
 def stem(path: str) -> str:
     """File name without the profile/compression extensions: ``a/t.1234.prof.gz`` -> ``t.1234``."""
-    name = os.path.basename(path)
+    # os.path.basename on POSIX, without its call (a re-open of the cache computes this for every file)
+    name = path[path.rfind("/") + 1 :] if os.sep == "/" else os.path.basename(path)
     if name.endswith(".gz"):
         name = name[:-3]
     for ext in PROFILE_EXTENSIONS:
