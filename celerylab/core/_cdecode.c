@@ -1035,11 +1035,13 @@ static int mc_walk(const unsigned char *p0, size_t len, size_t *at, int64_t *cou
             break;
         case 'N': case 'S': case '.': case 'F': case 'T': /* singletons: never registered */
             break;
-        case 'i':
-            if (LEFT < 4) STOP;
-            p += 4;
+        case 'i': case 'g': case 'y': { /* an int32, a binary float, a binary complex */
+            size_t size = type == 'i' ? 4 : type == 'g' ? 8 : 16;
+            if (LEFT < size) STOP;
+            p += size;
             REF(MS_DONE);
             break;
+        }
         case 'l':
             if (LEFT < 4) STOP;
             n = rd_i32(p);
@@ -1050,26 +1052,11 @@ static int mc_walk(const unsigned char *p0, size_t len, size_t *at, int64_t *cou
             p += n * 2;
             REF(MS_DONE);
             break;
-        case 'f':
-            if (LEFT < 1 || LEFT - 1 < (size_t)p[0]) STOP;
-            p += 1 + p[0];
-            REF(MS_DONE);
-            break;
-        case 'x':
-            for (int k = 0; k < 2; k++) {
+        case 'f': case 'z': case 'Z': case 'x': /* one (two for a text complex) texts of a 1-byte length */
+            for (int k = type == 'x' ? 2 : 1; k > 0; k--) {
                 if (LEFT < 1 || LEFT - 1 < (size_t)p[0]) STOP;
                 p += 1 + p[0];
             }
-            REF(MS_DONE);
-            break;
-        case 'g':
-            if (LEFT < 8) STOP;
-            p += 8;
-            REF(MS_DONE);
-            break;
-        case 'y':
-            if (LEFT < 16) STOP;
-            p += 16;
             REF(MS_DONE);
             break;
         case 's': case 't': case 'u': case 'a': case 'A':
@@ -1078,11 +1065,6 @@ static int mc_walk(const unsigned char *p0, size_t len, size_t *at, int64_t *cou
             p += 4;
             if (n < 0 || (size_t)n > LEFT) STOP;
             p += n;
-            REF(MS_DONE);
-            break;
-        case 'z': case 'Z':
-            if (LEFT < 1 || LEFT - 1 < (size_t)p[0]) STOP;
-            p += 1 + p[0];
             REF(MS_DONE);
             break;
         case ')': case '(': case '[': case '<': case '>':
