@@ -122,12 +122,6 @@ def _from_shm(packed: dict[str, Any]) -> dict[str, Any]:
     return packed
 
 
-def _discard_shm(packed: dict[str, Any]) -> None:
-    if "shm" in packed:
-        with contextlib.suppress(OSError):
-            os.unlink(packed["shm"][0])
-
-
 def _clean_stale_shm() -> None:
     """Remove the /dev/shm files of parents that died before reading them."""
     for path in glob.glob(os.path.join(_SHM_DIR, _SHM_PREFIX + "*")):
@@ -402,14 +396,12 @@ def _run_parallel(chunks: list[list[str]], jobs: int, progress: Progress, take: 
             results[i] = _concat_chunk_results(parts)
             deliver()
     finally:
-        # an error or an interrupt: the columns nobody will read leave /dev/shm (chunks in flight are awaited)
+        # an error, an interrupt or a broken pool: the columns nobody will read leave /dev/shm, every file of this
+        # load that is left (chunks in flight are awaited first, so that theirs are written)
         for fut in futures:
             if not fut.cancel():
                 with contextlib.suppress(BaseException):
-                    results[futures[fut]] = results[futures[fut]] or fut.result()
-        for r in results:
-            if isinstance(r, tuple):
-                _discard_shm(r[0])
+                    fut.result()
         if _shm_usable():
             _discard_load_shm(load)
 
