@@ -100,7 +100,7 @@ def echo_json(obj: Any) -> None:
 
 
 _COMMON = [
-    click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Parser processes (default: CPUs)."),
+    click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Parser threads (default: CPUs)."),
     click.option("--no-cache", is_flag=True, help="Neither read nor write the load cache."),
 ]
 

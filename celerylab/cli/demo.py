@@ -125,7 +125,7 @@ def _print_producer_side(ps: Any, a: str, b: str, n: int) -> None:
 @click.command()
 @click.argument("src", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write the HTML report here.")
-@click.option("-j", "--jobs", type=int, default=None, help="Parser processes (default: CPU count).")
+@click.option("-j", "--jobs", type=int, default=None, help="Parser threads (default: CPU count).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the load cache.")
 @click.option("-n", "top_n", type=int, default=12, show_default=True, help="Rows per ranking.")
 def demo(src: str | None, output: str | None, jobs: int | None, no_cache: bool, top_n: int) -> None:
@@ -147,7 +147,7 @@ def demo(src: str | None, output: str | None, jobs: int | None, no_cache: bool, 
 
 @click.command()
 @click.argument("src")
-@click.option("-j", "--jobs", type=int, default=None, help="Parser processes (default: CPU count).")
+@click.option("-j", "--jobs", type=int, default=None, help="Parser threads (default: CPU count).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the load cache.")
 @click.option("-n", "top_n", type=int, default=15, show_default=True)
 def summary(src: str, jobs: int | None, no_cache: bool, top_n: int) -> None:

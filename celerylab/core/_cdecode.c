@@ -135,6 +135,8 @@ typedef struct {
     /* per-file scratch, kept between calls */
     Vec refs, keys, rows, edges;
     Cols cols; /* the chunk's columns (Interner.add appends, Interner.take hands them over) */
+    int busy;  /* add() is running (with the GIL released for part of it): one thread at a time */
+    Vec file;  /* add_paths: the bytes of the file being decoded */
 } Interner;
 
 static int table_rebuild(Interner *t, size_t nslots) {
@@ -161,18 +163,27 @@ typedef struct {
 
 /* the id of (file, line, name), interning it (in the C table, and in funcs/index unless the Python path already
  * has it) on first sight; -1 with a Python error set, -2 when the text cannot be decoded (the Python path words it) */
-static int32_t intern_key(Interner *t, const Str *f, int64_t line, const Str *n, uint64_t h) {
+/* the id of (file, line, name) in the C table, or -1 (no Python object touched: callable without the GIL) */
+static int32_t lookup_key(const Interner *t, const Str *f, int64_t line, const Str *n, uint64_t h, size_t *slot) {
     size_t mask = t->nslots - 1;
     size_t j = h & mask;
     for (;;) {
         int32_t k = t->slots[j];
         if (k < 0) break;
-        Entry *e = &VEC_AT(t->entries, Entry, k);
+        const Entry *e = &VEC_AT(t->entries, Entry, k);
         if (e->h == h && e->line == line && e->flen == f->len && e->nlen == n->len &&
             memcmp(t->arena + e->off, f->p, f->len) == 0 && memcmp(t->arena + e->off + f->len, n->p, n->len) == 0)
             return e->id;
         j = (j + 1) & mask;
     }
+    *slot = j;
+    return -1;
+}
+
+static int32_t intern_key(Interner *t, const Str *f, int64_t line, const Str *n, uint64_t h) {
+    size_t j;
+    int32_t found = lookup_key(t, f, line, n, h, &j);
+    if (found >= 0) return found;
     /* a miss: the Python key, and its id */
     PyObject *fs = PyUnicode_DecodeUTF8(f->p, f->len, "surrogatepass");
     if (!fs) {
@@ -635,17 +646,13 @@ static int parse_file(P *ps) {
     }
 }
 
-static int stamp_reserve(Interner *t) {
-    Py_ssize_t nf = PyList_Size(t->funcs);
-    if (nf < 0) return -1;
-    if ((size_t)nf > t->nstamp) {
+/* room for ids < nf in the duplicate stamps (no Python object: called without the GIL); 0, or -1 out of memory */
+static int stamp_reserve(Interner *t, size_t nf) {
+    if (nf > t->nstamp) {
         size_t cap = t->nstamp ? t->nstamp : 1024;
-        while (cap < (size_t)nf) cap *= 2;
+        while (cap < nf) cap *= 2;
         uint32_t *s = realloc(t->stamp, cap * sizeof(uint32_t));
-        if (!s) {
-            PyErr_NoMemory();
-            return -1;
-        }
+        if (!s) return -1;
         memset(s + t->nstamp, 0, (cap - t->nstamp) * sizeof(uint32_t));
         t->stamp = s;
         t->nstamp = cap;
@@ -718,47 +725,64 @@ static int push_cols(Interner *t, int32_t slot, const Key *keys, const Row *rows
     return 0;
 }
 
-/* Interner.add(data, slot) -> None | (n_rows, n_edges, total_tt, flags)
- * Decodes one file's bytes and appends its rows to the chunk's columns as profile ``slot``; None (nothing changed)
- * when the bytes are not the shape cProfile writes. */
-static PyObject *interner_add(PyObject *self, PyObject *args) {
-    PyObject *data;
-    int slot;
-    if (!PyArg_ParseTuple(args, "Oi", &data, &slot)) return NULL;
-    Interner *t = (Interner *)self;
-    Py_buffer buf;
-    if (PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE) < 0) return NULL;
+/* what add_bytes found in one file */
+typedef struct {
+    Py_ssize_t nr, ne;
+    double total_tt;
+    int flags;
+} Added;
+
+/* Decodes one file's bytes and appends its rows to the chunk's columns as profile ``slot``.  Called WITHOUT the
+ * GIL: ``*ts`` is the caller's saved thread state, through which the GIL is taken back only to intern keys this
+ * chunk has not met (and to undo them), then released again.  1: decoded (``out`` filled); 0: not the shape
+ * cProfile writes, nothing changed; -1: a Python error is set.  The GIL is released again on every return. */
+static int add_bytes(Interner *t, const unsigned char *p, size_t len, int32_t slot, PyThreadState **ts, Added *out) {
     t->refs.n = t->keys.n = t->rows.n = t->edges.n = 0;
-    P ps = {(const unsigned char *)buf.buf, (const unsigned char *)buf.buf + buf.len, t};
-    PyObject *result = NULL;
-    Py_ssize_t n_before = PyList_Size(t->funcs);
-    if (n_before < 0) goto done;
-    if (parse_file(&ps) || t->rows.n == 0) goto not_ours;
-    /* intern: the file's own keys first, then callers that are not among them (the Python path's order) */
+    P ps = {p, p + len, t};
+    if (parse_file(&ps) || t->rows.n == 0) return 0;
     size_t nr = t->rows.n, ne = t->edges.n;
     Key *keys = (Key *)t->keys.p;
     Row *rows = (Row *)t->rows.p;
     Edge *edges = (Edge *)t->edges.p;
-    int flags = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        size_t count = pass == 0 ? nr : ne;
-        for (size_t i = 0; i < count; i++) {
-            Key *k = &keys[pass == 0 ? rows[i].key : edges[i].key];
-            if (k->id >= 0) continue;
-            if (pass == 0) {
-                if (key_is(k, "profile", 0, "profiler")) flags |= FLAG_PROFILE_ROOT;
-                if (k->line == 0 && k->f.len == 1 && k->f.p[0] == '~' &&
-                    (starts(&k->n, "<built-in") || starts(&k->n, "<method ")))
-                    flags |= FLAG_BUILTIN;
+    /* the keys this chunk already knows come from its C table; the others are interned with the GIL */
+    int misses = 0, flags = 0;
+    int32_t max_id = -1;
+    for (size_t i = 0; i < t->keys.n; i++) {
+        Key *k = &keys[i];
+        size_t unused;
+        k->id = lookup_key(t, &k->f, k->line, &k->n, key_hash(k->f.h, k->line, k->n.h), &unused);
+        misses += k->id < 0;
+        if (k->id > max_id) max_id = k->id;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        const Key *k = &keys[rows[i].key];
+        if (key_is(k, "profile", 0, "profiler")) flags |= FLAG_PROFILE_ROOT;
+        if (k->line == 0 && k->f.len == 1 && k->f.p[0] == '~' &&
+            (starts(&k->n, "<built-in") || starts(&k->n, "<method ")))
+            flags |= FLAG_BUILTIN;
+    }
+    Py_ssize_t n_before = -1;
+    if (misses) {
+        PyEval_RestoreThread(*ts);
+        n_before = PyList_Size(t->funcs);
+        if (n_before < 0) goto fail_gil;
+        /* the file's own keys first, then callers that are not among them (the Python path's order) */
+        for (int pass = 0; pass < 2; pass++) {
+            size_t count = pass == 0 ? nr : ne;
+            for (size_t i = 0; i < count; i++) {
+                Key *k = &keys[pass == 0 ? rows[i].key : edges[i].key];
+                if (k->id >= 0) continue;
+                int32_t id = intern_key(t, &k->f, k->line, &k->n, key_hash(k->f.h, k->line, k->n.h));
+                if (id == -1) goto fail_gil;
+                if (id == -2) goto undo_gil;
+                k->id = id;
+                if (id > max_id) max_id = id;
             }
-            int32_t id = intern_key(t, &k->f, k->line, &k->n, key_hash(k->f.h, k->line, k->n.h));
-            if (id == -1) goto fail;
-            if (id == -2) goto undo;
-            k->id = id;
         }
+        *ts = PyEval_SaveThread();
     }
     /* a key twice in the file, or a caller twice for one function: marshal.loads would keep one; not ours */
-    if (stamp_reserve(t)) goto fail;
+    if (stamp_reserve(t, (size_t)max_id + 1)) goto nomem;
     uint32_t g = next_gen(t);
     for (size_t i = 0; i < nr; i++) {
         int32_t id = keys[rows[i].key].id;
@@ -781,27 +805,169 @@ static PyObject *interner_add(PyObject *self, PyObject *args) {
         if (rows[i].nc < 0 || rows[i].pc < 0) flags |= FLAG_NEGATIVE;
         if (rows[i].pc > rows[i].nc) flags |= FLAG_PC_GT_NC;
     }
-    if (push_cols(t, slot, keys, rows, nr, edges, ne)) goto fail;
-    result = Py_BuildValue("(nndi)", (Py_ssize_t)nr, (Py_ssize_t)ne, total_tt, flags);
-    goto done;
+    if (push_cols(t, slot, keys, rows, nr, edges, ne)) goto nomem;
+    out->nr = (Py_ssize_t)nr;
+    out->ne = (Py_ssize_t)ne;
+    out->total_tt = total_tt;
+    out->flags = flags;
+    return 1;
 undo:
-    if (truncate_to(t, n_before) < 0) goto fail;
-not_ours:
-    result = Py_None;
-    Py_INCREF(result);
-    goto done;
-fail:
+    if (n_before < 0) return 0; /* nothing was interned */
+    PyEval_RestoreThread(*ts);
+undo_gil:
+    if (truncate_to(t, n_before) < 0) {
+        *ts = PyEval_SaveThread();
+        return -1;
+    }
+    *ts = PyEval_SaveThread();
+    return 0;
+nomem:
+    PyEval_RestoreThread(*ts);
+    PyErr_NoMemory();
+fail_gil:
     if (!PyErr_Occurred()) PyErr_NoMemory();
-    {
+    if (n_before >= 0) {
         PyObject *et, *ev, *tb;
         PyErr_Fetch(&et, &ev, &tb);
         if (truncate_to(t, n_before) < 0) PyErr_Clear(); /* best effort; the first error propagates */
         PyErr_Restore(et, ev, tb);
     }
-done:
-    PyBuffer_Release(&buf);
-    return result;
+    *ts = PyEval_SaveThread();
+    return -1;
 }
+
+static int interner_claim(Interner *t) {
+    if (t->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this interner is in use by another thread (Interner.add)");
+        return 0;
+    }
+    t->busy = 1;
+    return 1;
+}
+
+static PyObject *added_tuple(const Added *a) {
+    return Py_BuildValue("(nndi)", a->nr, a->ne, a->total_tt, a->flags);
+}
+
+/* Interner.add(data, slot) -> None | (n_rows, n_edges, total_tt, flags)
+ * Decodes one file's bytes and appends its rows to the chunk's columns as profile ``slot``; None (nothing changed)
+ * when the bytes are not the shape cProfile writes.  The bytes are walked without the GIL. */
+static PyObject *interner_add(PyObject *self, PyObject *args) {
+    PyObject *data;
+    int slot;
+    if (!PyArg_ParseTuple(args, "Oi", &data, &slot)) return NULL;
+    Interner *t = (Interner *)self;
+    Py_buffer buf;
+    if (PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE) < 0) return NULL;
+    if (!interner_claim(t)) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    Added a;
+    PyThreadState *ts = PyEval_SaveThread();
+    int rc = add_bytes(t, (const unsigned char *)buf.buf, (size_t)buf.len, slot, &ts, &a);
+    PyEval_RestoreThread(ts);
+    t->busy = 0;
+    PyBuffer_Release(&buf);
+    if (rc < 0) return NULL;
+    if (rc == 0) Py_RETURN_NONE;
+    return added_tuple(&a);
+}
+
+#ifndef _WIN32
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+/* the whole file into t->file (regular files only); 0, or -1 (Python's own reading reports why) */
+static int read_whole(Interner *t, const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -1;
+    }
+    size_t n = 0;
+    for (;;) {
+        size_t want = n + (st.st_size > 0 ? (size_t)st.st_size - n : 0) + 4096; /* one byte past: the end seen */
+        if (t->file.cap < want && vec_reserve(&t->file, want)) {
+            close(fd);
+            return -1;
+        }
+        ssize_t got = read(fd, (char *)t->file.p + n, t->file.cap - n);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            close(fd);
+            return -1;
+        }
+        if (got == 0) break;
+        n += (size_t)got;
+    }
+    close(fd);
+    t->file.n = n;
+    return 0;
+}
+
+/* Interner.add_paths(paths: tuple of bytes, start, first_slot) -> list of (n_rows, n_edges, total_tt, flags)
+ * Reads and decodes paths[start], paths[start + 1], ... (profile slots first_slot, first_slot + 1, ...) without
+ * the GIL, as add() each, and stops before the first file it does not take whole: one it cannot read, one that is
+ * gzip-compressed or not the shape cProfile writes (nothing of it changed).  The Python path takes that file. */
+static PyObject *interner_add_paths(PyObject *self, PyObject *args) {
+    PyObject *paths;
+    Py_ssize_t start;
+    int first_slot;
+    if (!PyArg_ParseTuple(args, "O!ni", &PyTuple_Type, &paths, &start, &first_slot)) return NULL;
+    Interner *t = (Interner *)self;
+    Py_ssize_t n = PyTuple_Size(paths);
+    if (n < 0) return NULL;
+    const char **cpaths = malloc(sizeof(char *) * (size_t)(n > 0 ? n : 1));
+    Added *outs = malloc(sizeof(Added) * (size_t)(n > 0 ? n : 1));
+    if (!cpaths || !outs) {
+        free(cpaths);
+        free(outs);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = start; i < n; i++) {
+        cpaths[i] = PyBytes_AsString(PyTuple_GetItem(paths, i)); /* the tuple keeps them alive */
+        if (!cpaths[i]) {
+            free(cpaths);
+            free(outs);
+            return NULL;
+        }
+    }
+    if (!interner_claim(t)) {
+        free(cpaths);
+        free(outs);
+        return NULL;
+    }
+    Py_ssize_t done = 0;
+    int rc = 1;
+    PyThreadState *ts = PyEval_SaveThread();
+    for (Py_ssize_t i = start; i < n; i++) {
+        if (read_whole(t, cpaths[i])) break;
+        const unsigned char *d = (const unsigned char *)t->file.p;
+        if (t->file.n == 0 || (d[0] != T_DICT && d[0] != (T_DICT | FLAG_REF))) break; /* gzip, or not a dict */
+        rc = add_bytes(t, d, t->file.n, first_slot + (int32_t)(i - start), &ts, &outs[done]);
+        if (rc <= 0) break;
+        done++;
+    }
+    PyEval_RestoreThread(ts);
+    t->busy = 0;
+    free(cpaths);
+    PyObject *list = rc < 0 ? NULL : PyList_New(done);
+    for (Py_ssize_t i = 0; list && i < done; i++) {
+        PyObject *tup = added_tuple(&outs[i]);
+        if (!tup) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SetItem(list, i, tup); /* steals */
+    }
+    free(outs);
+    return list;
+}
+#endif
 
 /* A column handed over to Python without a copy: a read-only buffer that owns its malloc'd memory. */
 typedef struct {
@@ -860,8 +1026,17 @@ static PyObject *hand_over(Vec *v, int narrow) {
  *   stats: profile int32, func_id int32, ncalls, pcalls, tottime f64, cumtime f64
  *   edges: profile int32, caller int32, callee int32, ncalls, pcalls, tottime f64, cumtime f64
  * where the call counts are int32, or int64 when ``wide`` (a count beyond 32 bits). */
+static int interner_idle(PyObject *self) {
+    if (((Interner *)self)->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this interner is in use by another thread (Interner.add)");
+        return 0;
+    }
+    return 1;
+}
+
 static PyObject *interner_take(PyObject *self, PyObject *unused) {
     (void)unused;
+    if (!interner_idle(self)) return NULL;
     Cols *c = &((Interner *)self)->cols;
     size_t nr = c->s_prof.n, ne = c->e_prof.n;
     int wide = c->wide;
@@ -886,6 +1061,7 @@ static PyObject *interner_take(PyObject *self, PyObject *unused) {
 /* rows waiting in the chunk's columns (not yet taken) */
 static PyObject *interner_pending(PyObject *self, PyObject *unused) {
     (void)unused;
+    if (!interner_idle(self)) return NULL;
     return PyLong_FromSize_t(((Interner *)self)->cols.s_prof.n);
 }
 
@@ -916,6 +1092,7 @@ static PyObject *interner_new(PyTypeObject *type, PyObject *args, PyObject *kwds
     t->keys.size = sizeof(Key);
     t->rows.size = sizeof(Row);
     t->edges.size = sizeof(Edge);
+    t->file.size = 1;
     Cols *c = &t->cols;
     c->s_prof.size = c->s_id.size = c->e_prof.size = c->e_caller.size = c->e_callee.size = 4;
     c->s_nc.size = c->s_pc.size = c->s_tt.size = c->s_ct.size = 8;
@@ -941,6 +1118,7 @@ static void interner_dealloc(PyObject *self) {
     free(t->slots);
     free(t->arena);
     free(t->stamp);
+    free(t->file.p);
     Vec *cols[] = {&t->cols.s_prof, &t->cols.s_id, &t->cols.s_nc, &t->cols.s_pc, &t->cols.s_tt,
                    &t->cols.s_ct, &t->cols.e_prof, &t->cols.e_caller, &t->cols.e_callee, &t->cols.e_nc,
                    &t->cols.e_cc, &t->cols.e_tt, &t->cols.e_ct};
@@ -953,7 +1131,7 @@ static void interner_dealloc(PyObject *self) {
 static PyObject *interner_truncate(PyObject *self, PyObject *arg) {
     Py_ssize_t n = PyLong_AsSsize_t(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
-    if (truncate_to((Interner *)self, n) < 0) return NULL;
+    if (!interner_idle(self) || truncate_to((Interner *)self, n) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -961,6 +1139,11 @@ static PyMethodDef interner_methods[] = {
     {"add", interner_add, METH_VARARGS,
      "add(data, slot) -> None | (n_rows, n_edges, total_tt, flags): decode one file's bytes into the chunk's "
      "columns as profile ``slot``; None, having changed nothing, when they are not the shape cProfile writes"},
+#ifndef _WIN32
+    {"add_paths", interner_add_paths, METH_VARARGS,
+     "add_paths(paths: tuple of bytes, start, first_slot) -> [(n_rows, n_edges, total_tt, flags), ...]: read and "
+     "decode paths[start:] as add() each, without the GIL, up to the first file that the Python path must take"},
+#endif
     {"take", interner_take, METH_NOARGS,
      "take() -> (columns: bytes, n_rows, n_edges, wide): the chunk's columns since the last take (see the source)"},
     {"pending", interner_pending, METH_NOARGS, "pending() -> rows added since the last take"},

@@ -19,6 +19,7 @@ It imports only the standard library and numpy: it runs in loader worker process
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import marshal
 import math
@@ -775,12 +776,31 @@ def _profiler_of_flags(flags: int) -> str:
     )
 
 
-def parse_files(paths: list[str], opener: Opener = open) -> dict[str, Any]:
+class Keys:
+    """Function keys interned across the chunks one thread parses in turn: a key met in an earlier chunk is not
+    sent (or re-mapped by the merge) again.  Each packed chunk carries the keys new since the thread's previous
+    chunk, from local id ``funcs_base`` on; the merge must take one thread's chunks in the order they were parsed."""
+
+    _ids = itertools.count()
+
+    def __init__(self) -> None:
+        self.id = next(Keys._ids)
+        self.funcs: list[FuncKey] = []
+        self.index: dict[FuncKey, int] = {}
+        self.interner = _cdecode.Interner(self.funcs, self.index) if _cdecode is not None else None
+        self.sent = 0
+
+
+def parse_files(paths: list[str], opener: Opener = open, keys: Keys | None = None) -> dict[str, Any]:
     """Parse ``paths`` into one packed chunk. Never raises for a bad file: its reason goes in ``outcomes``.
-    ``opener`` opens a path (default: local files; the scale-out ingest passes an fsspec opener)."""
-    chunk = Chunk()
-    if _cdecode is not None:
-        chunk.interner = _cdecode.Interner(chunk.funcs, chunk.index)
+    ``opener`` opens a path (default: local files; the scale-out ingest passes an fsspec opener); ``keys``
+    carries the function keys of the chunks this thread parsed before (default: this chunk's own)."""
+    if keys is not None:
+        chunk = Chunk(funcs=keys.funcs, index=keys.index, interner=keys.interner)
+    else:
+        chunk = Chunk()
+        if _cdecode is not None:
+            chunk.interner = _cdecode.Interner(chunk.funcs, chunk.index)
     # marshal builds only acyclic containers (dicts of tuples): the cyclic collector has nothing to find in them,
     # yet its passes over the millions it allocates cost ~15% of a parse
     was_enabled = gc.isenabled()
@@ -790,38 +810,70 @@ def parse_files(paths: list[str], opener: Opener = open) -> dict[str, Any]:
     finally:
         if was_enabled:
             gc.enable()
-    return chunk.packed()
+    packed = chunk.packed()
+    if keys is not None:
+        packed["funcs"] = keys.funcs[keys.sent :]
+        packed["funcs_base"], packed["keys_id"] = keys.sent, keys.id
+        keys.sent = len(keys.funcs)
+    return packed
 
 
 def _parse_into(chunk: Chunk, paths: list[str], opener: Opener) -> None:
-    for path in paths:
-        slot = len(chunk.outcomes)
-        snapshot: tuple[int, int, int] | None = None
-        try:
-            if path.endswith(TEMP_SUFFIXES):
-                raise BadProfile("temporary file, still being written (skipped)")
-            _test_hook(path)
-            data, compressed = _read(path, opener)
-            if chunk.interner is not None and data[:1] in (b"{", b"\xfb"):
-                got = chunk.interner.add(data, slot)
-                if got is not None:
-                    n, ne, total_tt, flags = got
+    fast = (
+        opener is open
+        and chunk.interner is not None
+        and hasattr(chunk.interner, "add_paths")
+        and not os.environ.get(CRASH_ENV)  # the test hook stops at a file by name: the per-file path below
+    )
+    i = 0
+    while i < len(paths):
+        if fast:
+            # the compiled decoder reads and decodes a run of files without the GIL, up to one it leaves to the
+            # path below (compressed, not cProfile's shape, unreadable: that path words why)
+            j = i
+            while j < len(paths) and not paths[j].endswith(TEMP_SUFFIXES):
+                j += 1
+            if j > i:
+                slot = len(chunk.outcomes)
+                got = chunk.interner.add_paths(tuple(map(os.fsencode, paths[i:j])), 0, slot)
+                for path, (n, ne, total_tt, flags) in zip(paths[i:], got):
                     chunk.outcomes.append((path, None, n, ne, total_tt, _profiler_of_flags(flags)))
-                    continue
-            chunk.flush()
-            # so that a file failing half-way leaves no rows behind
-            snapshot = (len(chunk.funcs), len(chunk.s_cols), len(chunk.e_cols))
-            stats = _decode_read(data, compressed)
-            try:
-                n, ne, total_tt, profiler = add_dict(chunk, slot, stats)
-            except _OddKey:
-                _rollback(chunk, *snapshot)
-                n, ne, total_tt, profiler = add_dict(chunk, slot, normalize_keys(stats))
-            chunk.outcomes.append((path, None, n, ne, total_tt, profiler))
-        except (BadProfile, OSError, RecursionError, MemoryError) as e:
-            if snapshot is not None:
-                _rollback(chunk, *snapshot)
-            chunk.outcomes.append((path, describe_error(e), 0, 0, math.nan, ""))
+                i += len(got)
+                if i >= len(paths):
+                    break
+        _parse_one(chunk, paths[i], opener)
+        i += 1
+
+
+def _parse_one(chunk: Chunk, path: str, opener: Opener) -> None:
+    """One file by the Python path (the compiled decoder for its bytes where it can take them)."""
+    slot = len(chunk.outcomes)
+    snapshot: tuple[int, int, int] | None = None
+    try:
+        if path.endswith(TEMP_SUFFIXES):
+            raise BadProfile("temporary file, still being written (skipped)")
+        _test_hook(path)
+        data, compressed = _read(path, opener)
+        if chunk.interner is not None and data[:1] in (b"{", b"\xfb"):
+            got = chunk.interner.add(data, slot)
+            if got is not None:
+                n, ne, total_tt, flags = got
+                chunk.outcomes.append((path, None, n, ne, total_tt, _profiler_of_flags(flags)))
+                return
+        chunk.flush()
+        # so that a file failing half-way leaves no rows behind
+        snapshot = (len(chunk.funcs), len(chunk.s_cols), len(chunk.e_cols))
+        stats = _decode_read(data, compressed)
+        try:
+            n, ne, total_tt, profiler = add_dict(chunk, slot, stats)
+        except _OddKey:
+            _rollback(chunk, *snapshot)
+            n, ne, total_tt, profiler = add_dict(chunk, slot, normalize_keys(stats))
+        chunk.outcomes.append((path, None, n, ne, total_tt, profiler))
+    except (BadProfile, OSError, RecursionError, MemoryError) as e:
+        if snapshot is not None:
+            _rollback(chunk, *snapshot)
+        chunk.outcomes.append((path, describe_error(e), 0, 0, math.nan, ""))
 
 
 def _rollback(chunk: Chunk, n_funcs: int, n_s: int, n_e: int) -> None:

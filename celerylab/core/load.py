@@ -34,6 +34,7 @@ def load(
     strict: bool = False,
     progress: bool | None = None,
     name_pattern: str | re.Pattern[str] | None = None,
+    isolate: bool = False,
 ) -> ProfileData:
     """Load profile files into a :class:`ProfileSet`.
 
@@ -45,6 +46,9 @@ def load(
     ``ps.metadata_report``.  ``cache`` (default on) keeps parsed results in Parquet so re-opening is fast:
     ``True`` uses ``$CELERYLAB_CACHE_DIR`` or ``~/.cache/celerylab``, a path uses that folder.
     ``name_pattern`` is a regex with ``(?P<task_name>…)``/``(?P<task_id>…)`` groups for custom file names.
+    ``jobs`` threads parse the files (default: one per CPU); ``isolate=True`` parses them in ``jobs`` separate
+    processes instead (slower to start), so that a file that crashes the parser is named in ``ps.errors`` rather
+    than taking this process down: for files from sources you do not trust.
     """
     pattern = _names.compile_pattern(name_pattern) if name_pattern is not None else None
     found = discover(source)
@@ -59,13 +63,13 @@ def load(
 
             def parse_fresh(files: list[str]) -> Any:
                 fresh.append(len(files))
-                return parse(files, jobs, bar)
+                return parse(files, jobs, bar, isolate)
 
             parsed, unchanged = store.load(found.files, parse_fresh, found)
             bar.cached(len(found.files) - sum(fresh))
             built = store.read_frames(pattern_key) if unchanged else None
         else:
-            parsed = parse(found.files, jobs, bar)
+            parsed = parse(found.files, jobs, bar, isolate)
     finally:
         bar.close()
     if built is None:

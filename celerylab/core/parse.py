@@ -13,6 +13,7 @@ every later load (:func:`shutdown_pool` stops them).
 from __future__ import annotations
 
 import contextlib
+import gc
 import glob
 import mmap
 import multiprocessing as mp
@@ -23,7 +24,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +36,10 @@ from . import decode
 from .sources import read_sidecar
 
 
-def _parse_chunk(paths: list[str], opener: decode.Opener = open) -> tuple[dict[str, Any], list[Any]]:
-    packed = decode.parse_files(paths, opener)
+def _parse_chunk(
+    paths: list[str], opener: decode.Opener = open, keys: decode.Keys | None = None
+) -> tuple[dict[str, Any], list[Any]]:
+    packed = decode.parse_files(paths, opener, keys)
     sidecars = [read_sidecar(sidecar_path(p), opener) if r is None else None for p, r, *_ in packed["outcomes"]]
     return packed, sidecars
 
@@ -359,8 +362,9 @@ def _run_parallel(chunks: list[list[str]], jobs: int, progress: Progress, take: 
             nxt += 1
 
     if jobs <= 1 or len(chunks) <= 1:
+        keys = decode.Keys()  # one interning for every chunk: no key is re-mapped twice
         for c in chunks:
-            take(_parse_chunk(c))
+            take(_parse_chunk(c, keys=keys))
             progress.update(len(c))
         return
     todo = list(range(len(chunks)))
@@ -480,6 +484,7 @@ class Parsed:
     facts: dict[str, bool] | None = None  # rules.column_facts of stats/edges, when the cache knows them
 
 
+_NO_IDS = np.empty(0, dtype=np.int32)
 STAT_COLS = ("profile_id", "func_id", "ncalls", "pcalls", "tottime", "cumtime")
 EDGE_COLS = ("profile_id", "caller_id", "callee_id", "ncalls", "pcalls", "tottime", "cumtime")
 
@@ -499,11 +504,18 @@ class _Merger:
         self.errors: list[tuple[str, str]] = []
         self.s_parts: list[list[np.ndarray]] = [[] for _ in STAT_COLS]
         self.e_parts: list[list[np.ndarray]] = [[] for _ in EDGE_COLS]
+        self.remaps: dict[int, np.ndarray] = {}  # decode.Keys id -> its local ids' global ids so far
 
     def add(self, result: Result) -> None:
         packed, side = result
         index = self.index
         remap = np.array([index.setdefault(k, len(index)) for k in packed["funcs"]], dtype=np.int32)
+        if "keys_id" in packed:  # keys interned across one thread's chunks: only the new ones were sent
+            before = self.remaps.get(packed["keys_id"], _NO_IDS)
+            if len(before) != packed["funcs_base"]:
+                raise RuntimeError("celerylab: a thread's parsed chunks were merged out of order")
+            remap = np.concatenate([before, remap]) if len(before) else remap
+            self.remaps[packed["keys_id"]] = remap
         # slot (position in chunk) -> global profile id, -1 for files that failed
         slot_to_pid = np.full(len(packed["outcomes"]) + 1, -1, dtype=np.int32)
         for slot, ((path, reason, ns, ne, ttt, tool), sc) in enumerate(zip(packed["outcomes"], side)):
@@ -531,7 +543,8 @@ class _Merger:
         packed.clear()
 
     def finish(self) -> Parsed:
-        _release_memory()
+        if sum(p.nbytes for p in self.s_parts[-1]) >= _TRIM_BYTES // 8:
+            _release_memory()
         stats = _concat_columns(
             STAT_COLS, self.s_parts, (np.int32, np.int32, np.int64, np.int64, np.float64, np.float64)
         )
@@ -560,6 +573,9 @@ def _merge(results: Sequence[Result]) -> Parsed:
 
 
 _I32 = np.iinfo(np.int32)
+#: a column at least this big hands the pieces it was joined from back to the OS (malloc_trim walks the whole heap:
+#: ~0.15 ms a call, worth it only where the pieces are large)
+_TRIM_BYTES = 8 << 20
 
 
 def _concat_columns(
@@ -575,7 +591,8 @@ def _concat_columns(
             dt = np.int32  # call counts fit in 32 bits in practice: half the memory (exact sums use int64)
         out[name] = np.concatenate(col).astype(dt, copy=False) if col else np.empty(0, dtype=dt)
         col.clear()  # free each column's pieces as soon as it is joined ...
-        _release_memory()  # ... and hand them back to the OS, so the peak stays near the final size
+        if out[name].nbytes >= _TRIM_BYTES:
+            _release_memory()  # ... and hand them back to the OS, so the peak stays near the final size
     return out
 
 
@@ -596,7 +613,52 @@ def _release_memory() -> None:
 _malloc_trim: Any = None
 
 
-def parse(files: list[str], jobs: int, bar: Progress) -> Parsed:
+def _run_threads(chunks: list[list[str]], jobs: int, progress: Progress, take: Callable[[Result], None]) -> None:
+    """Parse chunks in ``jobs`` threads of this process and hand each result to ``take`` in chunk order, as soon
+    as it and every chunk before it are done.  The compiled decoder walks a file's bytes and writes its columns
+    without the GIL (each chunk has its own interner), so the threads decode in parallel; the GIL is taken for a
+    function key a chunk has not met, and for the little Python around each file."""
+    # one switch for the whole load: parse_files leaves the collector as it finds it, which threads would race on
+    was_enabled = gc.isenabled()
+    gc.disable()
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="celerylab-parse")
+    local = threading.local()
+
+    def work(paths: list[str]) -> Result:
+        # each thread interns keys across the chunks it takes (in chunk order, as the merge joins them)
+        keys = getattr(local, "keys", None)
+        if keys is None:
+            keys = local.keys = decode.Keys()
+        return _parse_chunk(paths, keys=keys)
+
+    try:
+        futures = [pool.submit(work, c) for c in chunks]
+        for c, fut in zip(chunks, futures):
+            take(fut.result())
+            progress.update(len(c))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # an error or an interrupt: chunks not started are dropped
+        if was_enabled:
+            gc.enable()
+
+
+def _thread_chunks(files: list[str], jobs: int) -> list[list[str]]:
+    """Chunks for the threads: few (each chunk interns its function keys once, and the merge re-maps them), yet
+    enough that the threads finish together and the merge of the first overlaps the parsing of the rest."""
+    if not files:
+        return []
+    n = max(1, min(len(files) // 16, jobs * 4))
+    size = -(-len(files) // n)
+    return [files[i : i + size] for i in range(0, len(files), size)]
+
+
+def parse(files: list[str], jobs: int, bar: Progress, isolate: bool = False) -> Parsed:
+    """Parse ``files`` with ``jobs`` threads of this process, or, when ``isolate``, ``jobs`` worker processes."""
     merger = _Merger()
-    _run_parallel(_chunks(files, jobs), jobs, bar, merger.add)
+    if jobs <= 1:
+        _run_parallel(_chunks(files, 1), 1, bar, merger.add)
+    elif isolate:
+        _run_parallel(_chunks(files, jobs), jobs, bar, merger.add)
+    else:
+        _run_threads(_thread_chunks(files, jobs), jobs, bar, merger.add)
     return merger.finish()

@@ -171,7 +171,7 @@ def test_a_file_that_kills_its_parser_process_is_named_and_nothing_else_is_lost(
     # hands the variable to its worker processes, which start clean (they do not fork the test process)
     monkeypatch.setenv(_pstats.CRASH_ENV, str(killer))
     with pytest.warns(UserWarning, match="1 file"):
-        ps = cl.load(tmp_path, cache=False, jobs=2)
+        ps = cl.load(tmp_path, cache=False, jobs=2, isolate=True)
     assert ps.errors.to_dict("records") == [
         {"path": str(killer), "reason": "the parser process crashed on this file (hostile or corrupt data)"}
     ]
@@ -181,7 +181,7 @@ def test_a_file_that_kills_its_parser_process_is_named_and_nothing_else_is_lost(
     assert len(cl.load(str(killer), cache=False, jobs=1)) == 1
     # and the pool that lost a worker is replaced: a later parallel load of everything works
     monkeypatch.delenv(_pstats.CRASH_ENV)
-    ps = cl.load(tmp_path, cache=False, jobs=2)
+    ps = cl.load(tmp_path, cache=False, jobs=2, isolate=True)
     assert len(ps) == 17 and not len(ps.errors)
 
 

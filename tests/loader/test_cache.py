@@ -23,9 +23,9 @@ def parsed_files(monkeypatch):
     seen: list[str] = []
     real = load_mod.parse
 
-    def spy(files, jobs, bar):
+    def spy(files, jobs, bar, isolate=False):
         seen.extend(files)
-        return real(files, jobs, bar)
+        return real(files, jobs, bar, isolate)
 
     monkeypatch.setattr(load_mod, "parse", spy)
     return seen

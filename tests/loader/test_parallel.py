@@ -1,4 +1,5 @@
-"""Parallel loading never forks the caller: no inherited connections, locks or after-fork hooks, no hang."""
+"""Parallel loading in isolated processes (``isolate=True``) never forks the caller: no inherited connections, locks
+or after-fork hooks, no hang."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def test_load_after_celery_and_kombu_connections_over_redis_and_rabbitmq(tmp_pat
             conn.default_channel.queue_declare(queue="celerylab-test-parallel", auto_delete=True)
             conns.append(conn)
         for _ in range(2):  # the first load starts the workers, the second reuses them
-            ps = cl.load(tmp_path / "profiles", jobs=4, cache=False)
+            ps = cl.load(tmp_path / "profiles", jobs=4, cache=False, isolate=True)
             assert ps.profiles["path"].tolist() == paths
             assert ps.to_pstats_dict() == pstats.Stats(*paths).stats
         # the connections of the test process still work
@@ -72,11 +73,11 @@ def test_load_after_celery_and_kombu_connections_over_redis_and_rabbitmq(tmp_pat
 def test_worker_processes_are_started_once_and_reused(tmp_path):
     make_set(tmp_path, 24, with_sidecars=False)
     parse.shutdown_pool()
-    cl.load(tmp_path, jobs=2, cache=False)
+    cl.load(tmp_path, jobs=2, cache=False, isolate=True)
     pool = parse._POOL
     assert pool is not None
     first = set(pool._processes)
-    cl.load(tmp_path, jobs=2, cache=False)
+    cl.load(tmp_path, jobs=2, cache=False, isolate=True)
     assert parse._POOL is pool and set(pool._processes) == first
     assert os.getpid() not in first
     # not forks of the caller: children of the forkserver (or spawned), never of this process
@@ -96,7 +97,7 @@ def test_a_script_without_a_main_guard_loads_in_parallel(tmp_path):
             f"""
             import celerylab as cl
             print("script body ran", flush=True)
-            ps = cl.load({str(tmp_path / "profiles")!r}, jobs=2, cache=False)
+            ps = cl.load({str(tmp_path / "profiles")!r}, jobs=2, cache=False, isolate=True)
             print("loaded", len(ps), flush=True)
             """
         )
@@ -115,7 +116,7 @@ def test_a_load_with_another_number_of_jobs_replaces_the_pool_without_breaking_o
 
     def run(jobs: int) -> None:
         try:
-            results.append((jobs, cl.load(tmp_path, jobs=jobs, cache=False).to_pstats_dict() == ref))
+            results.append((jobs, cl.load(tmp_path, jobs=jobs, cache=False, isolate=True).to_pstats_dict() == ref))
         except Exception as e:  # reported below
             results.append((jobs, e))
 
@@ -133,11 +134,11 @@ def test_a_worker_killed_between_loads_is_replaced(tmp_path):
     import time
 
     paths = make_set(tmp_path, 32, with_sidecars=False)
-    cl.load(tmp_path, jobs=2, cache=False)
+    cl.load(tmp_path, jobs=2, cache=False, isolate=True)
     victim = next(iter(parse._POOL._processes))
     os.kill(victim, signal.SIGKILL)
     time.sleep(0.2)
-    ps = cl.load(tmp_path, jobs=2, cache=False)
+    ps = cl.load(tmp_path, jobs=2, cache=False, isolate=True)
     assert ps.profiles["path"].tolist() == paths and not len(ps.errors)
     assert victim not in parse._POOL._processes
     parse.shutdown_pool()
@@ -159,7 +160,7 @@ def test_workers_hand_columns_back_through_shared_memory_and_nothing_is_left_the
         return real(packed)
 
     monkeypatch.setattr(parse, "_from_shm", spy)
-    ps = cl.load(tmp_path, jobs=2, cache=False)
+    ps = cl.load(tmp_path, jobs=2, cache=False, isolate=True)
     ref = cl.load(tmp_path, jobs=1, cache=False)
     assert len(seen) >= 2  # every chunk came back that way
     assert all(os.path.basename(p).startswith(f"{parse._SHM_PREFIX}{os.getpid()}-") for p in seen)
@@ -211,7 +212,7 @@ def test_the_shared_memory_of_a_dead_parent_is_removed_by_the_next_pool(tmp_path
     stale.write_bytes(b"x" * 64)
     parse.shutdown_pool()
     make_set(tmp_path, n=8)
-    cl.load(tmp_path, jobs=2, cache=False)
+    cl.load(tmp_path, jobs=2, cache=False, isolate=True)
     assert not stale.exists()
 
 
@@ -226,7 +227,7 @@ def test_a_parser_process_that_dies_leaves_no_shared_memory_behind(tmp_path, mon
         killer.write_bytes(Path(good[0]).read_bytes())
         monkeypatch.setenv(decode.CRASH_ENV, str(killer))
         with pytest.warns(UserWarning, match="1 file"):
-            ps = cl.load(tmp_path, jobs=2, cache=False)
+            ps = cl.load(tmp_path, jobs=2, cache=False, isolate=True)
         assert len(ps) == 60 + i
         assert _my_shm_files() == []
         monkeypatch.setenv(decode.CRASH_ENV, "")

@@ -1,0 +1,178 @@
+"""Parallel loading in threads (the default for ``jobs`` > 1): the compiled decoder reads and decodes runs of files
+without the GIL; every frame equals a one-thread load's and the isolated processes', in the same order."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pstats
+import shutil
+import threading
+
+import pandas as pd
+import pytest
+
+import celerylab as cl
+from celerylab.core import _cdecode, decode, parse
+from celerylab.testing import FakeClock, write_corpus
+
+from .conftest import make_set
+
+
+def _pure_inner(n: int) -> int:
+    return n * 2
+
+
+def _pure_outer(n: int) -> int:
+    return sum(_pure_inner(i) for i in range(n))
+
+
+def _mixed_folder(tmp_path) -> tuple[str, list[str]]:
+    """Files the compiled decoder takes in runs, and between them files it leaves to the Python path: gzip, the
+    pure-Python ``profile`` module's format, a bad file, a temporary file, an empty file."""
+    folder = tmp_path / "mixed"
+    good = make_set(folder, 24)
+    write_corpus(str(folder / "syn"), 40, n_functions=200, n_edges=500, seed=11)
+    with open(good[3], "rb") as f:
+        data = f.read()
+    with gzip.open(folder / "m-zipped.prof.gz", "wb") as f:
+        f.write(data)
+    import profile
+
+    p = profile.Profile(timer=FakeClock())
+    p.runcall(_pure_outer, 5)
+    p.dump_stats(str(folder / "n-pure.prof"))
+    (folder / "o-bad.prof").write_bytes(b"{garbage")
+    (folder / "p-empty.prof").write_bytes(b"")
+    shutil.copy(good[5], folder / "q-writing.prof.tmp")
+    return str(folder), good
+
+
+def _frames(ps) -> dict[str, pd.DataFrame]:
+    return {k: getattr(ps, k).reset_index(drop=True) for k in ("profiles", "functions", "stats", "edges", "errors")}
+
+
+def test_threads_equal_one_thread_and_isolated_processes_frame_by_frame(tmp_path):
+    folder, _ = _mixed_folder(tmp_path)
+    with pytest.warns(UserWarning):
+        one = _frames(cl.load(folder, jobs=1, cache=False))
+    assert len(one["errors"]) == 3  # the bad, the empty and the temporary file: named, nothing else lost
+    for jobs in (2, 3):
+        with pytest.warns(UserWarning):
+            threads = _frames(cl.load(folder, jobs=jobs, cache=False))
+        for name, frame in one.items():
+            pd.testing.assert_frame_equal(threads[name], frame, check_exact=True, obj=f"jobs={jobs} {name}")
+    with pytest.warns(UserWarning):
+        isolated = _frames(cl.load(folder, jobs=2, cache=False, isolate=True))
+    for name, frame in one.items():
+        pd.testing.assert_frame_equal(isolated[name], frame, check_exact=True, obj=f"isolated {name}")
+    loaded = [p for p in one["profiles"]["path"] if not p.endswith(".gz")]  # pstats reads no gzip
+    assert pstats.Stats(*loaded).stats == cl.load(loaded, jobs=2, cache=False).to_pstats_dict()
+
+
+def test_thread_chunks_share_their_threads_keys_and_the_merge_maps_each_key_once(tmp_path, monkeypatch):
+    paths = sorted(write_corpus(str(tmp_path / "syn"), 200, n_functions=150, n_edges=400, seed=4))
+    sent: list[int] = []
+    real = parse._parse_chunk
+
+    def spy(paths, opener=open, keys=None):
+        out = real(paths, opener, keys)
+        sent.append(len(out[0]["funcs"]))
+        return out
+
+    monkeypatch.setattr(parse, "_parse_chunk", spy)
+    ps = cl.load(paths, jobs=2, cache=False)
+    chunks = parse._thread_chunks(paths, 2)
+    assert len(sent) == len(chunks) > 2
+    # each of the two threads sends a key once, whatever number of its chunks hold it
+    assert len(ps.functions) <= sum(sent) <= 2 * len(ps.functions)
+    assert ps.to_pstats_dict() == pstats.Stats(*paths).stats
+
+
+def test_merging_a_threads_chunks_out_of_order_is_refused():
+    keys = decode.Keys()
+    a = decode.parse_files([], keys=keys)
+    b = decode.parse_files([], keys=keys)
+    b["funcs_base"] = 5  # as if a chunk of this thread had been skipped
+    merger = parse._Merger()
+    merger.add((a, []))
+    with pytest.raises(RuntimeError, match="out of order"):
+        merger.add((b, []))
+    assert b["keys_id"] == keys.id
+
+
+@pytest.mark.skipif(_cdecode is None or not hasattr(_cdecode.Interner, "add_paths"), reason="compiled decoder")
+def test_add_paths_decodes_as_add_and_stops_before_a_file_it_leaves_to_python(tmp_path):
+    paths = sorted(write_corpus(str(tmp_path / "syn"), 6, n_functions=80, n_edges=200, seed=2))
+    gz = str(tmp_path / "c.prof.gz")
+    with open(paths[2], "rb") as f, gzip.open(gz, "wb") as g:
+        g.write(f.read())
+    order = [*paths[:2], gz, *paths[2:]]
+    f1, i1 = [], {}
+    one = _cdecode.Interner(f1, i1)
+    got = one.add_paths(tuple(map(os.fsencode, order)), 0, 0)
+    assert len(got) == 2  # stopped at the gzip file, nothing of it taken
+    got += one.add_paths(tuple(map(os.fsencode, order)), 3, 3)
+    f2, i2 = [], {}
+    ref = _cdecode.Interner(f2, i2)
+    want = []
+    for slot, p in enumerate(order):
+        if p != gz:
+            with open(p, "rb") as f:
+                want.append(ref.add(f.read(), slot))
+    assert got == want and f1 == f2
+    a, b = one.take(), ref.take()
+    assert [bytes(x) for x in a[0]] == [bytes(x) for x in b[0]] and a[1:] == b[1:]
+    # unreadable and missing files stop the run as well (the Python path words why)
+    assert one.add_paths((os.fsencode(str(tmp_path / "missing.prof")),), 0, 9) == []
+    assert one.add_paths((os.fsencode(str(tmp_path)),), 0, 9) == []  # a directory
+    assert one.pending() == 0
+
+
+@pytest.mark.skipif(_cdecode is None, reason="compiled decoder")
+def test_an_interner_is_used_by_one_thread_at_a_time(tmp_path):
+    # a big file keeps add() busy without the GIL; the other thread's calls on the same interner are refused
+    big = str(tmp_path / "big.prof")
+    (made,) = write_corpus(str(tmp_path / "w"), 1, n_functions=60000, n_edges=240000, seed=1, with_sidecars=False)
+    shutil.move(made, big)
+    with open(big, "rb") as f:
+        data = f.read()
+    funcs: list = []
+    t = _cdecode.Interner(funcs, {})
+    refused: list[str] = []
+    started = threading.Event()
+
+    def other() -> None:
+        started.wait()
+        for _ in range(200000):
+            try:
+                t.pending()
+            except RuntimeError as e:
+                refused.append(str(e))
+                return
+
+    th = threading.Thread(target=other)
+    th.start()
+    for slot in range(5):
+        started.set()
+        assert t.add(data, slot) is not None
+        if refused:
+            break
+    th.join()
+    assert refused and "in use by another thread" in refused[0]
+    # the refused calls changed nothing: every add that ran is in the columns, each key interned once
+    assert t.take()[1] == (slot + 1) * len(funcs)
+    assert len(funcs) == len(set(funcs))
+
+
+def test_threads_leave_the_collector_as_they_found_it(tmp_path):
+    make_set(tmp_path / "p", 12)
+    import gc
+
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            cl.load(tmp_path / "p", jobs=2, cache=False)
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
