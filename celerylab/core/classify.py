@@ -84,23 +84,19 @@ def _builtin_module(name: str) -> str:
 
 
 def classify(files: pd.Series, names: pd.Series, prefixes: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray]:
-    """``(module, kind)`` arrays for functions given by ``files``/``names``."""
+    """``(module, kind)`` arrays for functions given by ``files``/``names``: each distinct source file is judged
+    once (a file's module and kind do not depend on the function), and each distinct builtin name once."""
     prefixes = sorted({p for p in prefixes if p} or default_prefixes(), key=len, reverse=True)
     roots = sorted({p for p in sys.path if p}, key=len, reverse=True)
-    modules = []
-    kinds = []
-    seen: dict[str, tuple[str, str]] = {}  # a file's module and kind do not depend on the function: judged once
-    for f, n in zip(files.tolist(), names.tolist()):
-        if f == "~":
-            modules.append(_builtin_module(n))
-            kinds.append("builtin")
-            continue
-        known = seen.get(f)
-        if known is None:
-            known = seen[f] = _classify_file(f, prefixes, roots)
-        modules.append(known[0])
-        kinds.append(known[1])
-    return np.array(modules, dtype=object), np.array(kinds, dtype=object)
+    file_codes, file_values = pd.factorize(files, use_na_sentinel=False)
+    judged = [("", "builtin") if f == "~" else _classify_file(f, prefixes, roots) for f in file_values]
+    modules = np.array([m for m, _ in judged] or [""], dtype=object)[file_codes]
+    kinds = np.array([k for _, k in judged] or [""], dtype=object)[file_codes]
+    builtin = np.flatnonzero(np.asarray(files == "~", dtype=bool))
+    if len(builtin):
+        name_codes, name_values = pd.factorize(names.iloc[builtin], use_na_sentinel=False)
+        modules[builtin] = np.array([_builtin_module(n) for n in name_values], dtype=object)[name_codes]
+    return modules, kinds
 
 
 def _classify_file(f: str, prefixes: list[str], roots: list[str]) -> tuple[str, str]:

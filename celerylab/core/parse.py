@@ -643,11 +643,12 @@ def _run_threads(chunks: list[list[str]], jobs: int, progress: Progress, take: C
 
 
 def _thread_chunks(files: list[str], jobs: int) -> list[list[str]]:
-    """Chunks for the threads: few (each chunk interns its function keys once, and the merge re-maps them), yet
-    enough that the threads finish together and the merge of the first overlaps the parsing of the rest."""
+    """Chunks for the threads: enough that the threads finish together and the merge of the first overlaps the
+    parsing of the rest (a thread interns keys across its chunks, so more chunks cost the merge nothing), at most
+    256 files each so that the progress bar moves, at least 16."""
     if not files:
         return []
-    n = max(1, min(len(files) // 16, jobs * 4))
+    n = max(1, min(len(files) // 16, max(jobs * 4, -(-len(files) // 256))))
     size = -(-len(files) // n)
     return [files[i : i + size] for i in range(0, len(files), size)]
 
