@@ -201,15 +201,17 @@ def _killer():
 
             from celerylab.core import decode
 
-            real = decode._read  # both decoders (compiled and Python) read through it
+            real = decode.parse_files  # every file a worker parses goes through it (the compiled decoder reads
+            # runs of local files itself, so the hook looks at each file before the parse does)
 
-            def dying(path, opener=open):
-                data, compressed = real(path, opener)
-                if b"KILLME" in data:
-                    _os._exit(1)
-                return data, compressed
+            def dying(paths, opener=open, keys=None):
+                for path in paths:
+                    with opener(path, "rb") as f:
+                        if b"KILLME" in f.read():
+                            _os._exit(1)
+                return real(paths, opener, keys)
 
-            decode._read = dying
+            decode.parse_files = dying
 
     return Killer()
 
