@@ -137,6 +137,7 @@ typedef struct {
     Cols cols; /* the chunk's columns (Interner.add appends, Interner.take hands them over) */
     int busy;  /* add() is running (with the GIL released for part of it): one thread at a time */
     Vec file;  /* add_paths: the bytes of the file being decoded */
+    int32_t n_ids; /* ids given out: funcs holds the first ones, sync() makes the Python keys of the rest */
 } Interner;
 
 static int table_rebuild(Interner *t, size_t nslots) {
@@ -180,104 +181,128 @@ static int32_t lookup_key(const Interner *t, const Str *f, int64_t line, const S
     return -1;
 }
 
-static int32_t intern_key(Interner *t, const Str *f, int64_t line, const Str *n, uint64_t h) {
-    size_t j;
-    int32_t found = lookup_key(t, f, line, n, h, &j);
-    if (found >= 0) return found;
-    /* a miss: the Python key, and its id */
-    PyObject *fs = PyUnicode_DecodeUTF8(f->p, f->len, "surrogatepass");
-    if (!fs) {
-        PyErr_Clear();
-        return -2;
-    }
-    /* one str object per source file, shared by its functions' keys: pickled once per chunk, hashed once */
-    PyObject *same = PyDict_GetItemWithError(t->files, fs); /* borrowed */
-    if (same) {
-        Py_INCREF(same);
-        Py_DECREF(fs);
-        fs = same;
-    } else if (PyErr_Occurred() || PyDict_SetItem(t->files, fs, fs) < 0) {
-        Py_DECREF(fs);
-        return -1;
-    }
-    PyObject *ns = PyUnicode_DecodeUTF8(n->p, n->len, "surrogatepass");
-    if (!ns) {
-        Py_DECREF(fs);
-        PyErr_Clear();
-        return -2;
-    }
-    PyObject *ln = PyLong_FromLongLong(line);
-    PyObject *key = ln ? PyTuple_Pack(3, fs, ln, ns) : NULL;
-    Py_DECREF(fs);
-    Py_DECREF(ns);
-    Py_XDECREF(ln);
-    if (!key) return -1;
-    int32_t id;
-    PyObject *have = PyDict_GetItemWithError(t->index, key);
-    if (have) {
-        long v = PyLong_AsLong(have);
-        if (v == -1 && PyErr_Occurred()) {
-            Py_DECREF(key);
-            return -1;
+/* text that PyUnicode_DecodeUTF8(..., "surrogatepass") decodes: UTF-8, where the surrogates U+D800..U+DFFF are
+ * allowed as marshal writes them (three bytes ED A0..BF xx) */
+static int utf8_ok(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return 0;
+            i += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80) return 0;
+            if (c == 0xE0 && s[i + 1] < 0xA0) return 0; /* overlong */
+            i += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (i + 3 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80 || (s[i + 3] & 0xC0) != 0x80)
+                return 0;
+            if ((c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] > 0x8F)) return 0;
+            i += 4;
+        } else {
+            return 0;
         }
-        id = (int32_t)v;
-    } else {
-        if (PyErr_Occurred()) {
-            Py_DECREF(key);
-            return -1;
-        }
-        Py_ssize_t nf = PyList_Size(t->funcs);
-        if (nf < 0 || nf >= INT32_MAX) {
-            Py_DECREF(key);
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_OverflowError, "too many functions in one chunk");
-            return -1;
-        }
-        PyObject *idobj = PyLong_FromSsize_t(nf);
-        if (!idobj || PyList_Append(t->funcs, key) < 0 || PyDict_SetItem(t->index, key, idobj) < 0) {
-            Py_XDECREF(idobj);
-            Py_DECREF(key);
-            return -1;
-        }
-        Py_DECREF(idobj);
-        id = (int32_t)nf;
     }
-    Py_DECREF(key);
-    /* into the C table */
+    return 1;
+}
+
+/* A key the chunk has not met gets the next id in the C table only (no Python object: no GIL); sync() makes its
+ * Python tuple later.  -1: out of memory or of ids; -2: text the Python path must word (nothing changed). */
+static int32_t new_key(Interner *t, const Str *f, int64_t line, const Str *n, uint64_t h, size_t j) {
+    if (!utf8_ok((const unsigned char *)f->p, f->len) || !utf8_ok((const unsigned char *)n->p, n->len)) return -2;
+    if (t->n_ids >= INT32_MAX) return -1;
     size_t need = (size_t)f->len + n->len;
     if (t->arena_n + need > t->arena_cap) {
         size_t cap = t->arena_cap ? t->arena_cap : 1 << 16;
         while (cap < t->arena_n + need) cap *= 2;
         char *a = realloc(t->arena, cap);
-        if (!a) {
-            PyErr_NoMemory();
-            return -1;
-        }
+        if (!a) return -1;
         t->arena = a;
         t->arena_cap = cap;
     }
     Entry *e = vec_push(&t->entries);
-    if (!e) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    if (!e) return -1;
     e->h = h;
     e->line = line;
     e->off = t->arena_n;
     e->flen = f->len;
     e->nlen = n->len;
-    e->id = id;
+    e->id = t->n_ids++;
     memcpy(t->arena + t->arena_n, f->p, f->len);
     memcpy(t->arena + t->arena_n + f->len, n->p, n->len);
     t->arena_n += need;
     if (t->entries.n * 2 > t->nslots) {
         if (table_rebuild(t, t->nslots * 2)) {
-            PyErr_NoMemory();
+            t->entries.n--; /* the table still holds every other entry */
+            t->n_ids--;
+            t->arena_n -= need;
             return -1;
         }
     } else {
         t->slots[j] = (int32_t)(t->entries.n - 1);
     }
-    return id;
+    return e->id;
+}
+
+/* forget the C table's keys with an id >= n (no Python object: no GIL); 0, or -1 out of memory */
+static int forget_ids(Interner *t, int32_t n) {
+    size_t w = 0;
+    for (size_t i = 0; i < t->entries.n; i++) {
+        Entry e = VEC_AT(t->entries, Entry, i);
+        if (e.id < n) VEC_AT(t->entries, Entry, w++) = e;
+    }
+    if (t->n_ids > n) t->n_ids = n;
+    if (w == t->entries.n) return 0;
+    t->entries.n = w;
+    return table_rebuild(t, t->nslots);
+}
+
+/* the Python keys (file, line, name) of the ids the C table gave out since the last sync, appended to funcs and
+ * index in id order (with the GIL); 0, or -1 with a Python error */
+static int sync_keys(Interner *t) {
+    Py_ssize_t have = PyList_Size(t->funcs);
+    if (have < 0) return -1;
+    if (have >= t->n_ids) return 0;
+    size_t first = t->entries.n;
+    while (first > 0 && VEC_AT(t->entries, Entry, first - 1).id >= have) first--;
+    for (size_t i = first; i < t->entries.n; i++) {
+        const Entry *e = &VEC_AT(t->entries, Entry, i);
+        if (e->id != have) {
+            PyErr_SetString(PyExc_RuntimeError, "celerylab: the interner's ids are out of step with its keys");
+            return -1;
+        }
+        PyObject *fs = PyUnicode_DecodeUTF8(t->arena + e->off, e->flen, "surrogatepass");
+        if (!fs) return -1;
+        /* one str object per source file, shared by its functions' keys: pickled once per chunk, hashed once */
+        PyObject *same = PyDict_GetItemWithError(t->files, fs); /* borrowed */
+        if (same) {
+            Py_INCREF(same);
+            Py_DECREF(fs);
+            fs = same;
+        } else if (PyErr_Occurred() || PyDict_SetItem(t->files, fs, fs) < 0) {
+            Py_DECREF(fs);
+            return -1;
+        }
+        PyObject *ns = PyUnicode_DecodeUTF8(t->arena + e->off + e->flen, e->nlen, "surrogatepass");
+        PyObject *ln = ns ? PyLong_FromLongLong(e->line) : NULL;
+        PyObject *key = ln ? PyTuple_Pack(3, fs, ln, ns) : NULL;
+        Py_DECREF(fs);
+        Py_XDECREF(ns);
+        Py_XDECREF(ln);
+        if (!key) return -1;
+        PyObject *idobj = PyLong_FromSsize_t(have);
+        int known = idobj ? PyDict_Contains(t->index, key) : -1;
+        int bad = known != 0 || PyDict_SetItem(t->index, key, idobj) < 0 || PyList_Append(t->funcs, key) < 0;
+        if (known == 1)
+            PyErr_SetString(PyExc_RuntimeError, "celerylab: a key the interner gave a new id was already known");
+        Py_XDECREF(idobj);
+        Py_DECREF(key);
+        if (bad) return -1;
+        have++;
+    }
+    return 0;
 }
 
 /* forget every function with an id >= n: in funcs, index and the C table (a file that failed half-way) */
@@ -289,18 +314,59 @@ static int truncate_to(Interner *t, Py_ssize_t n) {
         if (!k || PyDict_DelItem(t->index, k) < 0) return -1;
     }
     if (n < nf && PyList_SetSlice(t->funcs, n, nf, NULL) < 0) return -1;
-    size_t w = 0;
-    for (size_t i = 0; i < t->entries.n; i++) {
-        Entry e = VEC_AT(t->entries, Entry, i);
-        if (e.id < n) VEC_AT(t->entries, Entry, w++) = e;
+    if (forget_ids(t, (int32_t)n)) {
+        PyErr_NoMemory();
+        return -1;
     }
-    if (w != t->entries.n) {
-        t->entries.n = w;
-        if (table_rebuild(t, t->nslots)) {
+    return 0;
+}
+
+/* the keys the Python path added to funcs[start:] (it has every earlier key: sync() ran before it), into the C
+ * table with their ids, so that the compiled path finds them without looking at the Python dict */
+static int register_keys(Interner *t, Py_ssize_t start) {
+    Py_ssize_t nf = PyList_Size(t->funcs);
+    if (nf < 0) return -1;
+    if (start != t->n_ids || nf > INT32_MAX) {
+        PyErr_SetString(PyExc_RuntimeError, "celerylab: register() needs the interner in step with funcs");
+        return -1;
+    }
+    for (Py_ssize_t i = start; i < nf; i++) {
+        PyObject *k = PyList_GetItem(t->funcs, i); /* borrowed */
+        t->n_ids = (int32_t)i + 1;
+        if (!k || !PyTuple_Check(k) || PyTuple_Size(k) != 3) continue;
+        PyObject *f = PyTuple_GetItem(k, 0), *l = PyTuple_GetItem(k, 1), *n = PyTuple_GetItem(k, 2);
+        if (!PyUnicode_Check(f) || !PyUnicode_Check(n) || !PyLong_Check(l)) continue;
+        int overflow = 0;
+        long long line = PyLong_AsLongLongAndOverflow(l, &overflow);
+        if (overflow || (line == -1 && PyErr_Occurred())) { /* no file can give the compiled path this key */
+            PyErr_Clear();
+            continue;
+        }
+        PyObject *fb = PyUnicode_AsEncodedString(f, "utf-8", "surrogatepass");
+        PyObject *nb = fb ? PyUnicode_AsEncodedString(n, "utf-8", "surrogatepass") : NULL;
+        if (!nb) {
+            Py_XDECREF(fb);
+            return -1;
+        }
+        Str fs = {PyBytes_AsString(fb), (uint32_t)PyBytes_Size(fb), 0}, ns = {PyBytes_AsString(nb), (uint32_t)PyBytes_Size(nb), 0};
+        fs.h = hash_bytes(fs.p, fs.len);
+        ns.h = hash_bytes(ns.p, ns.len);
+        size_t j;
+        uint64_t h = key_hash(fs.h, line, ns.h);
+        int32_t rc = 0;
+        if (lookup_key(t, &fs, line, &ns, h, &j) < 0) {
+            t->n_ids = (int32_t)i; /* new_key gives it the id i */
+            rc = new_key(t, &fs, line, &ns, h, j);
+            t->n_ids = (int32_t)i + 1;
+        }
+        Py_DECREF(fb);
+        Py_DECREF(nb);
+        if (rc == -1) {
             PyErr_NoMemory();
             return -1;
         }
     }
+    t->n_ids = (int32_t)nf;
     return 0;
 }
 
@@ -733,9 +799,9 @@ typedef struct {
 } Added;
 
 /* Decodes one file's bytes and appends its rows to the chunk's columns as profile ``slot``.  Called WITHOUT the
- * GIL: ``*ts`` is the caller's saved thread state, through which the GIL is taken back only to intern keys this
- * chunk has not met (and to undo them), then released again.  1: decoded (``out`` filled); 0: not the shape
- * cProfile writes, nothing changed; -1: a Python error is set.  The GIL is released again on every return. */
+ * GIL, and never takes it: a key this chunk has not met gets its id in the C table, and its Python tuple from the
+ * next sync() (``*ts``, the caller's saved thread state, is used only to set a MemoryError).  1: decoded (``out``
+ * filled); 0: not the shape cProfile writes, nothing changed; -1: a Python error is set (the GIL released). */
 static int add_bytes(Interner *t, const unsigned char *p, size_t len, int32_t slot, PyThreadState **ts, Added *out) {
     t->refs.n = t->keys.n = t->rows.n = t->edges.n = 0;
     P ps = {p, p + len, t};
@@ -744,15 +810,25 @@ static int add_bytes(Interner *t, const unsigned char *p, size_t len, int32_t sl
     Key *keys = (Key *)t->keys.p;
     Row *rows = (Row *)t->rows.p;
     Edge *edges = (Edge *)t->edges.p;
-    /* the keys this chunk already knows come from its C table; the others are interned with the GIL */
-    int misses = 0, flags = 0;
-    int32_t max_id = -1;
-    for (size_t i = 0; i < t->keys.n; i++) {
-        Key *k = &keys[i];
-        size_t unused;
-        k->id = lookup_key(t, &k->f, k->line, &k->n, key_hash(k->f.h, k->line, k->n.h), &unused);
-        misses += k->id < 0;
-        if (k->id > max_id) max_id = k->id;
+    int flags = 0;
+    int32_t max_id = -1, first_new = t->n_ids;
+    /* the file's own keys first, then callers that are not among them (the Python path's order of new ids) */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t count = pass == 0 ? nr : ne;
+        for (size_t i = 0; i < count; i++) {
+            Key *k = &keys[pass == 0 ? rows[i].key : edges[i].key];
+            if (k->id < 0) {
+                size_t j;
+                uint64_t h = key_hash(k->f.h, k->line, k->n.h);
+                k->id = lookup_key(t, &k->f, k->line, &k->n, h, &j);
+                if (k->id < 0) {
+                    k->id = new_key(t, &k->f, k->line, &k->n, h, j);
+                    if (k->id == -1) goto nomem;
+                    if (k->id == -2) goto undo;
+                }
+            }
+            if (k->id > max_id) max_id = k->id;
+        }
     }
     for (size_t i = 0; i < nr; i++) {
         const Key *k = &keys[rows[i].key];
@@ -760,26 +836,6 @@ static int add_bytes(Interner *t, const unsigned char *p, size_t len, int32_t sl
         if (k->line == 0 && k->f.len == 1 && k->f.p[0] == '~' &&
             (starts(&k->n, "<built-in") || starts(&k->n, "<method ")))
             flags |= FLAG_BUILTIN;
-    }
-    Py_ssize_t n_before = -1;
-    if (misses) {
-        PyEval_RestoreThread(*ts);
-        n_before = PyList_Size(t->funcs);
-        if (n_before < 0) goto fail_gil;
-        /* the file's own keys first, then callers that are not among them (the Python path's order) */
-        for (int pass = 0; pass < 2; pass++) {
-            size_t count = pass == 0 ? nr : ne;
-            for (size_t i = 0; i < count; i++) {
-                Key *k = &keys[pass == 0 ? rows[i].key : edges[i].key];
-                if (k->id >= 0) continue;
-                int32_t id = intern_key(t, &k->f, k->line, &k->n, key_hash(k->f.h, k->line, k->n.h));
-                if (id == -1) goto fail_gil;
-                if (id == -2) goto undo_gil;
-                k->id = id;
-                if (id > max_id) max_id = id;
-            }
-        }
-        *ts = PyEval_SaveThread();
     }
     /* a key twice in the file, or a caller twice for one function: marshal.loads would keep one; not ours */
     if (stamp_reserve(t, (size_t)max_id + 1)) goto nomem;
@@ -812,26 +868,12 @@ static int add_bytes(Interner *t, const unsigned char *p, size_t len, int32_t sl
     out->flags = flags;
     return 1;
 undo:
-    if (n_before < 0) return 0; /* nothing was interned */
-    PyEval_RestoreThread(*ts);
-undo_gil:
-    if (truncate_to(t, n_before) < 0) {
-        *ts = PyEval_SaveThread();
-        return -1;
-    }
-    *ts = PyEval_SaveThread();
+    if (forget_ids(t, first_new)) goto nomem;
     return 0;
 nomem:
+    forget_ids(t, first_new); /* best effort: the columns were not touched */
     PyEval_RestoreThread(*ts);
     PyErr_NoMemory();
-fail_gil:
-    if (!PyErr_Occurred()) PyErr_NoMemory();
-    if (n_before >= 0) {
-        PyObject *et, *ev, *tb;
-        PyErr_Fetch(&et, &ev, &tb);
-        if (truncate_to(t, n_before) < 0) PyErr_Clear(); /* best effort; the first error propagates */
-        PyErr_Restore(et, ev, tb);
-    }
     *ts = PyEval_SaveThread();
     return -1;
 }
@@ -1135,7 +1177,24 @@ static PyObject *interner_truncate(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *interner_sync(PyObject *self, PyObject *unused) {
+    (void)unused;
+    if (!interner_idle(self) || sync_keys((Interner *)self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *interner_register(PyObject *self, PyObject *arg) {
+    Py_ssize_t start = PyLong_AsSsize_t(arg);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    if (!interner_idle(self) || register_keys((Interner *)self, start) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef interner_methods[] = {
+    {"sync", interner_sync, METH_NOARGS,
+     "sync(): append to funcs/index the Python keys of the functions add() met since the last sync (in id order)"},
+    {"register", interner_register, METH_O,
+     "register(start): the keys the Python path appended to funcs[start:], into the C table (after a sync)"},
     {"add", interner_add, METH_VARARGS,
      "add(data, slot) -> None | (n_rows, n_edges, total_tt, flags): decode one file's bytes into the chunk's "
      "columns as profile ``slot``; None, having changed nothing, when they are not the shape cProfile writes"},

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sys
 import sysconfig
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -83,20 +83,37 @@ def _builtin_module(name: str) -> str:
     return "builtins"
 
 
-def classify(files: pd.Series, names: pd.Series, prefixes: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray]:
-    """``(module, kind)`` arrays for functions given by ``files``/``names``: each distinct source file is judged
-    once (a file's module and kind do not depend on the function), and each distinct builtin name once."""
+def classify(files: Sequence[str] | pd.Series, names: Sequence[str] | pd.Series, prefixes: Iterable[str] = ()
+             ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``(module, kind)`` arrays for functions given by ``files``/``names``."""
+    module, codes = classify_codes(files, names, prefixes)
+    return module, np.array(KINDS, dtype=object)[codes]
+
+
+def classify_codes(files: Sequence[str] | pd.Series, names: Sequence[str] | pd.Series, prefixes: Iterable[str] = ()
+                   ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``(module, kind code)``: the kind as its position in :data:`KINDS` (int8).  Each distinct source file is
+    judged once (a file's module and kind do not depend on the function), and each distinct builtin name once."""
     prefixes = sorted({p for p in prefixes if p} or default_prefixes(), key=len, reverse=True)
     roots = sorted({p for p in sys.path if p}, key=len, reverse=True)
-    file_codes, file_values = pd.factorize(files, use_na_sentinel=False)
+    file_codes, file_values = pd.factorize(np.asarray(files, dtype=object), use_na_sentinel=False)
     judged = [("", "builtin") if f == "~" else _classify_file(f, prefixes, roots) for f in file_values]
     modules = np.array([m for m, _ in judged] or [""], dtype=object)[file_codes]
-    kinds = np.array([k for _, k in judged] or [""], dtype=object)[file_codes]
-    builtin = np.flatnonzero(np.asarray(files == "~", dtype=bool))
-    if len(builtin):
-        name_codes, name_values = pd.factorize(names.iloc[builtin], use_na_sentinel=False)
+    codes = np.array([KINDS.index(k) for _, k in judged] or [0], dtype=np.int8)[file_codes]
+    tilde = [i for i, f in enumerate(file_values) if f == "~"]
+    if tilde:
+        builtin = np.flatnonzero(file_codes == tilde[0])
+        name_codes, name_values = pd.factorize(np.asarray(names, dtype=object)[builtin], use_na_sentinel=False)
         modules[builtin] = np.array([_builtin_module(n) for n in name_values], dtype=object)[name_codes]
-    return modules, kinds
+    return modules, codes
+
+
+def label(file: str, line: int, name: str) -> str:
+    """A function's label, as pstats prints it (``pstats.func_std_string``): ``file:line(name)``, and a builtin
+    (file ``~``, line 0) by its name, ``{name}`` where the name is in angle brackets."""
+    if file == "~" and line == 0:
+        return f"{{{name[1:-1]}}}" if name.startswith("<") and name.endswith(">") else name
+    return f"{file}:{line}({name})"
 
 
 def _classify_file(f: str, prefixes: list[str], roots: list[str]) -> tuple[str, str]:

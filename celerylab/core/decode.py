@@ -94,8 +94,12 @@ class Chunk:
 
     def flush(self) -> None:
         """Move the rows the compiled decoder holds into the column parts (before a file of the Python path, so
-        that rows stay in file order).  Its buffers become the arrays' memory: no copy."""
-        if self.interner is None or not self.interner.pending():
+        that rows stay in file order), and the keys it met into ``funcs``/``index``.  Its buffers become the
+        arrays' memory: no copy."""
+        if self.interner is None:
+            return
+        self.interner.sync()  # the Python keys of the functions it gave ids to without the GIL
+        if not self.interner.pending():
             return
         cols, _n_rows, ne, wide = self.interner.take()  # what each buffer holds: _cdecode.c, Interner.take
         count = np.int64 if wide else np.int32
@@ -869,6 +873,8 @@ def _parse_one(chunk: Chunk, path: str, opener: Opener) -> None:
         except _OddKey:
             _rollback(chunk, *snapshot)
             n, ne, total_tt, profiler = add_dict(chunk, slot, normalize_keys(stats))
+        if chunk.interner is not None:
+            chunk.interner.register(snapshot[0])  # its new keys, for the compiled decoder to find
         chunk.outcomes.append((path, None, n, ne, total_tt, profiler))
     except (BadProfile, OSError, RecursionError, MemoryError) as e:
         if snapshot is not None:

@@ -16,7 +16,7 @@ import pandas as pd
 from .._files import sidecar_path
 from ..errors import LoadError
 from . import names as _names
-from .classify import classify
+from .classify import KINDS, classify_codes, label
 from .decode import PROFILERS
 from .parse import Parsed
 
@@ -116,13 +116,7 @@ def build_frames(parsed: Parsed, pattern: re.Pattern[str] | None) -> dict[str, p
     profiles = profiles[front + [c for c in profiles.columns if c not in front]]
     profiles = _categorize(profiles)
 
-    funcs = pd.DataFrame(parsed.funcs, columns=["file", "line", "name"])
-    funcs.insert(0, "func_id", np.arange(len(funcs), dtype=np.int32))
-    funcs["line"] = funcs["line"].astype(np.int64)
-    funcs["label"] = _labels(funcs)
-    module, kind = classify(funcs["file"], funcs["name"], prefixes)
-    funcs["module"] = module
-    funcs["kind"] = pd.Categorical(kind, categories=["builtin", "stdlib", "third-party", "app"])
+    funcs = _functions(parsed, prefixes)
 
     sql = pd.DataFrame(sql_rows, columns=["profile_id", "sql", "count", "time_s", "callers"])
     sql = sql.astype({"profile_id": np.int32, "count": "Int64", "time_s": "float64"})
@@ -132,15 +126,26 @@ def build_frames(parsed: Parsed, pattern: re.Pattern[str] | None) -> dict[str, p
     return {"profiles": profiles, "functions": funcs, "sql": sql, "allocations": allocations, "sidecar_errors": side}
 
 
-def _labels(funcs: pd.DataFrame) -> list[str]:
-    # pstats.func_std_string
-    out = []
-    for f, line, name in zip(funcs["file"].tolist(), funcs["line"].tolist(), funcs["name"].tolist()):
-        if f == "~" and line == 0:
-            out.append(f"{{{name[1:-1]}}}" if name.startswith("<") and name.endswith(">") else name)
-        else:
-            out.append(f"{f}:{line}({name})")
-    return out
+def _functions(parsed: Parsed, prefixes: set[str]) -> pd.DataFrame:
+    """The ``functions`` frame, built from plain lists (the merge labels keys as it meets them, while the parse
+    goes on; otherwise they are labelled here)."""
+    keys = parsed.funcs or []
+    files, lines, names = (list(c) for c in zip(*keys)) if keys else ([], [], [])
+    labels = parsed.labels if parsed.labels is not None and len(parsed.labels) == len(keys) else None
+    if labels is None:
+        labels = [label(*k) for k in keys]
+    module, codes = classify_codes(files, names, prefixes)
+    return pd.DataFrame(
+        {
+            "func_id": np.arange(len(keys), dtype=np.int32),
+            "file": pd.array(files, dtype="str"),
+            "line": np.array(lines, dtype=np.int64),
+            "name": pd.array(names, dtype="str"),
+            "label": pd.array(labels, dtype="str"),
+            "module": pd.array(module, dtype="str"),
+            "kind": pd.Categorical.from_codes(codes, categories=list(KINDS)),
+        }
+    )
 
 
 def _categorize(df: pd.DataFrame) -> pd.DataFrame:

@@ -33,6 +33,7 @@ import numpy as np
 
 from .._files import sidecar_path
 from . import decode
+from .classify import label
 from .sources import read_sidecar
 
 
@@ -482,6 +483,7 @@ class Parsed:
     errors: list[tuple[str, str]]
     cache_rows: list[int] | None = None  # rows of the cache index these profiles came from
     facts: dict[str, bool] | None = None  # rules.column_facts of stats/edges, when the cache knows them
+    labels: list[str] | None = None  # classify.label of each of funcs, when the merge made them
 
 
 _NO_IDS = np.empty(0, dtype=np.int32)
@@ -505,11 +507,22 @@ class _Merger:
         self.s_parts: list[list[np.ndarray]] = [[] for _ in STAT_COLS]
         self.e_parts: list[list[np.ndarray]] = [[] for _ in EDGE_COLS]
         self.remaps: dict[int, np.ndarray] = {}  # decode.Keys id -> its local ids' global ids so far
+        self.labels: list[str] = []  # each global function's label (classify.label), in id order
 
     def add(self, result: Result) -> None:
         packed, side = result
         index = self.index
-        remap = np.array([index.setdefault(k, len(index)) for k in packed["funcs"]], dtype=np.int32)
+        n_known = len(index)
+        ids = [index.setdefault(k, len(index)) for k in packed["funcs"]]
+        if len(index) > n_known:  # labelled here, while the threads parse the next chunks (frames need them)
+            self.labels.extend(
+                [
+                    f"{k[0]}:{k[1]}({k[2]})" if k[1] or k[0] != "~" else label(*k)  # label() inlined
+                    for k, i in zip(packed["funcs"], ids)
+                    if i >= n_known
+                ]
+            )
+        remap = np.array(ids, dtype=np.int32)
         if "keys_id" in packed:  # keys interned across one thread's chunks: only the new ones were sent
             before = self.remaps.get(packed["keys_id"], _NO_IDS)
             if len(before) != packed["funcs_base"]:
@@ -562,6 +575,7 @@ class _Merger:
             stats=stats,
             edges=edges,
             errors=self.errors,
+            labels=self.labels,
         )
 
 
