@@ -662,7 +662,7 @@ def _thread_chunks(files: list[str], jobs: int) -> list[list[str]]:
     256 files each so that the progress bar moves, at least 16."""
     if not files:
         return []
-    n = max(1, min(len(files) // 16, max(jobs * 4, -(-len(files) // 256))))
+    n = max(1, min(len(files) // 16, max(jobs * 8, -(-len(files) // 256))))
     size = -(-len(files) // n)
     return [files[i : i + size] for i in range(0, len(files), size)]
 
