@@ -3,9 +3,10 @@
  * A pstats file is a marshal dump of {(file, line, name): (cc, nc, tt, ct, {(file, line, name): (nc, cc, tt, ct)})}.
  * marshal.loads builds a dict, a tuple and several ints and floats per function and per caller edge; the loader
  * then walks them again to make columns.  This module walks the bytes once instead and writes the columns
- * directly.  Function keys are interned per chunk of files in a C hash table (the strings of a key are hashed once
- * per file, and a caller key written as a marshal back-reference costs one array lookup), so a Python tuple is
- * built only the first time a chunk meets a function.
+ * directly.  Function keys are interned in a C hash table (the strings of a key are hashed once per file, and a
+ * caller key written as a marshal back-reference costs one array lookup); a key the table has not met gets its id
+ * there, and its Python tuple only at the next sync().  So a file is read and decoded without the GIL, and the
+ * threads of a parallel load, each with its own Interner, decode at once.
  *
  * It decodes exactly the shape cProfile, pstats and pyinstrument write and nothing else: every other byte -- a
  * type code it does not expect, a bare-count caller value (the `profile` module), a float among counts, NaN or

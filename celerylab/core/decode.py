@@ -70,7 +70,7 @@ class BadProfile(ValueError):
 
 @dataclass
 class Chunk:
-    """Parsed content of several files, with chunk-local function ids."""
+    """Parsed content of several files, with function ids local to the chunk (or to the thread's :class:`Keys`)."""
 
     funcs: list[FuncKey] = field(default_factory=list)
     index: dict[FuncKey, int] = field(default_factory=dict)
@@ -822,6 +822,9 @@ def parse_files(paths: list[str], opener: Opener = open, keys: Keys | None = Non
     return packed
 
 
+_NOT_IN_RUNS = (*TEMP_SUFFIXES, ".gz")
+
+
 def _parse_into(chunk: Chunk, paths: list[str], opener: Opener) -> None:
     fast = (
         opener is open
@@ -833,9 +836,10 @@ def _parse_into(chunk: Chunk, paths: list[str], opener: Opener) -> None:
     while i < len(paths):
         if fast:
             # the compiled decoder reads and decodes a run of files without the GIL, up to one it leaves to the
-            # path below (compressed, not cProfile's shape, unreadable: that path words why)
+            # path below (compressed, not cProfile's shape, unreadable: that path words why); files named as
+            # temporary or gzip-compressed are not handed to it at all (it would read them only to stop there)
             j = i
-            while j < len(paths) and not paths[j].endswith(TEMP_SUFFIXES):
+            while j < len(paths) and not paths[j].endswith(_NOT_IN_RUNS):
                 j += 1
             if j > i:
                 slot = len(chunk.outcomes)

@@ -1,13 +1,15 @@
-"""Parsing many profile files in worker processes and merging them into global columns (:class:`Parsed`).
+"""Parsing many profile files and merging them into global columns (:class:`Parsed`).
 
-Files are parsed in chunks by worker processes; each chunk interns its functions locally and returns plain numpy
-columns, which the parent remaps to global ids.  A chunk whose worker dies is retried file by file so that the
-culprit is named and nothing else is lost.
+Files are parsed in chunks: by ``jobs`` threads of this process (the compiled decoder works without the GIL, and
+each thread interns function keys across the chunks it takes), or, with ``isolate``, by worker processes that
+return plain numpy columns through ``/dev/shm``.  The parent merges each chunk as it arrives, remapping function
+ids to one global index (each key once per thread) and chunk slots to profile ids.
 
-The workers never fork the caller: a fork copies its threads' locks, open sockets and after-fork hooks (kombu's
-hook hangs in a child after ``app.control.ping()`` over Redis).  They are started from a clean ``forkserver``
-(``spawn`` where there is none), without re-importing the caller's ``__main__``, once per process, and reused by
-every later load (:func:`shutdown_pool` stops them).
+The isolated workers never fork the caller: a fork copies its threads' locks, open sockets and after-fork hooks
+(kombu's hook hangs in a child after ``app.control.ping()`` over Redis).  They are started from a clean
+``forkserver`` (``spawn`` where there is none), without re-importing the caller's ``__main__``, once per process,
+and reused by every later load (:func:`shutdown_pool` stops them).  A chunk whose worker dies is retried file by
+file so that the culprit is named and nothing else is lost.
 """
 
 from __future__ import annotations
@@ -515,13 +517,7 @@ class _Merger:
         n_known = len(index)
         ids = [index.setdefault(k, len(index)) for k in packed["funcs"]]
         if len(index) > n_known:  # labelled here, while the threads parse the next chunks (frames need them)
-            self.labels.extend(
-                [
-                    f"{k[0]}:{k[1]}({k[2]})" if k[1] or k[0] != "~" else label(*k)  # label() inlined
-                    for k, i in zip(packed["funcs"], ids)
-                    if i >= n_known
-                ]
-            )
+            self.labels.extend([label(*k) for k, i in zip(packed["funcs"], ids) if i >= n_known])
         remap = np.array(ids, dtype=np.int32)
         if "keys_id" in packed:  # keys interned across one thread's chunks: only the new ones were sent
             before = self.remaps.get(packed["keys_id"], _NO_IDS)
@@ -629,9 +625,10 @@ _malloc_trim: Any = None
 
 def _run_threads(chunks: list[list[str]], jobs: int, progress: Progress, take: Callable[[Result], None]) -> None:
     """Parse chunks in ``jobs`` threads of this process and hand each result to ``take`` in chunk order, as soon
-    as it and every chunk before it are done.  The compiled decoder walks a file's bytes and writes its columns
-    without the GIL (each chunk has its own interner), so the threads decode in parallel; the GIL is taken for a
-    function key a chunk has not met, and for the little Python around each file."""
+    as it and every chunk before it are done (the merge runs while the threads parse).  The compiled decoder reads
+    and decodes a run of files without the GIL (each thread has its own interner), so the threads decode in
+    parallel; the GIL is taken for the little Python around each run of files, and to make the Python keys of the
+    functions a chunk met first (``Interner.sync``, at the chunk's end)."""
     # one switch for the whole load: parse_files leaves the collector as it finds it, which threads would race on
     was_enabled = gc.isenabled()
     gc.disable()
