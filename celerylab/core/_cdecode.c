@@ -954,8 +954,9 @@ static int read_whole(Interner *t, const char *path) {
 
 /* Interner.add_paths(paths: tuple of bytes, start, first_slot) -> list of (n_rows, n_edges, total_tt, flags)
  * Reads and decodes paths[start], paths[start + 1], ... (profile slots first_slot, first_slot + 1, ...) without
- * the GIL, as add() each, and stops before the first file it does not take whole: one it cannot read, one that is
- * gzip-compressed or not the shape cProfile writes (nothing of it changed).  The Python path takes that file. */
+ * the GIL, as add() each, and stops before the first file it does not take whole: one it cannot read (or whose
+ * path holds a NUL byte), one that is gzip-compressed or not the shape cProfile writes, one it runs out of memory
+ * on (nothing of it changed).  The Python path takes that file, and words why. */
 static PyObject *interner_add_paths(PyObject *self, PyObject *args) {
     PyObject *paths;
     Py_ssize_t start;
@@ -964,6 +965,10 @@ static PyObject *interner_add_paths(PyObject *self, PyObject *args) {
     Interner *t = (Interner *)self;
     Py_ssize_t n = PyTuple_Size(paths);
     if (n < 0) return NULL;
+    if (start < 0 || start > n) {
+        PyErr_SetString(PyExc_ValueError, "add_paths: start is not a position in paths");
+        return NULL;
+    }
     const char **cpaths = malloc(sizeof(char *) * (size_t)(n > 0 ? n : 1));
     Added *outs = malloc(sizeof(Added) * (size_t)(n > 0 ? n : 1));
     if (!cpaths || !outs) {
@@ -972,12 +977,14 @@ static PyObject *interner_add_paths(PyObject *self, PyObject *args) {
         return PyErr_NoMemory();
     }
     for (Py_ssize_t i = start; i < n; i++) {
-        cpaths[i] = PyBytes_AsString(PyTuple_GetItem(paths, i)); /* the tuple keeps them alive */
+        PyObject *b = PyTuple_GetItem(paths, i);
+        cpaths[i] = b ? PyBytes_AsString(b) : NULL; /* the tuple keeps them alive */
         if (!cpaths[i]) {
             free(cpaths);
             free(outs);
             return NULL;
         }
+        if (strlen(cpaths[i]) != (size_t)PyBytes_Size(b)) cpaths[i] = NULL; /* a NUL inside: no file of that name */
     }
     if (!interner_claim(t)) {
         free(cpaths);
@@ -988,7 +995,7 @@ static PyObject *interner_add_paths(PyObject *self, PyObject *args) {
     int rc = 1;
     PyThreadState *ts = PyEval_SaveThread();
     for (Py_ssize_t i = start; i < n; i++) {
-        if (read_whole(t, cpaths[i])) break;
+        if (!cpaths[i] || read_whole(t, cpaths[i])) break;
         const unsigned char *d = (const unsigned char *)t->file.p;
         if (t->file.n == 0 || (d[0] != T_DICT && d[0] != (T_DICT | FLAG_REF))) break; /* gzip, or not a dict */
         rc = add_bytes(t, d, t->file.n, first_slot + (int32_t)(i - start), &ts, &outs[done]);
@@ -998,6 +1005,10 @@ static PyObject *interner_add_paths(PyObject *self, PyObject *args) {
     PyEval_RestoreThread(ts);
     t->busy = 0;
     free(cpaths);
+    if (rc < 0 && PyErr_ExceptionMatches(PyExc_MemoryError)) {
+        PyErr_Clear(); /* out of memory on one file: the files before it are in, the Python path takes that one */
+        rc = 0;
+    }
     PyObject *list = rc < 0 ? NULL : PyList_New(done);
     for (Py_ssize_t i = 0; list && i < done; i++) {
         PyObject *tup = added_tuple(&outs[i]);

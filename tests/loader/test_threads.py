@@ -126,6 +126,11 @@ def test_add_paths_decodes_as_add_and_stops_before_a_file_it_leaves_to_python(tm
     # unreadable and missing files stop the run as well (the Python path words why)
     assert one.add_paths((os.fsencode(str(tmp_path / "missing.prof")),), 0, 9) == []
     assert one.add_paths((os.fsencode(str(tmp_path)),), 0, 9) == []  # a directory
+    # a path with a NUL byte names no file: the run stops there rather than open the path cut at the NUL
+    cut = os.fsencode(paths[0]) + b"\0.old"
+    assert one.add_paths((cut,), 0, 9) == []
+    with pytest.raises(ValueError, match="start"):
+        one.add_paths(tuple(map(os.fsencode, order)), -1, 0)
     assert one.pending() == 0
 
 
