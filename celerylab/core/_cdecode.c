@@ -333,7 +333,6 @@ static int register_keys(Interner *t, Py_ssize_t start) {
     }
     for (Py_ssize_t i = start; i < nf; i++) {
         PyObject *k = PyList_GetItem(t->funcs, i); /* borrowed */
-        t->n_ids = (int32_t)i + 1;
         if (!k || !PyTuple_Check(k) || PyTuple_Size(k) != 3) continue;
         PyObject *f = PyTuple_GetItem(k, 0), *l = PyTuple_GetItem(k, 1), *n = PyTuple_GetItem(k, 2);
         if (!PyUnicode_Check(f) || !PyUnicode_Check(n) || !PyLong_Check(l)) continue;
@@ -356,9 +355,8 @@ static int register_keys(Interner *t, Py_ssize_t start) {
         uint64_t h = key_hash(fs.h, line, ns.h);
         int32_t rc = 0;
         if (lookup_key(t, &fs, line, &ns, h, &j) < 0) {
-            t->n_ids = (int32_t)i; /* new_key gives it the id i */
+            t->n_ids = (int32_t)i; /* new_key gives it the next id: i */
             rc = new_key(t, &fs, line, &ns, h, j);
-            t->n_ids = (int32_t)i + 1;
         }
         Py_DECREF(fb);
         Py_DECREF(nb);
@@ -879,11 +877,18 @@ nomem:
     return -1;
 }
 
-static int interner_claim(Interner *t) {
-    if (t->busy) {
+/* 1 when no thread is inside add()/add_paths() of this interner; 0 with a RuntimeError otherwise */
+static int interner_idle(PyObject *self) {
+    if (((Interner *)self)->busy) {
         PyErr_SetString(PyExc_RuntimeError, "this interner is in use by another thread (Interner.add)");
         return 0;
     }
+    return 1;
+}
+
+/* the interner for this thread's add()/add_paths() (checked and marked with the GIL held) */
+static int interner_claim(Interner *t) {
+    if (!interner_idle((PyObject *)t)) return 0;
     t->busy = 1;
     return 1;
 }
@@ -933,7 +938,9 @@ static int read_whole(Interner *t, const char *path) {
     }
     size_t n = 0;
     for (;;) {
-        size_t want = n + (st.st_size > 0 ? (size_t)st.st_size - n : 0) + 4096; /* one byte past: the end seen */
+        /* the stat size, or what was read when the file grew, and room beyond it to see the end */
+        size_t size = st.st_size > 0 ? (size_t)st.st_size : 0;
+        size_t want = (n > size ? n : size) + 4096;
         if (t->file.cap < want && vec_reserve(&t->file, want)) {
             close(fd);
             return -1;
@@ -1080,14 +1087,6 @@ static PyObject *hand_over(Vec *v, int narrow) {
  *   stats: profile int32, func_id int32, ncalls, pcalls, tottime f64, cumtime f64
  *   edges: profile int32, caller int32, callee int32, ncalls, pcalls, tottime f64, cumtime f64
  * where the call counts are int32, or int64 when ``wide`` (a count beyond 32 bits). */
-static int interner_idle(PyObject *self) {
-    if (((Interner *)self)->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "this interner is in use by another thread (Interner.add)");
-        return 0;
-    }
-    return 1;
-}
-
 static PyObject *interner_take(PyObject *self, PyObject *unused) {
     (void)unused;
     if (!interner_idle(self)) return NULL;

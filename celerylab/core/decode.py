@@ -799,12 +799,8 @@ def parse_files(paths: list[str], opener: Opener = open, keys: Keys | None = Non
     """Parse ``paths`` into one packed chunk. Never raises for a bad file: its reason goes in ``outcomes``.
     ``opener`` opens a path (default: local files; the scale-out ingest passes an fsspec opener); ``keys``
     carries the function keys of the chunks this thread parsed before (default: this chunk's own)."""
-    if keys is not None:
-        chunk = Chunk(funcs=keys.funcs, index=keys.index, interner=keys.interner)
-    else:
-        chunk = Chunk()
-        if _cdecode is not None:
-            chunk.interner = _cdecode.Interner(chunk.funcs, chunk.index)
+    own = keys if keys is not None else Keys()
+    chunk = Chunk(funcs=own.funcs, index=own.index, interner=own.interner)
     # marshal builds only acyclic containers (dicts of tuples): the cyclic collector has nothing to find in them,
     # yet its passes over the millions it allocates cost ~15% of a parse
     was_enabled = gc.isenabled()
