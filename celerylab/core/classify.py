@@ -96,15 +96,18 @@ def classify_codes(files: Sequence[str] | pd.Series, names: Sequence[str] | pd.S
     judged once (a file's module and kind do not depend on the function), and each distinct builtin name once."""
     prefixes = sorted({p for p in prefixes if p} or default_prefixes(), key=len, reverse=True)
     roots = sorted({p for p in sys.path if p}, key=len, reverse=True)
-    file_codes, file_values = pd.factorize(np.asarray(files, dtype=object), use_na_sentinel=False)
-    judged = [("", "builtin") if f == "~" else _classify_file(f, prefixes, roots) for f in file_values]
+    distinct: dict[str, int] = {}  # each file's position among the distinct files (what pd.factorize gives, faster)
+    file_codes = np.fromiter((distinct.setdefault(f, len(distinct)) for f in files), dtype=np.intp, count=len(files))
+    judged = [("", "builtin") if f == "~" else _classify_file(f, prefixes, roots) for f in distinct]
     modules = np.array([m for m, _ in judged] or [""], dtype=object)[file_codes]
     codes = np.array([KINDS.index(k) for _, k in judged] or [0], dtype=np.int8)[file_codes]
-    tilde = [i for i, f in enumerate(file_values) if f == "~"]
-    if tilde:
-        builtin = np.flatnonzero(file_codes == tilde[0])
-        name_codes, name_values = pd.factorize(np.asarray(names, dtype=object)[builtin], use_na_sentinel=False)
-        modules[builtin] = np.array([_builtin_module(n) for n in name_values], dtype=object)[name_codes]
+    if "~" in distinct:
+        builtin = np.flatnonzero(file_codes == distinct["~"])
+        seen: dict[str, str] = {}
+        modules[builtin] = [
+            seen[n] if n in seen else seen.setdefault(n, _builtin_module(n))
+            for n in np.asarray(names, dtype=object)[builtin]
+        ]
     return modules, codes
 
 

@@ -63,13 +63,13 @@ def load(
 
             def parse_fresh(files: list[str]) -> Any:
                 fresh.append(len(files))
-                return parse(files, jobs, bar, isolate)
+                return parse(files, jobs, bar, isolate, found.sidecars_of(files))
 
             parsed, unchanged = store.load(found.files, parse_fresh, found)
             bar.cached(len(found.files) - sum(fresh))
             built = store.read_frames(pattern_key) if unchanged else None
         else:
-            parsed = parse(found.files, jobs, bar, isolate)
+            parsed = parse(found.files, jobs, bar, isolate, found.sidecars_of(found.files))
     finally:
         bar.close()
     if built is None:

@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Set
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -40,10 +40,15 @@ from .sources import read_sidecar
 
 
 def _parse_chunk(
-    paths: list[str], opener: decode.Opener = open, keys: decode.Keys | None = None
+    paths: list[str], opener: decode.Opener = open, keys: decode.Keys | None = None, bare: Set[str] = frozenset()
 ) -> tuple[dict[str, Any], list[Any]]:
+    """Parse ``paths`` and read the sidecar of each profile that loaded, but for the files in ``bare`` (their
+    folder's listing shows no sidecar: not looked for again)."""
     packed = decode.parse_files(paths, opener, keys)
-    sidecars = [read_sidecar(sidecar_path(p), opener) if r is None else None for p, r, *_ in packed["outcomes"]]
+    sidecars = [
+        read_sidecar(sidecar_path(p), opener) if r is None and p not in bare else None
+        for p, r, *_ in packed["outcomes"]
+    ]
     return packed, sidecars
 
 
@@ -349,10 +354,12 @@ def _chunks(files: list[str], jobs: int) -> list[list[str]]:
 Result = tuple[dict[str, Any], list[Any]]
 
 
-def _run_parallel(chunks: list[list[str]], jobs: int, progress: Progress, take: Callable[[Result], None]) -> None:
+def _run_parallel(
+    chunks: list[list[str]], jobs: int, progress: Progress, take: Callable[[Result], None], bare: Set[str] = frozenset()
+) -> None:
     """Parse chunks in ``jobs`` processes and hand each result to ``take`` in chunk order, as soon as it and every
     chunk before it are done (so the parent joins columns while the workers parse); a chunk whose process dies is
-    retried, then file by file."""
+    retried, then file by file.  With one job, in this thread (``bare``: files known to have no sidecar)."""
     results: list[Any] = [None] * len(chunks)
     nxt = 0
 
@@ -367,7 +374,7 @@ def _run_parallel(chunks: list[list[str]], jobs: int, progress: Progress, take: 
     if jobs <= 1 or len(chunks) <= 1:
         keys = decode.Keys()  # one interning for every chunk: no key is re-mapped twice
         for c in chunks:
-            take(_parse_chunk(c, keys=keys))
+            take(_parse_chunk(c, keys=keys, bare=bare))
             progress.update(len(c))
         return
     todo = list(range(len(chunks)))
@@ -493,11 +500,62 @@ STAT_COLS = ("profile_id", "func_id", "ncalls", "pcalls", "tottime", "cumtime")
 EDGE_COLS = ("profile_id", "caller_id", "callee_id", "ncalls", "pcalls", "tottime", "cumtime")
 
 
+class _Column:
+    """One output column, filled as chunks are merged (the copy happens while the threads parse, not after them).
+    Its buffer is sized, when it is first too small, to what the files merged so far predict for all of them
+    (memory a wrong guess does not fill is never touched, so it costs no RAM), and cut to its length at the end by
+    ``ndarray.resize`` (realloc: shrunk in place).  Call counts stay int32 while every value fits (as
+    :func:`_concat_columns` decides)."""
+
+    __slots__ = ("buf", "count", "n")
+
+    def __init__(self, dtype: Any, count: bool = False) -> None:
+        self.buf = np.empty(0, dtype=np.int32 if count else dtype)
+        self.n = 0
+        self.count = count
+
+    def _room(self, m: int, per_file: float, files_left: int) -> np.ndarray:
+        need = self.n + m
+        if need > len(self.buf):
+            cap = max(need + int(per_file * files_left * 1.05), int(len(self.buf) * 1.5))
+            buf = np.empty(cap, dtype=self.buf.dtype)
+            buf[: self.n] = self.buf[: self.n]
+            self.buf = buf
+        out = self.buf[self.n : need]
+        self.n = need
+        return out
+
+    def put(self, part: np.ndarray, per_file: float, files_left: int) -> None:
+        if self.count and part.dtype != np.int32 and len(part) and (part.max() > _I32.max or part.min() < _I32.min):
+            self.count = False
+            self.buf = self.buf.astype(np.int64)
+        self._room(len(part), per_file, files_left)[...] = part
+
+    def take(self, table: np.ndarray, ids: np.ndarray, per_file: float, files_left: int) -> None:
+        """Write ``table[ids]`` at the end (remapped ids, without a temporary)."""
+        if len(ids) and (ids.min() < 0 or ids.max() >= len(table)):
+            raise IndexError(f"celerylab: a parsed chunk refers to id {ids.max()} of {len(table)}")
+        np.take(table, ids, out=self._room(len(ids), per_file, files_left), mode="clip")
+
+    def array(self) -> np.ndarray:
+        buf, n = self.buf, self.n
+        self.buf, self.n = np.empty(0, dtype=buf.dtype), 0  # handed over: the column starts empty again
+        if len(buf) != n:
+            buf.resize(n, refcheck=False)  # realloc to the length: no copy, the tail goes back to the heap
+        return buf
+
+
+_STAT_DTYPES = (np.int32, np.int32, np.int64, np.int64, np.float64, np.float64)
+_EDGE_DTYPES = (np.int32, np.int32, np.int32, np.int64, np.int64, np.float64, np.float64)
+
+
 class _Merger:
     """Joins chunk results, in chunk order, into global columns: function ids remapped to one index, chunk slots to
-    profile ids (failed files dropped)."""
+    profile ids (failed files dropped).  ``files``: how many files the chunks hold in all (sizes the columns)."""
 
-    def __init__(self) -> None:
+    def __init__(self, files: int = 0) -> None:
+        self.files = files
+        self.seen = 0  # files merged so far (failed ones too)
         self.index: dict[Any, int] = {}
         self.paths: list[str] = []
         self.n_stats: list[int] = []
@@ -506,19 +564,18 @@ class _Merger:
         self.profilers: list[str] = []
         self.sidecars: list[Any] = []
         self.errors: list[tuple[str, str]] = []
-        self.s_parts: list[list[np.ndarray]] = [[] for _ in STAT_COLS]
-        self.e_parts: list[list[np.ndarray]] = [[] for _ in EDGE_COLS]
+        self.s_cols = [_Column(d, c in ("ncalls", "pcalls")) for c, d in zip(STAT_COLS, _STAT_DTYPES)]
+        self.e_cols = [_Column(d, c in ("ncalls", "pcalls")) for c, d in zip(EDGE_COLS, _EDGE_DTYPES)]
         self.remaps: dict[int, np.ndarray] = {}  # decode.Keys id -> its local ids' global ids so far
         self.labels: list[str] = []  # each global function's label (classify.label), in id order
 
     def add(self, result: Result) -> None:
         packed, side = result
-        index = self.index
-        n_known = len(index)
-        ids = [index.setdefault(k, len(index)) for k in packed["funcs"]]
-        if len(index) > n_known:  # labelled here, while the threads parse the next chunks (frames need them)
-            self.labels.extend([label(*k) for k, i in zip(packed["funcs"], ids) if i >= n_known])
-        remap = np.array(ids, dtype=np.int32)
+        index, funcs = self.index, packed["funcs"]
+        new = [k for k in funcs if k not in index]  # a chunk's keys are distinct: its new ones take the next ids
+        index.update(zip(new, range(len(index), len(index) + len(new))))
+        self.labels += [label(*k) for k in new]  # labelled here, while the threads parse the next chunks
+        remap = np.fromiter(map(index.__getitem__, funcs), dtype=np.int32, count=len(funcs))
         if "keys_id" in packed:  # keys interned across one thread's chunks: only the new ones were sent
             before = self.remaps.get(packed["keys_id"], _NO_IDS)
             if len(before) != packed["funcs_base"]:
@@ -538,28 +595,23 @@ class _Merger:
             self.total_tt.append(ttt)
             self.profilers.append(tool)
             self.sidecars.append(sc)
-        s, e = packed["stats"], packed["edges"]
-        s_parts, e_parts = self.s_parts, self.e_parts
-        s_parts[0].append(slot_to_pid[s[0]])
-        s_parts[1].append(remap[s[1]] if len(remap) else s[1])
-        for j in range(2, 6):
-            s_parts[j].append(s[j])
-        e_parts[0].append(slot_to_pid[e[0]])
-        e_parts[1].append(remap[e[1]] if len(remap) else e[1])
-        e_parts[2].append(remap[e[2]] if len(remap) else e[2])
-        for j in range(3, 7):
-            e_parts[j].append(e[j])
+        self.seen += len(packed["outcomes"])
+        left = max(0, self.files - self.seen)
+        for cols, part, ids in ((self.s_cols, packed["stats"], (1,)), (self.e_cols, packed["edges"], (1, 2))):
+            per_file = (cols[0].n + len(part[0])) / max(1, self.seen)
+            cols[0].take(slot_to_pid, part[0], per_file, left)
+            for j in range(1, len(cols)):
+                if j in ids and len(remap):
+                    cols[j].take(remap, part[j], per_file, left)
+                else:
+                    cols[j].put(part[j], per_file, left)
         packed.clear()
 
     def finish(self) -> Parsed:
-        if sum(p.nbytes for p in self.s_parts[-1]) >= _TRIM_BYTES // 8:
-            _release_memory()
-        stats = _concat_columns(
-            STAT_COLS, self.s_parts, (np.int32, np.int32, np.int64, np.int64, np.float64, np.float64)
-        )
-        edges = _concat_columns(
-            EDGE_COLS, self.e_parts, (np.int32, np.int32, np.int32, np.int64, np.int64, np.float64, np.float64)
-        )
+        stats = {c: col.array() for c, col in zip(STAT_COLS, self.s_cols)}
+        edges = {c: col.array() for c, col in zip(EDGE_COLS, self.e_cols)}
+        if stats["cumtime"].nbytes >= _TRIM_BYTES // 8:
+            _release_memory()  # the chunks' buffers, freed as they were merged, go back to the OS
         return Parsed(
             funcs=list(self.index),
             paths=self.paths,
@@ -623,7 +675,9 @@ def _release_memory() -> None:
 _malloc_trim: Any = None
 
 
-def _run_threads(chunks: list[list[str]], jobs: int, progress: Progress, take: Callable[[Result], None]) -> None:
+def _run_threads(
+    chunks: list[list[str]], jobs: int, progress: Progress, take: Callable[[Result], None], bare: Set[str] = frozenset()
+) -> None:
     """Parse chunks in ``jobs`` threads of this process and hand each result to ``take`` in chunk order, as soon
     as it and every chunk before it are done (the merge runs while the threads parse).  The compiled decoder reads
     and decodes a run of files without the GIL (each thread has its own interner), so the threads decode in
@@ -640,7 +694,7 @@ def _run_threads(chunks: list[list[str]], jobs: int, progress: Progress, take: C
         keys = getattr(local, "keys", None)
         if keys is None:
             keys = local.keys = decode.Keys()
-        return _parse_chunk(paths, keys=keys)
+        return _parse_chunk(paths, keys=keys, bare=bare)
 
     try:
         futures = [pool.submit(work, c) for c in chunks]
@@ -664,13 +718,18 @@ def _thread_chunks(files: list[str], jobs: int) -> list[list[str]]:
     return [files[i : i + size] for i in range(0, len(files), size)]
 
 
-def parse(files: list[str], jobs: int, bar: Progress, isolate: bool = False) -> Parsed:
-    """Parse ``files`` with ``jobs`` threads of this process, or, when ``isolate``, ``jobs`` worker processes."""
-    merger = _Merger()
+def parse(
+    files: list[str], jobs: int, bar: Progress, isolate: bool = False, sidecars: Sequence[str | None] | None = None
+) -> Parsed:
+    """Parse ``files`` with ``jobs`` threads of this process, or, when ``isolate``, ``jobs`` worker processes.
+    ``sidecars`` (:meth:`Found.sidecars_of`): None for each file whose folder holds no sidecar for it (not looked
+    for again); by default every file's sidecar is looked for."""
+    merger = _Merger(len(files))
+    bare = frozenset(f for f, s in zip(files, sidecars) if s is None) if sidecars is not None else frozenset()
     if jobs <= 1:
-        _run_parallel(_chunks(files, 1), 1, bar, merger.add)
+        _run_parallel(_chunks(files, 1), 1, bar, merger.add, bare)
     elif isolate:
         _run_parallel(_chunks(files, jobs), jobs, bar, merger.add)
     else:
-        _run_threads(_thread_chunks(files, jobs), jobs, bar, merger.add)
+        _run_threads(_thread_chunks(files, jobs), jobs, bar, merger.add, bare)
     return merger.finish()

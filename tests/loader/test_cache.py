@@ -23,9 +23,9 @@ def parsed_files(monkeypatch):
     seen: list[str] = []
     real = load_mod.parse
 
-    def spy(files, jobs, bar, isolate=False):
+    def spy(files, jobs, bar, isolate=False, sidecars=None):
         seen.extend(files)
-        return real(files, jobs, bar, isolate)
+        return real(files, jobs, bar, isolate, sidecars)
 
     monkeypatch.setattr(load_mod, "parse", spy)
     return seen

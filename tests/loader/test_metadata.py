@@ -201,3 +201,17 @@ def test_presets_fill_duration_and_end_time_only_when_the_sidecar_has_none(tmp_p
         1700000000, unit="s", tz="UTC"
     )
     assert set(p["name_source"].astype(str)) == {"filename"}
+
+
+def test_metadata_reaches_every_profile_of_a_retried_task_and_skips_profiles_without_an_id(tmp_path):
+    # a retried task is profiled once per attempt under one task_id; profiles of another tool have no task_id
+    first = _one(tmp_path / "a", f"billing.charge.{U}.prof")
+    retry = _one(tmp_path / "b", f"billing.charge.{U}.prof")
+    foreign = [_one(tmp_path / "c", n) for n in ("profile.out", "other.prof")]
+    meta = pd.DataFrame({"task_id": [U, "not-profiled"], "tenant": ["acme", "x"]})
+    with pytest.warns(UserWarning, match="1 unmatched metadata"):
+        ps = cl.load(tmp_path, metadata=meta, cache=False)
+    tenant = ps.profiles.set_index("path")["tenant"]
+    assert tenant[first] == tenant[retry] == "acme"
+    assert tenant[foreign].isna().all()
+    assert ps.metadata_report["kind"].tolist() == ["unmatched_metadata"]

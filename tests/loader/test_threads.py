@@ -9,10 +9,12 @@ import pstats
 import shutil
 import threading
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import celerylab as cl
+from celerylab._files import sidecar_path
 from celerylab.core import _cdecode, decode, parse
 from celerylab.testing import FakeClock, write_corpus
 
@@ -75,8 +77,8 @@ def test_thread_chunks_share_their_threads_keys_and_the_merge_maps_each_key_once
     sent: list[int] = []
     real = parse._parse_chunk
 
-    def spy(paths, opener=open, keys=None):
-        out = real(paths, opener, keys)
+    def spy(paths, opener=open, keys=None, bare=frozenset()):
+        out = real(paths, opener, keys, bare)
         sent.append(len(out[0]["funcs"]))
         return out
 
@@ -183,3 +185,44 @@ def test_threads_leave_the_collector_as_they_found_it(tmp_path):
             assert gc.isenabled() is enabled
         finally:
             gc.enable()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sidecars_are_looked_for_only_where_the_walk_listed_one(tmp_path, monkeypatch, jobs):
+    with_side = write_corpus(str(tmp_path / "a"), 6, n_functions=40, n_edges=80, seed=1)  # each with its sidecar
+    bare = write_corpus(str(tmp_path / "a"), 5, n_functions=40, n_edges=80, seed=2, with_sidecars=False)
+    looked: list[str] = []
+    real = parse.read_sidecar
+
+    def spy(path, opener=open):
+        looked.append(path)
+        return real(path, opener)
+
+    monkeypatch.setattr(parse, "read_sidecar", spy)
+    ps = cl.load(tmp_path / "a", jobs=jobs, cache=False)
+    assert sorted(looked) == sorted(sidecar_path(p) for p in with_side)
+    named = ps.profiles.set_index("path")["name_source"]
+    assert (named[sorted(with_side)] == "sidecar").all() and (named[sorted(bare)] == "filename").all()
+    assert ps.to_pstats_dict() == pstats.Stats(*ps.profiles["path"]).stats and len(ps) == 11
+    looked.clear()
+    cl.load(bare, jobs=jobs, cache=False)  # files named one by one: their sidecars are looked for
+    assert sorted(looked) == sorted(sidecar_path(p) for p in bare)
+
+
+def test_merged_columns_grow_past_a_wrong_guess_and_widen_counts_that_do_not_fit_int32():
+    rng = np.random.default_rng(3)
+    parts = [rng.integers(-5, 5, size=n).astype(np.int32) for n in (3, 0, 40, 7, 1000)]
+    parts[3] = parts[3].astype(np.int64) + 2**40  # a call count beyond int32, met half-way
+    col = parse._Column(np.int64, count=True)
+    for i, p in enumerate(parts):
+        col.put(p, per_file=1.0, files_left=len(parts) - i - 1)  # guesses far too small
+    out = col.array()
+    assert out.dtype == np.int64 and np.array_equal(out, np.concatenate(parts))
+    assert out.flags.owndata and len(col.array()) == 0
+    small = parse._Column(np.int64, count=True)
+    small.put(parts[0], per_file=100.0, files_left=1000)  # guessed far too large: cut to length
+    kept = small.array()
+    assert kept.dtype == np.int32 and np.array_equal(kept, parts[0]) and kept.flags.owndata
+    ids = parse._Column(np.int32)
+    with pytest.raises(IndexError, match="refers to id 9 of 3"):
+        ids.take(np.arange(3, dtype=np.int32), np.array([0, 9], dtype=np.int32), 1.0, 0)
