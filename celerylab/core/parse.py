@@ -25,6 +25,7 @@ import os
 import sys
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence, Set
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -697,14 +698,23 @@ def _run_threads(
         return _parse_chunk(paths, keys=keys, bare=bare)
 
     try:
-        futures = [pool.submit(work, c) for c in chunks]
-        for c, fut in zip(chunks, futures):
-            take(fut.result())
+        # a window of chunks in flight: parsed chunks wait for the merge only that many deep, which bounds the memory
+        # they hold when the merge falls behind (as it does while it copies big chunks into the columns)
+        window = jobs * _AHEAD
+        ahead = deque(pool.submit(work, c) for c in chunks[:window])
+        for i, c in enumerate(chunks):
+            take(ahead.popleft().result())
+            if i + window < len(chunks):
+                ahead.append(pool.submit(work, chunks[i + window]))
             progress.update(len(c))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # an error or an interrupt: chunks not started are dropped
         if was_enabled:
             gc.enable()
+
+
+#: chunks a parser thread may have parsed ahead of the merge
+_AHEAD = 3
 
 
 def _thread_chunks(files: list[str], jobs: int) -> list[list[str]]:

@@ -8,6 +8,7 @@ import os
 import pstats
 import shutil
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -226,3 +227,31 @@ def test_merged_columns_grow_past_a_wrong_guess_and_widen_counts_that_do_not_fit
     ids = parse._Column(np.int32)
     with pytest.raises(IndexError, match="refers to id 9 of 3"):
         ids.take(np.arange(3, dtype=np.int32), np.array([0, 9], dtype=np.int32), 1.0, 0)
+
+
+def test_parser_threads_run_at_most_a_window_of_chunks_ahead_of_a_slow_merge(tmp_path, monkeypatch):
+    paths = sorted(write_corpus(str(tmp_path / "syn"), 240, n_functions=30, n_edges=60, seed=6))
+    lock = threading.Lock()
+    state = {"parsed": 0, "merged": 0, "most_ahead": 0}
+    real_chunk, real_add = parse._parse_chunk, parse._Merger.add
+
+    def chunk(*args, **kwargs):
+        out = real_chunk(*args, **kwargs)
+        with lock:
+            state["parsed"] += 1
+            state["most_ahead"] = max(state["most_ahead"], state["parsed"] - state["merged"])
+        return out
+
+    def slow_add(self, result):
+        time.sleep(0.01)  # a merge slower than the parse: without the window every chunk would pile up
+        real_add(self, result)
+        with lock:
+            state["merged"] += 1
+
+    monkeypatch.setattr(parse, "_parse_chunk", chunk)
+    monkeypatch.setattr(parse._Merger, "add", slow_add)
+    ps = cl.load(paths, jobs=2, cache=False)
+    n_chunks = len(parse._thread_chunks(paths, 2))
+    assert state["merged"] == n_chunks > 2 * parse._AHEAD + 2
+    assert state["most_ahead"] <= 2 * parse._AHEAD
+    assert ps.to_pstats_dict() == pstats.Stats(*paths).stats
