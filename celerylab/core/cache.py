@@ -13,6 +13,7 @@ several times faster than Arrow converts back to pandas; its column buffers are 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mmap
@@ -31,13 +32,14 @@ from .._files import sidecar_path
 from .decode import _cdecode
 from .parse import Parsed
 from .rules import column_facts
-from .sources import Found
+from .sources import Found, keepable, still_valid
 
 FORMAT = 6  # 2: the profiler column, negative (unknown) counts and times kept; 3: a foreign path keeps its
 #           celerylab package in the module name (classify.OWN_PACKAGE); 4: Arrow IPC columns, memory-mapped;
 #           5: the built frames pickled; 6: the frames' column buffers out of band, mapped
 _FRAMES = ("profiles", "functions", "sql", "allocations", "sidecar_errors")
 _FRAMES_FILE = "frames.pickle"
+_WALK_FILE = "walk.pickle"  # the last walk of the source (sources.Found), kept while its folders do not change
 # reasons that depend on the moment, not on the content: never cached, always tried again
 _TRANSIENT = ("unreadable", "vanished", "symlink", "is a directory", "the parser process crashed", "temporary file")
 
@@ -79,9 +81,41 @@ class Store:
 
     @classmethod
     def for_source(cls, found: Found, cache: bool | str | os.PathLike[str], pattern: re.Pattern[str] | None) -> Store:
-        spec = json.dumps({"roots": sorted(found.roots), "files": [] if found.roots else found.files, "v": FORMAT})
+        return cls.for_roots(found.roots, found.files, cache)
+
+    @classmethod
+    def for_roots(cls, roots: list[str], files: list[str], cache: bool | str | os.PathLike[str]) -> Store:
+        """The store of a source that walked ``roots`` (or, with none, named ``files``)."""
+        spec = json.dumps({"roots": sorted(roots), "files": [] if roots else files, "v": FORMAT})
         key = hashlib.sha1(spec.encode()).hexdigest()[:16]
         return cls(os.path.join(cache_root(cache), key))
+
+    # ------------------------------------------------------------------------------------------------ the walk
+    def read_walk(self, roots: list[str]) -> Found | None:
+        """The walk kept by :meth:`write_walk` for these ``roots``, if every folder it read is unchanged
+        (:func:`sources.still_valid`); None otherwise (walk again)."""
+        try:
+            with open(os.path.join(self.folder, _WALK_FILE), "rb") as f:
+                fmt, kept_roots, found = pickle.load(f)
+        except Exception:  # missing, cut short, or written by another version: walked again
+            return None
+        if fmt != FORMAT or kept_roots != roots or not isinstance(found, Found) or found.roots != roots:
+            return None
+        return found if still_valid(found) else None
+
+    def write_walk(self, found: Found) -> None:
+        """Keep ``found`` for the next re-open, when it can be kept (:func:`sources.keepable`)."""
+        if not keepable(found):
+            return
+        found.sidecars_of(found.files)  # made now, kept with it
+        tmp = os.path.join(self.folder, f".{_WALK_FILE}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                pickle.dump((FORMAT, found.roots, found), f, protocol=5)
+            os.replace(tmp, os.path.join(self.folder, _WALK_FILE))
+        except (OSError, pickle.PicklingError):
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
 
     # ----------------------------------------------------------------------------------------------- reading
     def _current(self) -> str | None:

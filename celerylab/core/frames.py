@@ -102,9 +102,9 @@ def build_frames(parsed: Parsed, pattern: re.Pattern[str] | None) -> dict[str, p
 
     funcs = _functions(parsed, prefixes)
 
-    sql = _table("sql", sql_rows)
-    allocations = _table("allocations", alloc_rows)
-    side = _table("sidecar_errors", side_errors)
+    sql = table("sql", sql_rows)
+    allocations = table("allocations", alloc_rows)
+    side = table("sidecar_errors", side_errors)
     return {"profiles": profiles, "functions": funcs, "sql": sql, "allocations": allocations, "sidecar_errors": side}
 
 
@@ -144,12 +144,15 @@ _TABLES: dict[str, tuple[list[str], dict[str, Any]]] = {
     "allocations": (["profile_id", "file", "line", "size", "count"], {"profile_id": np.int32, "line": "Int64",
                                                                       "size": "Int64", "count": "Int64"}),
     "sidecar_errors": (["path", "reason"], {}),
+    "errors": (["path", "reason"], {}),
+    "metadata_report": (["kind", "key", "column", "profile_value", "metadata_value"], {}),
 }  # fmt: skip
 _EMPTY: dict[str, pd.DataFrame] = {}
 
 
-def _table(name: str, rows: list[Any]) -> pd.DataFrame:
-    """One of :data:`_TABLES` from its rows (an empty one is made once and copied: most loads have no SQL)."""
+def table(name: str, rows: list[Any]) -> pd.DataFrame:
+    """One of :data:`_TABLES` from its rows (an empty one is made once and copied: most loads have no SQL, no
+    errors, no metadata report)."""
     if not rows and name in _EMPTY:
         return _EMPTY[name].copy()
     columns, dtypes = _TABLES[name]
@@ -283,8 +286,7 @@ def merge_metadata(profiles: pd.DataFrame, metadata: Any) -> tuple[pd.DataFrame,
             full[pos] = newv
             out[col] = full
         out[col] = _retype(out[col])
-    rep = pd.DataFrame(report, columns=["kind", "key", "column", "profile_value", "metadata_value"])
-    return _categorize(out), rep
+    return _categorize(out), table("metadata_report", report)
 
 
 def _present(v: Any) -> bool:

@@ -18,10 +18,10 @@ from ..errors import LoadError
 from . import cache as _cache
 from . import names as _names
 from .data import ProfileData
-from .frames import build_frames, merge_metadata
+from .frames import build_frames, merge_metadata, table
 from .parse import Progress, parse
 from .rules import caller_format_clash, column_facts, nullable_counts
-from .sources import Source, discover
+from .sources import Source, discover, folder_roots
 
 
 # ------------------------------------------------------------------------------------------------------- load()
@@ -51,9 +51,17 @@ def load(
     than taking this process down: for files from sources you do not trust.
     """
     pattern = _names.compile_pattern(name_pattern) if name_pattern is not None else None
-    found = discover(source)
     jobs = max(1, int(jobs)) if jobs else (os.cpu_count() or 1)
-    store = _cache.Store.for_source(found, cache, pattern) if cache else None
+    store, found = None, None
+    if cache:
+        roots = folder_roots(source)
+        if roots is not None:  # folders only: the last walk is kept in the cache while none of them changes
+            store = _cache.Store.for_roots(roots, [], cache)
+            found = store.read_walk(roots)
+    walked = found is None
+    if found is None:
+        found = discover(source)
+        store = _cache.Store.for_source(found, cache, pattern) if cache else None
     bar = Progress(len(found.files), progress)
     pattern_key = pattern.pattern if pattern is not None else ""
     built = None
@@ -78,6 +86,8 @@ def load(
         built = build_frames(parsed, pattern)
         if store is not None:
             store.write_frames(built, pattern_key)
+    if store is not None and walked:
+        store.write_walk(found)
     facts = parsed.facts if parsed.facts is not None else column_facts(parsed.stats, parsed.edges)
     if facts["edges.tottime.nan"]:
         _refuse_what_pstats_refuses(parsed, built["functions"]["label"])
@@ -88,12 +98,9 @@ def load(
         "edges": _frame(parsed.edges, facts, "edges"),
         "sql": built["sql"],
         "allocations": built["allocations"],
-        "errors": pd.DataFrame(
-            found.errors + parsed.errors + list(built["sidecar_errors"].itertuples(index=False, name=None)),
-            columns=["path", "reason"],
-        ),
+        "errors": table("errors", found.errors + parsed.errors + _rows(built["sidecar_errors"])),
     }
-    report = pd.DataFrame(columns=["kind", "key", "column", "profile_value", "metadata_value"])
+    report = table("metadata_report", [])
     if metadata is not None:
         frames["profiles"], report = merge_metadata(frames["profiles"], metadata)
         if len(report):
@@ -138,6 +145,10 @@ def _frame(cols: dict[str, Any], facts: dict[str, bool], part: str) -> pd.DataFr
         if facts[f"{part}.{c}.unknown"]:
             cols[c] = nullable_counts(cols[c])
     return pd.DataFrame(cols, copy=False)
+
+
+def _rows(df: pd.DataFrame) -> list[tuple[Any, ...]]:
+    return list(df.itertuples(index=False, name=None)) if len(df) else []
 
 
 def _error_summary(errors: pd.DataFrame, total: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob as _glob
 import json
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,14 @@ class Found:
 
     #: files added by name or glob rather than by a folder's walk (their folder's listing is not known)
     unlisted: int = 0
+    #: every folder the walk read: (path, st_dev, st_ino, st_mtime_ns) as it was before the walk read it, and when
+    #: the walk started (``time.time_ns``): what :func:`still_valid` checks a kept walk against
+    dirs: list[tuple[str, int, int, int]] = field(default_factory=list)
+    walked_ns: int = 0
+    #: whether the source was folders only (no glob, no file named, nothing missing): a walk that can be kept
+    folders_only: bool = True
+    #: ``sidecars_of(files)``, kept once made (a kept walk carries it: a re-open does not make it again)
+    sides: list[str | None] | None = None
 
     def sidecar_known_absent(self, sidecar: str) -> bool:
         folder, _, name = sidecar.rpartition(os.sep)
@@ -56,10 +65,15 @@ class Found:
         """The sidecar path of each of ``files`` (found by this discovery), None where the walk's listing of its
         folder shows there is none.  When every file came from a walk and no walked folder holds a sidecar (a
         folder of another tool's profiles), that is known without a look at any file name."""
+        if files is self.files and self.sides is not None and len(self.sides) == len(files):
+            return self.sides
         if not self.unlisted and not any(n.endswith(SIDECAR_SUFFIX) for names in self.listed.values() for n in names):
-            return [None] * len(files)
-        paths = [sidecar_path(p) for p in files]
-        return [None if self.sidecar_known_absent(s) else s for s in paths]
+            sides: list[str | None] = [None] * len(files)
+        else:
+            sides = [None if self.sidecar_known_absent(s) else s for s in map(sidecar_path, files)]
+        if files is self.files:
+            self.sides = sides
+        return sides
 
 
 def _walk(root: str, found: Found, seen_dirs: set[tuple[int, int]], seen_files: set[str]) -> None:
@@ -73,6 +87,7 @@ def _walk(root: str, found: Found, seen_dirs: set[tuple[int, int]], seen_files: 
         found.errors.append((root, "symlink loop (directory already visited), skipped"))
         return
     seen_dirs.add(key)
+    found.dirs.append((os.path.abspath(root), st.st_dev, st.st_ino, st.st_mtime_ns))
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError as e:
@@ -118,12 +133,13 @@ def discover(source: Source) -> Found:
         items = [os.fspath(s) for s in source]
     if not items:
         raise UsageError("celerylab.load: no source given")
-    found = Found()
+    found = Found(walked_ns=time.time_ns())
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
     for item in items:
         item = os.path.expanduser(item)
         if _glob.has_magic(item):
+            found.folders_only = False  # what a pattern matches is not known from the folders it walked
             matches = sorted(_glob.glob(item, recursive=True))
             if not matches:
                 found.errors.append((item, "glob matched no files"))
@@ -142,15 +158,63 @@ def discover(source: Source) -> Found:
             found.roots.append(os.path.abspath(item))
             _walk(item, found, seen_dirs, seen_files)
         elif os.path.lexists(item):
+            found.folders_only = False
             a = os.path.abspath(item)
             if a not in seen_files:
                 seen_files.add(a)
                 found.files.append(a)
                 found.unlisted += 1
         else:
+            found.folders_only = False
             found.errors.append((item, "no such file or directory"))
     found.files.sort()
     return found
+
+
+def folder_roots(source: Source) -> list[str] | None:
+    """The folders ``source`` names, as :func:`discover` records them in ``roots``, when it names only existing
+    folders (no pattern, no file); None otherwise."""
+    items = [os.fspath(source)] if isinstance(source, str | os.PathLike) else [os.fspath(s) for s in source]
+    roots = []
+    for item in items:
+        item = os.path.expanduser(item)
+        if _glob.has_magic(item) or not os.path.isdir(item):
+            return None
+        roots.append(os.path.abspath(item))
+    return roots or None
+
+
+#: A walk is kept only if each folder it read had not changed for this long when the walk began: a folder changed
+#: after the walk then shows a later mtime, even where the file system keeps mtimes to the second (or two, FAT)
+QUIET_NS = 2_000_000_000
+
+
+def keepable(found: Found) -> bool:
+    """Whether a re-open may use this walk instead of walking again (see :func:`still_valid`): folders only, no
+    error met (a folder it could not read may become readable without its parent changing), and every folder
+    quiet for :data:`QUIET_NS` before the walk began."""
+    return (
+        found.folders_only
+        and not found.errors
+        and bool(found.dirs)
+        and all(m < found.walked_ns - QUIET_NS for *_, m in found.dirs)
+    )
+
+
+def still_valid(found: Found) -> bool:
+    """Whether a kept walk still lists what a new walk would: every folder it read is still the same folder with
+    the same mtime (adding, removing or renaming an entry changes its folder's mtime; a file changed in place is
+    the cache's signatures' business, not the walk's)."""
+    if not keepable(found):
+        return False
+    for path, dev, ino, mtime in found.dirs:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        if (st.st_dev, st.st_ino, st.st_mtime_ns) != (dev, ino, mtime):
+            return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------------------ sidecars
@@ -175,4 +239,14 @@ def read_sidecar(path: str, opener: Opener = open) -> dict[str, Any] | str | Non
     return obj
 
 
-__all__ = ["SKIP_IN_WALK", "Found", "Source", "discover", "read_sidecar", "sidecar_path"]
+__all__ = [
+    "SKIP_IN_WALK",
+    "Found",
+    "Source",
+    "discover",
+    "folder_roots",
+    "keepable",
+    "read_sidecar",
+    "sidecar_path",
+    "still_valid",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pstats
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 import celerylab as cl
 import celerylab.core.load as load_mod
+from celerylab.core import sources
 
 from .conftest import make_set
 
@@ -317,3 +319,111 @@ def test_signatures_stat_in_c_equal_os_stat(tmp_path, monkeypatch):
     assert cache_mod._sigs(files, None).tolist() == want
     monkeypatch.setattr(cache_mod, "_cdecode", None)  # the os.stat path gives the same signatures
     assert cache_mod._sigs(files, found).tolist() == want
+
+
+# --------------------------------------------------------------------------------------------- the kept walk
+def _quiet(folder) -> None:
+    """Every folder under ``folder`` last changed a minute ago (as a corpus written earlier is)."""
+    past = os.stat(folder).st_mtime_ns - 60 * 10**9
+    for d, _, _ in os.walk(folder):
+        os.utime(d, ns=(past, past))
+
+
+@pytest.fixture
+def walks(monkeypatch):
+    """Counts the walks of a source (discover) that loads make."""
+    n = [0]
+    real = load_mod.discover
+
+    def spy(source):
+        n[0] += 1
+        return real(source)
+
+    monkeypatch.setattr(load_mod, "discover", spy)
+    return n
+
+
+@pytest.mark.parametrize(
+    "change", ["none", "add", "delete", "rename", "add sidecar", "add in subfolder", "new subfolder", "touch"]
+)
+def test_a_kept_walk_serves_re_opens_until_a_folder_changes(tmp_path, walks, parsed_files, change):
+    folder = tmp_path / "p"
+    paths = make_set(folder, 6, with_sidecars=False)
+    sub = make_set(folder / "sub", 2, with_sidecars=False)
+    _quiet(folder)
+    cache = tmp_path / "cache"
+    first = cl.load(folder, cache=cache)
+    assert walks[0] == 1 and len(first) == 8
+    again = cl.load(folder, cache=cache)
+    assert walks[0] == 1, "an unchanged re-open walks nothing"
+    for name in FRAMES:
+        pdt.assert_frame_equal(getattr(first, name), getattr(again, name))
+    parsed_files.clear()
+    target = paths[2]
+    if change == "add":
+        Path(folder / "zz-new.prof").write_bytes(Path(paths[0]).read_bytes())
+    elif change == "delete":
+        os.remove(target)
+    elif change == "rename":
+        os.rename(target, str(folder / "renamed.prof"))
+    elif change == "add sidecar":
+        Path(target[: -len(".prof")] + ".json").write_text(json.dumps({"task_name": "late.sidecar", "queue": "q"}))
+    elif change == "add in subfolder":
+        Path(folder / "sub" / "zz-new.prof").write_bytes(Path(sub[0]).read_bytes())
+    elif change == "new subfolder":
+        (folder / "deeper").mkdir()
+        Path(folder / "deeper" / "x.prof").write_bytes(Path(paths[0]).read_bytes())
+    elif change == "touch":
+        _bump_mtime(target)  # a file changed in place: the signatures' business, the walk is still the same
+    ps = cl.load(folder, cache=cache)
+    parsed = list(parsed_files)
+    assert walks[0] == (1 if change in ("none", "touch") else 2)
+    assert parsed == {"none": [], "delete": [], "rename": [str(folder / "renamed.prof")], "touch": [target],
+                      "add sidecar": [target], "add": [str(folder / "zz-new.prof")],
+                      "add in subfolder": [str(folder / "sub" / "zz-new.prof")],
+                      "new subfolder": [str(folder / "deeper" / "x.prof")]}[change]  # fmt: skip
+    _same_as_uncached(ps, folder)
+    if change == "add sidecar":
+        row = ps.profiles.set_index("path").loc[target]
+        assert row["task_name"] == "late.sidecar" and row["queue"] == "q"
+
+
+def test_a_walk_of_folders_changed_just_before_it_is_not_kept(tmp_path, walks):
+    folder = tmp_path / "p"
+    make_set(folder, 3)  # the folder changed a moment ago: a change after the walk might keep its mtime
+    cache = tmp_path / "cache"
+    cl.load(folder, cache=cache)
+    cl.load(folder, cache=cache)
+    assert walks[0] == 2
+    assert not list(Path(cache).glob("*/walk.pickle"))
+    found = sources.discover(folder)
+    assert not sources.keepable(found)
+    found.dirs = [(p, d, i, found.walked_ns - sources.QUIET_NS - 1) for p, d, i, _ in found.dirs]
+    assert sources.keepable(found)
+    found.dirs[0] = (*found.dirs[0][:3], found.walked_ns - sources.QUIET_NS)
+    assert not sources.keepable(found)
+
+
+@pytest.mark.parametrize("source", ["glob", "file list"])
+def test_a_source_that_names_files_or_patterns_is_always_walked(tmp_path, walks, source):
+    folder = tmp_path / "p"
+    paths = make_set(folder, 3)
+    _quiet(folder)
+    src = str(folder / "*.prof") if source == "glob" else paths
+    for _ in range(3):
+        assert len(cl.load(src, cache=tmp_path / "cache")) == 3
+    assert walks[0] == 3
+
+
+def test_a_damaged_kept_walk_is_walked_again_and_rewritten(tmp_path, walks):
+    folder = tmp_path / "p"
+    make_set(folder, 3)
+    _quiet(folder)
+    cache = tmp_path / "cache"
+    first = cl.load(folder, cache=cache)
+    (kept,) = Path(cache).glob("*/walk.pickle")
+    kept.write_bytes(kept.read_bytes()[:40])
+    pdt.assert_frame_equal(cl.load(folder, cache=cache).profiles, first.profiles)
+    assert walks[0] == 2
+    pdt.assert_frame_equal(cl.load(folder, cache=cache).profiles, first.profiles)
+    assert walks[0] == 2, "the walk was kept again"
