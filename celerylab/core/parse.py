@@ -25,9 +25,8 @@ import os
 import sys
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence, Set
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -503,10 +502,10 @@ EDGE_COLS = ("profile_id", "caller_id", "callee_id", "ncalls", "pcalls", "tottim
 
 class _Column:
     """One output column, filled as chunks are merged (the copy happens while the threads parse, not after them).
-    Its buffer is sized, when it is first too small, to what the files merged so far predict for all of them
-    (memory a wrong guess does not fill is never touched, so it costs no RAM), and cut to its length at the end by
-    ``ndarray.resize`` (realloc: shrunk in place).  Call counts stay int32 while every value fits (as
-    :func:`_concat_columns` decides)."""
+    Its buffer is sized, when it is first too small, to what the bytes merged so far predict for all the files
+    (memory a wrong guess does not fill is never touched, so it costs no RAM; a guess too small costs a copy of
+    what it holds), and cut to its length at the end by ``ndarray.resize`` (realloc: shrunk in place).  Call
+    counts stay int32 while every value fits (as :func:`_concat_columns` decides)."""
 
     __slots__ = ("buf", "count", "n")
 
@@ -515,10 +514,10 @@ class _Column:
         self.n = 0
         self.count = count
 
-    def _room(self, m: int, per_file: float, files_left: int) -> np.ndarray:
+    def _room(self, m: int, per_byte: float, bytes_left: int) -> np.ndarray:
         need = self.n + m
         if need > len(self.buf):
-            cap = max(need + int(per_file * files_left * 1.05), int(len(self.buf) * 1.5))
+            cap = max(need + int(per_byte * bytes_left * 1.25), int(len(self.buf) * 1.5))
             buf = np.empty(cap, dtype=self.buf.dtype)
             buf[: self.n] = self.buf[: self.n]
             self.buf = buf
@@ -526,17 +525,17 @@ class _Column:
         self.n = need
         return out
 
-    def put(self, part: np.ndarray, per_file: float, files_left: int) -> None:
+    def put(self, part: np.ndarray, per_byte: float, bytes_left: int) -> None:
         if self.count and part.dtype != np.int32 and len(part) and (part.max() > _I32.max or part.min() < _I32.min):
             self.count = False
             self.buf = self.buf.astype(np.int64)
-        self._room(len(part), per_file, files_left)[...] = part
+        self._room(len(part), per_byte, bytes_left)[...] = part
 
-    def take(self, table: np.ndarray, ids: np.ndarray, per_file: float, files_left: int) -> None:
+    def take(self, table: np.ndarray, ids: np.ndarray, per_byte: float, bytes_left: int) -> None:
         """Write ``table[ids]`` at the end (remapped ids, without a temporary)."""
         if len(ids) and (ids.min() < 0 or ids.max() >= len(table)):
             raise IndexError(f"celerylab: a parsed chunk refers to id {ids.max()} of {len(table)}")
-        np.take(table, ids, out=self._room(len(ids), per_file, files_left), mode="clip")
+        np.take(table, ids, out=self._room(len(ids), per_byte, bytes_left), mode="clip")
 
     def array(self) -> np.ndarray:
         buf, n = self.buf, self.n
@@ -552,10 +551,12 @@ _EDGE_DTYPES = (np.int32, np.int32, np.int32, np.int64, np.int64, np.float64, np
 
 class _Merger:
     """Joins chunk results, in chunk order, into global columns: function ids remapped to one index, chunk slots to
-    profile ids (failed files dropped).  ``files``: how many files the chunks hold in all (sizes the columns)."""
+    profile ids (failed files dropped).  ``sizes``: the size of each file the chunks hold, in their order (sizes the
+    columns)."""
 
-    def __init__(self, files: int = 0) -> None:
-        self.files = files
+    def __init__(self, sizes: np.ndarray | None = None) -> None:
+        # bytes in the files before each file: the merge predicts a column's length from the bytes merged so far
+        self.before = np.concatenate([[0], np.cumsum(np.maximum(sizes, 0))]) if sizes is not None else None
         self.seen = 0  # files merged so far (failed ones too)
         self.index: dict[Any, int] = {}
         self.paths: list[str] = []
@@ -597,15 +598,17 @@ class _Merger:
             self.profilers.append(tool)
             self.sidecars.append(sc)
         self.seen += len(packed["outcomes"])
-        left = max(0, self.files - self.seen)
+        done, left = (1, 0)  # without the files' sizes: columns grow by half as needed
+        if self.before is not None:
+            done, left = int(self.before[self.seen]), int(self.before[-1] - self.before[self.seen])
         for cols, part, ids in ((self.s_cols, packed["stats"], (1,)), (self.e_cols, packed["edges"], (1, 2))):
-            per_file = (cols[0].n + len(part[0])) / max(1, self.seen)
-            cols[0].take(slot_to_pid, part[0], per_file, left)
+            per_byte = (cols[0].n + len(part[0])) / max(1, done)
+            cols[0].take(slot_to_pid, part[0], per_byte, left)
             for j in range(1, len(cols)):
                 if j in ids and len(remap):
-                    cols[j].take(remap, part[j], per_file, left)
+                    cols[j].take(remap, part[j], per_byte, left)
                 else:
-                    cols[j].put(part[j], per_file, left)
+                    cols[j].put(part[j], per_byte, left)
         packed.clear()
 
     def finish(self) -> Parsed:
@@ -680,37 +683,88 @@ def _run_threads(
     chunks: list[list[str]], jobs: int, progress: Progress, take: Callable[[Result], None], bare: Set[str] = frozenset()
 ) -> None:
     """Parse chunks in ``jobs`` threads of this process and hand each result to ``take`` in chunk order, as soon
-    as it and every chunk before it are done (the merge runs while the threads parse).  The compiled decoder reads
-    and decodes a run of files without the GIL (each thread has its own interner), so the threads decode in
-    parallel; the GIL is taken for the little Python around each run of files, and to make the Python keys of the
-    functions a chunk met first (``Interner.sync``, at the chunk's end)."""
+    as it and every chunk before it are done.  The compiled decoder reads and decodes a run of files without the GIL
+    (each thread has its own interner), so the threads decode in parallel; the GIL is taken for the little Python
+    around each run of files, and to make the Python keys of the functions a chunk met first (``Interner.sync``,
+    at the chunk's end).  The merge runs in the parsing threads themselves: a thread that has parsed a chunk merges
+    every chunk that is next in order (one thread at a time), so no third thread competes for the cores with the
+    two that decode (on two cores, a merging main thread only ever got part of one).  A thread takes a chunk only
+    while fewer than ``jobs * _AHEAD`` chunks wait to be merged: parsed chunks cannot pile up in memory."""
+    n = len(chunks)
+    if not n:
+        return
+    window = jobs * _AHEAD
+    results: list[Result | None] = [None] * n
+    cond = threading.Condition()
+    merging = threading.Lock()
+    at = {"taken": 0, "merged": 0}  # chunks taken by a thread / handed to take, in order
+    failed: list[BaseException] = []
+
+    def merge_ready() -> None:
+        while merging.acquire(blocking=False):
+            try:
+                while True:
+                    with cond:
+                        i = at["merged"]
+                        result = results[i] if i < n else None
+                        if result is None:
+                            break
+                        results[i] = None
+                    take(result)
+                    progress.update(len(chunks[i]))
+                    with cond:
+                        at["merged"] = i + 1
+                        cond.notify_all()
+            finally:
+                merging.release()
+            with cond:  # a chunk parsed while this thread held the lock found it taken: merged here, not left
+                i = at["merged"]
+                if i >= n or results[i] is None:
+                    return
+
+    def work() -> None:
+        keys = decode.Keys()  # this thread's keys, interned across the chunks it takes (in order, as merged)
+        try:
+            while True:
+                with cond:
+                    while not failed and at["taken"] < n and at["taken"] - at["merged"] >= window:
+                        cond.wait()
+                    if failed or at["taken"] >= n:
+                        return
+                    i = at["taken"]
+                    at["taken"] = i + 1
+                result = _parse_chunk(chunks[i], keys=keys, bare=bare)
+                with cond:
+                    results[i] = result
+                merge_ready()
+        except BaseException as e:  # handed to the caller's thread, which raises it; the other threads stop
+            with cond:
+                failed.append(e)
+                cond.notify_all()
+
     # one switch for the whole load: parse_files leaves the collector as it finds it, which threads would race on
     was_enabled = gc.isenabled()
     gc.disable()
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="celerylab-parse")
-    local = threading.local()
-
-    def work(paths: list[str]) -> Result:
-        # each thread interns keys across the chunks it takes (in chunk order, as the merge joins them)
-        keys = getattr(local, "keys", None)
-        if keys is None:
-            keys = local.keys = decode.Keys()
-        return _parse_chunk(paths, keys=keys, bare=bare)
-
+    threads = [threading.Thread(target=work, name=f"celerylab-parse-{k}", daemon=True) for k in range(min(jobs, n))]
     try:
-        # a window of chunks in flight: parsed chunks wait for the merge only that many deep, which bounds the memory
-        # they hold when the merge falls behind (as it does while it copies big chunks into the columns)
-        window = jobs * _AHEAD
-        ahead = deque(pool.submit(work, c) for c in chunks[:window])
-        for i, c in enumerate(chunks):
-            take(ahead.popleft().result())
-            if i + window < len(chunks):
-                ahead.append(pool.submit(work, chunks[i + window]))
-            progress.update(len(c))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    except BaseException as e:  # an interrupt: the threads end after the chunk each is parsing
+        with cond:
+            failed.append(e)
+            cond.notify_all()
+        for t in threads:
+            t.join()
+        raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # an error or an interrupt: chunks not started are dropped
         if was_enabled:
             gc.enable()
+    if failed:
+        raise failed[0]
+    if at["merged"] != n:
+        raise RuntimeError(f"celerylab: {n - at['merged']} parsed chunks were not merged")
 
 
 #: chunks a parser thread may have parsed ahead of the merge
@@ -734,7 +788,7 @@ def parse(
     """Parse ``files`` with ``jobs`` threads of this process, or, when ``isolate``, ``jobs`` worker processes.
     ``sidecars`` (:meth:`Found.sidecars_of`): None for each file whose folder holds no sidecar for it (not looked
     for again); by default every file's sidecar is looked for."""
-    merger = _Merger(len(files))
+    merger = _Merger(decode.file_sizes(files))
     bare = frozenset(f for f, s in zip(files, sidecars) if s is None) if sidecars is not None else frozenset()
     if jobs <= 1:
         _run_parallel(_chunks(files, 1), 1, bar, merger.add, bare)

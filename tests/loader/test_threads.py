@@ -3,6 +3,7 @@ without the GIL; every frame equals a one-thread load's and the isolated process
 
 from __future__ import annotations
 
+import gc
 import gzip
 import os
 import pstats
@@ -216,12 +217,12 @@ def test_merged_columns_grow_past_a_wrong_guess_and_widen_counts_that_do_not_fit
     parts[3] = parts[3].astype(np.int64) + 2**40  # a call count beyond int32, met half-way
     col = parse._Column(np.int64, count=True)
     for i, p in enumerate(parts):
-        col.put(p, per_file=1.0, files_left=len(parts) - i - 1)  # guesses far too small
+        col.put(p, per_byte=0.01, bytes_left=100 * (len(parts) - i - 1))  # guesses far too small
     out = col.array()
     assert out.dtype == np.int64 and np.array_equal(out, np.concatenate(parts))
     assert out.flags.owndata and len(col.array()) == 0
     small = parse._Column(np.int64, count=True)
-    small.put(parts[0], per_file=100.0, files_left=1000)  # guessed far too large: cut to length
+    small.put(parts[0], per_byte=1.0, bytes_left=10**5)  # guessed far too large: cut to length
     kept = small.array()
     assert kept.dtype == np.int32 and np.array_equal(kept, parts[0]) and kept.flags.owndata
     ids = parse._Column(np.int32)
@@ -255,3 +256,32 @@ def test_parser_threads_run_at_most_a_window_of_chunks_ahead_of_a_slow_merge(tmp
     assert state["merged"] == n_chunks > 2 * parse._AHEAD + 2
     assert state["most_ahead"] <= 2 * parse._AHEAD
     assert ps.to_pstats_dict() == pstats.Stats(*paths).stats
+
+
+@pytest.mark.parametrize("where", ["parse", "merge"])
+def test_an_error_in_a_parser_thread_reaches_the_caller_and_every_thread_ends(tmp_path, monkeypatch, where):
+    paths = sorted(write_corpus(str(tmp_path / "syn"), 120, n_functions=20, n_edges=40, seed=8))
+    chunks = parse._thread_chunks(paths, 2)
+    real = parse._parse_chunk
+    calls = []
+
+    def chunk(*args, **kwargs):
+        calls.append(1)
+        if where == "parse" and len(calls) == 4:
+            raise MemoryError("chunk 4")
+        return real(*args, **kwargs)
+
+    merged = []
+
+    def take(result):
+        merged.append(result)
+        if where == "merge" and len(merged) == 3:
+            raise RuntimeError("merge 3")
+
+    monkeypatch.setattr(parse, "_parse_chunk", chunk)
+    before = threading.active_count()
+    with pytest.raises(MemoryError if where == "parse" else RuntimeError, match=r"chunk 4|merge 3"):
+        parse._run_threads(chunks, 2, parse.Progress(0, False), take)
+    assert threading.active_count() == before
+    assert len(calls) < len(chunks) and len(merged) <= 3  # the threads stopped taking chunks
+    assert gc.isenabled()
