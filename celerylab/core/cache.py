@@ -39,7 +39,9 @@ FORMAT = 6  # 2: the profiler column, negative (unknown) counts and times kept; 
 #           5: the built frames pickled; 6: the frames' column buffers out of band, mapped
 _FRAMES = ("profiles", "functions", "sql", "allocations", "sidecar_errors")
 _FRAMES_FILE = "frames.pickle"
-_WALK_FILE = "walk.pickle"  # the last walk of the source (sources.Found), kept while its folders do not change
+# the last walk of the source (a pickled sources.Found), kept while its folders do not change; a change to Found's
+# fields needs a new FORMAT (an older pickle would lack them)
+_WALK_FILE = "walk.pickle"
 # reasons that depend on the moment, not on the content: never cached, always tried again
 _TRANSIENT = ("unreadable", "vanished", "symlink", "is a directory", "the parser process crashed", "temporary file")
 

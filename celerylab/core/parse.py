@@ -697,7 +697,7 @@ def _run_threads(
     results: list[Result | None] = [None] * n
     cond = threading.Condition()
     merging = threading.Lock()
-    at = {"taken": 0, "merged": 0}  # chunks taken by a thread / handed to take, in order
+    at = {"taken": 0, "merged": 0, "shown": 0}  # chunks taken by a thread / handed to take / shown as done
     failed: list[BaseException] = []
 
     def merge_ready() -> None:
@@ -711,7 +711,6 @@ def _run_threads(
                             break
                         results[i] = None
                     take(result)
-                    progress.update(len(chunks[i]))
                     with cond:
                         at["merged"] = i + 1
                         cond.notify_all()
@@ -749,8 +748,16 @@ def _run_threads(
     try:
         for t in threads:
             t.start()
+        # the progress bar moves in this thread (a notebook's bar is a widget: not updated from other threads)
+        while at["shown"] < n and not failed and any(t.is_alive() for t in threads):
+            with cond:
+                cond.wait_for(lambda: at["merged"] > at["shown"] or bool(failed), timeout=0.5)
+                merged = at["merged"]
+            progress.update(sum(len(c) for c in chunks[at["shown"] : merged]))
+            at["shown"] = merged
         for t in threads:
             t.join()
+        progress.update(sum(len(c) for c in chunks[at["shown"] : at["merged"]]))
     except BaseException as e:  # an interrupt: the threads end after the chunk each is parsing
         with cond:
             failed.append(e)

@@ -285,3 +285,24 @@ def test_an_error_in_a_parser_thread_reaches_the_caller_and_every_thread_ends(tm
     assert threading.active_count() == before
     assert len(calls) < len(chunks) and len(merged) <= 3  # the threads stopped taking chunks
     assert gc.isenabled()
+
+
+def test_the_progress_bar_moves_in_the_callers_thread_by_every_file(tmp_path, monkeypatch):
+    paths = sorted(write_corpus(str(tmp_path / "syn"), 90, n_functions=20, n_edges=40, seed=9))
+    moves: list[tuple[str, int]] = []
+
+    class Bar(parse.Progress):
+        def update(self, n: int) -> None:
+            moves.append((threading.current_thread().name, n))
+
+    real_add = parse._Merger.add
+
+    def slow_add(self, result):
+        time.sleep(0.005)  # merges spread over time: the bar moves several times
+        real_add(self, result)
+
+    monkeypatch.setattr(parse._Merger, "add", slow_add)
+    parsed = parse.parse(paths, 2, Bar(len(paths), False))
+    assert len(parsed.paths) == 90
+    assert {name for name, _ in moves} == {threading.current_thread().name}
+    assert sum(n for _, n in moves) == 90 and len([n for _, n in moves if n]) > 1
