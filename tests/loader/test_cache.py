@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pstats
+import time
 from pathlib import Path
 
 import pandas.testing as pdt
@@ -390,7 +391,11 @@ def test_a_kept_walk_serves_re_opens_until_a_folder_changes(tmp_path, walks, par
 
 def test_a_walk_of_folders_changed_just_before_it_is_not_kept(tmp_path, walks):
     folder = tmp_path / "p"
-    make_set(folder, 3)  # the folder changed a moment ago: a change after the walk might keep its mtime
+    make_set(folder, 3)
+    # the folder changed a moment ago (its mtime set ahead, so that a slow machine cannot make it 2 s old before
+    # the walk): a change after the walk might keep its mtime
+    soon = time.time_ns() + 10 * 10**9
+    os.utime(folder, ns=(soon, soon))
     cache = tmp_path / "cache"
     cl.load(folder, cache=cache)
     cl.load(folder, cache=cache)

@@ -261,7 +261,7 @@ def test_parser_threads_run_at_most_a_window_of_chunks_ahead_of_a_slow_merge(tmp
 @pytest.mark.parametrize("where", ["parse", "merge"])
 def test_an_error_in_a_parser_thread_reaches_the_caller_and_every_thread_ends(tmp_path, monkeypatch, where):
     paths = sorted(write_corpus(str(tmp_path / "syn"), 120, n_functions=20, n_edges=40, seed=8))
-    chunks = parse._thread_chunks(paths, 2)
+    chunks = [paths[i : i + 5] for i in range(0, len(paths), 5)]  # 24 chunks: far more than the window of 6
     real = parse._parse_chunk
     calls = []
 
@@ -283,7 +283,8 @@ def test_an_error_in_a_parser_thread_reaches_the_caller_and_every_thread_ends(tm
     with pytest.raises(MemoryError if where == "parse" else RuntimeError, match=r"chunk 4|merge 3"):
         parse._run_threads(chunks, 2, parse.Progress(0, False), take)
     assert threading.active_count() == before
-    assert len(calls) < len(chunks) and len(merged) <= 3  # the threads stopped taking chunks
+    # the threads stopped taking chunks: at most the window past the last merge, and the chunk each had in hand
+    assert len(calls) <= len(merged) + 2 * parse._AHEAD + 2 < len(chunks) and len(merged) <= 3
     assert gc.isenabled()
 
 
@@ -298,7 +299,7 @@ def test_the_progress_bar_moves_in_the_callers_thread_by_every_file(tmp_path, mo
     real_add = parse._Merger.add
 
     def slow_add(self, result):
-        time.sleep(0.005)  # merges spread over time: the bar moves several times
+        time.sleep(0.02)  # merges spread over time: the bar moves several times
         real_add(self, result)
 
     monkeypatch.setattr(parse._Merger, "add", slow_add)
