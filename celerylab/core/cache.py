@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._files import sidecar_path
-from .decode import _cdecode
+from .decode import stat_sigs
 from .parse import Parsed
 from .rules import column_facts
 from .sources import Found, keepable, still_valid
@@ -59,22 +59,8 @@ def cache_root(cache: bool | str | os.PathLike[str]) -> str:
 
 def _sigs(files: list[str], found: Found | None) -> np.ndarray:
     """(size, mtime_ns) of every file and of its sidecar as an ``(n, 4)`` int64 array, -1 where missing (a sidecar the
-    walk did not list is not asked for); the stats are made in C where the decoder is built."""
-    sides: list[str | None] = found.sidecars_of(files) if found else [sidecar_path(p) for p in files]
-    raw = _cdecode.stat_sigs(files, sides) if _cdecode is not None else None
-    if raw is not None:
-        return np.frombuffer(raw, dtype=np.int64).reshape(len(files), 4)
-    return np.array([_stat(p) + _stat(s) for p, s in zip(files, sides)], dtype=np.int64).reshape(len(files), 4)
-
-
-def _stat(path: str | None) -> tuple[int, int]:
-    if path is None:
-        return -1, -1
-    try:
-        st = os.stat(path)
-    except OSError:
-        return -1, -1
-    return st.st_size, st.st_mtime_ns
+    walk did not list is not asked for)."""
+    return stat_sigs(files, found.sidecars_of(files) if found else [sidecar_path(p) for p in files])
 
 
 class Store:
@@ -98,10 +84,10 @@ class Store:
         (:func:`sources.still_valid`); None otherwise (walk again)."""
         try:
             with open(os.path.join(self.folder, _WALK_FILE), "rb") as f:
-                fmt, kept_roots, found = pickle.load(f)
+                fmt, found = pickle.load(f)
         except Exception:  # missing, cut short, or written by another version: walked again
             return None
-        if fmt != FORMAT or kept_roots != roots or not isinstance(found, Found) or found.roots != roots:
+        if fmt != FORMAT or not isinstance(found, Found) or found.roots != roots:
             return None
         return found if still_valid(found) else None
 
@@ -113,7 +99,7 @@ class Store:
         tmp = os.path.join(self.folder, f".{_WALK_FILE}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             with open(tmp, "wb") as f:
-                pickle.dump((FORMAT, found.roots, found), f, protocol=5)
+                pickle.dump((FORMAT, found), f, protocol=5)
             os.replace(tmp, os.path.join(self.folder, _WALK_FILE))
         except (OSError, pickle.PicklingError):
             with contextlib.suppress(OSError):
@@ -159,15 +145,16 @@ class Store:
             parsed.funcs, parsed.sidecars = self._read_keys_and_sidecars(gen, parsed.cache_rows or [])
 
     def load(
-        self, files: list[str], parse: Callable[[list[str]], Parsed], found: Found | None = None
+        self, files: list[str], parse: Callable[[list[str], np.ndarray], Parsed], found: Found | None = None
     ) -> tuple[Parsed, bool]:
         """The parsed content of ``files``, from the cache where unchanged; ``(parsed, nothing_changed)``.
-        ``found``: the discovery that listed ``files`` (its folder listings say which sidecars exist)."""
+        ``found``: the discovery that listed ``files`` (its folder listings say which sidecars exist); ``parse``
+        is given the files to parse and their sizes (from the signatures: not stat'ed again)."""
         sigs = _sigs(files, found)  # the one piece of per-file work of a re-open: a stat or two
         gen = self._current()
         cached = self._read(gen) if gen else None
         if gen is None or cached is None:
-            parsed = parse(files)
+            parsed = parse(files, sigs[:, 0].copy())
             self._save(parsed, files, sigs)
             return parsed, False
         index, stats, edges, facts = cached
@@ -216,7 +203,7 @@ class Store:
         old = _subset(old, keep_pids)
         old.errors = keep_err
         todo = [p for p, f in zip(files, fresh_file) if not f]
-        new = parse(todo) if todo else None
+        new = parse(todo, sigs[~fresh_file, 0]) if todo else None
         parsed = _combine(old, new) if new is not None else old
         self._save(parsed, files, sigs)
         return parsed, False

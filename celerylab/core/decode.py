@@ -18,7 +18,6 @@ It imports only the standard library and numpy: it runs in loader worker process
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import itertools
 import json
@@ -121,7 +120,7 @@ class Chunk:
             if not parts:
                 return np.empty(0, dtype=dtype)
             out = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            if out.dtype == np.int64 and (not len(out) or (out.max() <= _INT32_MAX and out.min() >= _INT32_MIN)):
+            if out.dtype == np.int64 and fits_int32(out):
                 out = out.astype(np.int32)  # call counts: half the bytes to send back and hold
             return out
 
@@ -796,17 +795,35 @@ class Keys:
         self.sent = 0
 
 
+def stat_sigs(paths: list[str], sidecars: list[str | None]) -> np.ndarray:
+    """(size, mtime_ns) of each of ``paths`` and of its sidecar as an ``(n, 4)`` int64 array, -1 where a file is
+    missing or its sidecar is None (known absent); stat'ed in C where the decoder is built."""
+    raw = _cdecode.stat_sigs(paths, sidecars) if _cdecode is not None else None
+    if raw is not None:
+        return np.frombuffer(raw, dtype=np.int64).reshape(len(paths), 4)
+    return np.array([_stat(p) + _stat(s) for p, s in zip(paths, sidecars)], dtype=np.int64).reshape(len(paths), 4)
+
+
+def _stat(path: str | None) -> tuple[int, int]:
+    if path is None:
+        return -1, -1
+    try:
+        st = os.stat(path)
+    except OSError:
+        return -1, -1
+    return st.st_size, st.st_mtime_ns
+
+
 def file_sizes(paths: list[str]) -> np.ndarray:
     """The size in bytes of each of ``paths`` (-1 where it cannot be stat'ed): what sizes the columns of a load
-    before the files are read (stat'ed in C where the decoder is built)."""
-    raw = _cdecode.stat_sigs(paths, [None] * len(paths)) if _cdecode is not None else None
-    if raw is not None:
-        return np.frombuffer(raw, dtype=np.int64).reshape(len(paths), 4)[:, 0].copy()
-    out = np.full(len(paths), -1, dtype=np.int64)
-    for i, p in enumerate(paths):
-        with contextlib.suppress(OSError):
-            out[i] = os.stat(p).st_size
-    return out
+    before the files are read."""
+    return stat_sigs(paths, [None] * len(paths))[:, 0].copy()
+
+
+def fits_int32(values: np.ndarray) -> bool:
+    """Whether integer ``values`` (call counts) fit in int32: such columns are kept at half the bytes (exact sums
+    use int64)."""
+    return values.dtype == np.int32 or not len(values) or (values.max() <= _INT32_MAX and values.min() >= _INT32_MIN)
 
 
 def parse_files(paths: list[str], opener: Opener = open, keys: Keys | None = None) -> dict[str, Any]:

@@ -69,9 +69,9 @@ def load(
         if store is not None:
             fresh: list[int] = []
 
-            def parse_fresh(files: list[str]) -> Any:
+            def parse_fresh(files: list[str], sizes: Any) -> Any:
                 fresh.append(len(files))
-                return parse(files, jobs, bar, isolate, found.sidecars_of(files))
+                return parse(files, jobs, bar, isolate, found.sidecars_of(files), sizes)
 
             parsed, unchanged = store.load(found.files, parse_fresh, found)
             bar.cached(len(found.files) - sum(fresh))

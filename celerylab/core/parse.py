@@ -1,9 +1,10 @@
 """Parsing many profile files and merging them into global columns (:class:`Parsed`).
 
 Files are parsed in chunks: by ``jobs`` threads of this process (the compiled decoder works without the GIL, and
-each thread interns function keys across the chunks it takes), or, with ``isolate``, by worker processes that
-return plain numpy columns through ``/dev/shm``.  The parent merges each chunk as it arrives, remapping function
-ids to one global index (each key once per thread) and chunk slots to profile ids.
+each thread interns function keys across the chunks it takes; the thread that parsed a chunk merges every chunk
+next in order), or, with ``isolate``, by worker processes that return plain numpy columns through ``/dev/shm``
+(the parent merges those as they arrive).  The merge remaps function ids to one global index (each key once per
+thread) and chunk slots to profile ids.
 
 The isolated workers never fork the caller: a fork copies its threads' locks, open sockets and after-fork hooks
 (kombu's hook hangs in a child after ``app.control.ping()`` over Redis).  They are started from a clean
@@ -526,7 +527,7 @@ class _Column:
         return out
 
     def put(self, part: np.ndarray, per_byte: float, bytes_left: int) -> None:
-        if self.count and part.dtype != np.int32 and len(part) and (part.max() > _I32.max or part.min() < _I32.min):
+        if self.count and not decode.fits_int32(part):
             self.count = False
             self.buf = self.buf.astype(np.int64)
         self._room(len(part), per_byte, bytes_left)[...] = part
@@ -638,7 +639,6 @@ def _merge(results: Sequence[Result]) -> Parsed:
     return merger.finish()
 
 
-_I32 = np.iinfo(np.int32)
 #: a column at least this big hands the pieces it was joined from back to the OS (malloc_trim walks the whole heap:
 #: ~0.15 ms a call, worth it only where the pieces are large)
 _TRIM_BYTES = 8 << 20
@@ -649,11 +649,7 @@ def _concat_columns(
 ) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, col, dt in zip(names, parts, dtypes):
-        if (
-            dt is np.int64
-            and name in ("ncalls", "pcalls")
-            and all(c.dtype == np.int32 or not len(c) or (c.max() <= _I32.max and c.min() >= _I32.min) for c in col)
-        ):
+        if dt is np.int64 and name in ("ncalls", "pcalls") and all(decode.fits_int32(c) for c in col):
             dt = np.int32  # call counts fit in 32 bits in practice: half the memory (exact sums use int64)
         out[name] = np.concatenate(col).astype(dt, copy=False) if col else np.empty(0, dtype=dt)
         col.clear()  # free each column's pieces as soon as it is joined ...
@@ -790,12 +786,18 @@ def _thread_chunks(files: list[str], jobs: int) -> list[list[str]]:
 
 
 def parse(
-    files: list[str], jobs: int, bar: Progress, isolate: bool = False, sidecars: Sequence[str | None] | None = None
+    files: list[str],
+    jobs: int,
+    bar: Progress,
+    isolate: bool = False,
+    sidecars: Sequence[str | None] | None = None,
+    sizes: np.ndarray | None = None,
 ) -> Parsed:
     """Parse ``files`` with ``jobs`` threads of this process, or, when ``isolate``, ``jobs`` worker processes.
     ``sidecars`` (:meth:`Found.sidecars_of`): None for each file whose folder holds no sidecar for it (not looked
-    for again); by default every file's sidecar is looked for."""
-    merger = _Merger(decode.file_sizes(files))
+    for again); by default every file's sidecar is looked for.  ``sizes``: each file's size in bytes, where the
+    caller has stat'ed them (the cache's signatures); stat'ed here otherwise."""
+    merger = _Merger(sizes if sizes is not None else decode.file_sizes(files))
     bare = frozenset(f for f, s in zip(files, sidecars) if s is None) if sidecars is not None else frozenset()
     if jobs <= 1:
         _run_parallel(_chunks(files, 1), 1, bar, merger.add, bare)

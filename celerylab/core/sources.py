@@ -126,18 +126,13 @@ def _walk(root: str, found: Found, seen_dirs: set[tuple[int, int]], seen_files: 
 
 def discover(source: Source) -> Found:
     """Every candidate profile file under ``source`` (dirs recursively, globs, paths), sorted and unique."""
-    items: list[str]
-    if isinstance(source, str | os.PathLike):
-        items = [os.fspath(source)]
-    else:
-        items = [os.fspath(s) for s in source]
+    items = _items(source)
     if not items:
         raise UsageError("celerylab.load: no source given")
     found = Found(walked_ns=time.time_ns())
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
     for item in items:
-        item = os.path.expanduser(item)
         if _glob.has_magic(item):
             found.folders_only = False  # what a pattern matches is not known from the folders it walked
             matches = sorted(_glob.glob(item, recursive=True))
@@ -171,13 +166,17 @@ def discover(source: Source) -> Found:
     return found
 
 
+def _items(source: Source) -> list[str]:
+    """The paths or patterns a source names, ``~`` expanded."""
+    items = [source] if isinstance(source, str | os.PathLike) else list(source)
+    return [os.path.expanduser(os.fspath(s)) for s in items]
+
+
 def folder_roots(source: Source) -> list[str] | None:
     """The folders ``source`` names, as :func:`discover` records them in ``roots``, when it names only existing
     folders (no pattern, no file); None otherwise."""
-    items = [os.fspath(source)] if isinstance(source, str | os.PathLike) else [os.fspath(s) for s in source]
     roots = []
-    for item in items:
-        item = os.path.expanduser(item)
+    for item in _items(source):
         if _glob.has_magic(item) or not os.path.isdir(item):
             return None
         roots.append(os.path.abspath(item))

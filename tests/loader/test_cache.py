@@ -26,9 +26,9 @@ def parsed_files(monkeypatch):
     seen: list[str] = []
     real = load_mod.parse
 
-    def spy(files, jobs, bar, isolate=False, sidecars=None):
+    def spy(files, jobs, bar, isolate=False, sidecars=None, sizes=None):
         seen.extend(files)
-        return real(files, jobs, bar, isolate, sidecars)
+        return real(files, jobs, bar, isolate, sidecars, sizes)
 
     monkeypatch.setattr(load_mod, "parse", spy)
     return seen
@@ -296,6 +296,7 @@ def test_frames_from_the_cache_are_writable_and_never_written_back(tmp_path):
 def test_signatures_stat_in_c_equal_os_stat(tmp_path, monkeypatch):
     from celerylab._files import sidecar_path
     from celerylab.core import cache as cache_mod
+    from celerylab.core import decode
     from celerylab.core.decode import _cdecode
     from celerylab.core.sources import discover
 
@@ -318,7 +319,7 @@ def test_signatures_stat_in_c_equal_os_stat(tmp_path, monkeypatch):
     assert _cdecode is not None
     assert cache_mod._sigs(files, found).tolist() == want
     assert cache_mod._sigs(files, None).tolist() == want
-    monkeypatch.setattr(cache_mod, "_cdecode", None)  # the os.stat path gives the same signatures
+    monkeypatch.setattr(decode, "_cdecode", None)  # the os.stat path gives the same signatures
     assert cache_mod._sigs(files, found).tolist() == want
 
 
@@ -432,3 +433,30 @@ def test_a_damaged_kept_walk_is_walked_again_and_rewritten(tmp_path, walks):
     assert walks[0] == 2
     pdt.assert_frame_equal(cl.load(folder, cache=cache).profiles, first.profiles)
     assert walks[0] == 2, "the walk was kept again"
+
+
+def test_the_cache_hands_the_parser_the_sizes_its_signatures_stat_ed(tmp_path, monkeypatch):
+    from celerylab.core import decode
+
+    folder = tmp_path / "p"
+    paths = make_set(folder, 5)
+    given = []
+    real = load_mod.parse
+
+    def spy(files, jobs, bar, isolate=False, sidecars=None, sizes=None):
+        given.append((list(files), None if sizes is None else sizes.tolist()))
+        return real(files, jobs, bar, isolate, sidecars, sizes)
+
+    def no_second_stat(paths):
+        raise AssertionError("the files were stat'ed again")
+
+    monkeypatch.setattr(load_mod, "parse", spy)
+    monkeypatch.setattr(decode, "file_sizes", no_second_stat)
+    cl.load(folder, cache=tmp_path / "cache")
+    sizes = [os.path.getsize(p) for p in paths]
+    Path(paths[2]).write_bytes(Path(paths[0]).read_bytes())  # one file changed: parsed again, with its new size
+    _bump_mtime(paths[2])
+    ps = cl.load(folder, cache=tmp_path / "cache")
+    assert sizes[2] != sizes[0]
+    assert given == [(paths, sizes), ([paths[2]], [sizes[0]])]
+    assert ps.to_pstats_dict() == pstats.Stats(*paths).stats
