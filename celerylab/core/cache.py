@@ -2,13 +2,23 @@
 
 One store per source (a hash of its roots / files).  Each save writes a new generation folder and then switches
 a pointer file with ``os.replace``, so a reader never sees a half-written cache and two writers cannot mix.
-The columns (``stats``, ``edges``, the per-file ``index``, ``functions``) are uncompressed Arrow IPC files that a
-re-open memory-maps: the numpy columns are views of the page cache, nothing is decoded or copied.  Re-opening
-an unchanged corpus costs a stat of every file and its sidecar (compared as arrays) and the mapping; new or
-changed files are parsed and merged in; removed files drop out.  The built frames (profiles, functions, sql,
-allocations) are one pickle beside them, which keeps every pandas dtype and any metadata column, and unpickles
-several times faster than Arrow converts back to pandas; its column buffers are stored out of band (pickle protocol
-5) and mapped back like the Arrow columns, so only the small frame skeletons are unpickled.
+
+A generation holds three files, each read only when needed:
+
+* ``core.bin``: what every re-open reads — the files and their signatures, the good profiles' index, their
+  ``stats``/``edges`` columns and the column facts.  It is a pickle whose column buffers are stored out of band
+  (pickle protocol 5), 64-byte aligned after it: a re-open maps the file and unpickles the small skeleton, and the
+  numpy columns are views of the mapping (copy-on-write): nothing is decoded or copied.  One file, not one Arrow
+  IPC file per table: opening an Arrow file (its schema and footer) cost ~0.12 ms each, a sixth of a whole re-open
+  of 300 profiles, measured.
+* ``keys.pickle``: the function keys and the sidecars, read only when frames are built again or new files are
+  merged in.
+* ``frames-<key>/frames.pickle``: the built frames (profiles, functions, sql, allocations, sidecar errors) for
+  one name pattern, stored the same way as the core (empty ones as None, made again from their template): every
+  pandas dtype and any metadata column kept, several times faster than Arrow converts back to pandas.
+
+Re-opening an unchanged corpus costs a stat of every file and its sidecar (compared as one array) and the two
+mappings; new or changed files are parsed and merged in; removed files drop out.
 """
 
 from __future__ import annotations
@@ -26,19 +36,29 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from .._files import sidecar_path
 from .decode import stat_sigs
+from .frames import table
 from .parse import Parsed
 from .rules import column_facts
 from .sources import Found, keepable, still_valid
 
-FORMAT = 6  # 2: the profiler column, negative (unknown) counts and times kept; 3: a foreign path keeps its
+FORMAT = 7  # 2: the profiler column, negative (unknown) counts and times kept; 3: a foreign path keeps its
 #           celerylab package in the module name (classify.OWN_PACKAGE); 4: Arrow IPC columns, memory-mapped;
-#           5: the built frames pickled; 6: the frames' column buffers out of band, mapped
+#           5: the built frames pickled; 6: the frames' column buffers out of band, mapped; 7: one core file
+#           (no Arrow), keys and sidecars pickled apart, empty frames not stored
 _FRAMES = ("profiles", "functions", "sql", "allocations", "sidecar_errors")
 _FRAMES_FILE = "frames.pickle"
+_EMPTY_STORED_AS_NONE = ("sql", "allocations", "sidecar_errors")  # most loads have none: made from frames.table
+# a generation: the core (what every re-open reads: the files and their signatures, the good profiles' index and
+# their stats/edges columns, the column facts), its columns memory-mapped; the function keys and sidecars (read
+# only when frames are built again or new files are merged in)
+_CORE_FILE = "core.bin"
+_KEYS_FILE = "keys.pickle"
+_CORE_KEYS = {"format", "files", "sig", "pid", "errors", "paths", "n_stats", "n_edges", "total_tt", "profilers",
+              "stats", "edges", "facts"}  # fmt: skip
+_NEVER = -2  # the signature of a file with no lasting verdict: no stat gives it, so the file is parsed again
 # the last walk of the source (a pickled sources.Found), kept while its folders do not change; a change to Found's
 # fields needs a new FORMAT (an older pickle would lack them)
 _WALK_FILE = "walk.pickle"
@@ -66,6 +86,7 @@ def _sigs(files: list[str], found: Found | None) -> np.ndarray:
 class Store:
     def __init__(self, folder: str) -> None:
         self.folder = folder
+        self._gen: str | None = None  # the generation the last load read or wrote
 
     @classmethod
     def for_source(cls, found: Found, cache: bool | str | os.PathLike[str], pattern: re.Pattern[str] | None) -> Store:
@@ -112,37 +133,48 @@ class Store:
                 gen = f.read().strip()
         except OSError:
             return None
-        path = os.path.join(self.folder, gen)
-        return path if gen and os.path.isdir(path) else None
+        return os.path.join(self.folder, gen) if gen else None
 
-    def _read(self, gen: str) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, bool]] | None:
+    def _read(self, gen: str) -> dict[str, Any] | None:
+        """The core of generation ``gen`` (its index, columns and column facts), or None when it is missing,
+        cut short or not of this version (the files are then parsed again)."""
         try:
-            index = _map(os.path.join(gen, "index.arrow"))
-            stats_t = _map(os.path.join(gen, "stats.arrow"))
-            stats = _columns(stats_t)
-            edges = _columns(_map(os.path.join(gen, "edges.arrow")))
-            facts = json.loads((stats_t.schema.metadata or {})[_FACTS_KEY.encode()])
-            # read only when frames are rebuilt, but checked now (its footer): a damaged cache is rebuilt at once
-            pa.ipc.open_file(pa.memory_map(os.path.join(gen, "functions.arrow"), "r"))
-            if index.schema.names[: len(_INDEX_COLS)] != list(_INDEX_COLS):
-                return None
-        except (OSError, pa.ArrowException, KeyError, ValueError):
+            core = _load_mapped(os.path.join(gen, _CORE_FILE))
+        except Exception:  # missing, cut short, garbage, or written by another version
             return None
-        return index, stats, edges, facts
+        if not isinstance(core, dict) or core.get("format") != FORMAT or set(core) != _CORE_KEYS:
+            return None
+        return core
 
-    def _read_keys_and_sidecars(self, gen: str, ok: list[int] | np.ndarray) -> tuple[list[Any], list[Any]]:
-        """Function keys and sidecars: needed only to (re)build frames, so read only then."""
-        f = _map(os.path.join(gen, "functions.arrow")).to_pydict()
-        side = _map(os.path.join(gen, "index.arrow")).column("sidecar").take(pa.array(np.asarray(ok, dtype=np.int64)))
-        return list(zip(f["file"], f["line"], f["name"])), [_side(s) for s in side.to_pylist()]
+    def _read_keys(self, gen: str) -> tuple[list[Any], list[Any]]:
+        """Function keys and sidecars of the generation's good profiles: needed only to (re)build frames or to
+        merge new files in, so read only then.  :class:`CacheDamaged` when they cannot be read."""
+        try:
+            with open(os.path.join(gen, _KEYS_FILE), "rb") as f:
+                fmt, funcs, sidecars = pickle.load(f)
+        except Exception as e:  # missing, cut short, garbage
+            raise CacheDamaged(f"{gen}: {_KEYS_FILE}: {e}") from e
+        if fmt != FORMAT or not isinstance(funcs, list) or not isinstance(sidecars, list):
+            raise CacheDamaged(f"{gen}: {_KEYS_FILE}: not of this version")
+        return funcs, sidecars
 
     def complete(self, parsed: Parsed) -> None:
-        """Fill in what an unchanged re-open skipped reading (``funcs``, ``sidecars``)."""
+        """Fill in what an unchanged re-open skipped reading (``funcs``, ``sidecars``); :class:`CacheDamaged` when
+        they cannot be read (the caller drops the cache and parses again)."""
         if parsed.funcs is None or parsed.sidecars is None:
-            gen = self._current()
+            gen = self._gen or self._current()
             if gen is None:
-                raise RuntimeError(f"celerylab cache {self.folder} vanished while loading; load again")
-            parsed.funcs, parsed.sidecars = self._read_keys_and_sidecars(gen, parsed.cache_rows or [])
+                raise CacheDamaged(f"celerylab cache {self.folder} vanished while loading")
+            funcs, sidecars = self._read_keys(gen)
+            if len(sidecars) != len(parsed.paths):
+                raise CacheDamaged(f"{gen}: {_KEYS_FILE}: {len(sidecars)} sidecars for {len(parsed.paths)} profiles")
+            parsed.funcs, parsed.sidecars = funcs, sidecars
+
+    def drop(self) -> None:
+        """Forget the current generation (damaged): the next :meth:`load` parses every file."""
+        self._gen = None
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(self.folder, "CURRENT"))
 
     def load(
         self, files: list[str], parse: Callable[[list[str], np.ndarray], Parsed], found: Found | None = None
@@ -151,84 +183,75 @@ class Store:
         ``found``: the discovery that listed ``files`` (its folder listings say which sidecars exist); ``parse``
         is given the files to parse and their sizes (from the signatures: not stat'ed again)."""
         sigs = _sigs(files, found)  # the one piece of per-file work of a re-open: a stat or two
-        gen = self._current()
-        cached = self._read(gen) if gen else None
-        if gen is None or cached is None:
+        gen = self._gen = self._current()
+        core = self._read(gen) if gen else None
+        if gen is None or core is None:
             parsed = parse(files, sigs[:, 0].copy())
             self._save(parsed, files, sigs)
             return parsed, False
-        index, stats, edges, facts = cached
-        cpaths = index.column("path").to_pylist()
-        csig = np.column_stack([index.column(c).to_numpy() for c in _SIG_COLS]) if len(cpaths) else np.empty((0, 4))
-        reason = index.column("reason")
-        is_ok = reason.is_null().to_numpy(zero_copy_only=False)
-        # row of the cache index of every file (-1: not cached), then which of them are unchanged
-        if cpaths == files:
-            rows = np.arange(len(files))
-        else:
-            pos = {p: i for i, p in enumerate(cpaths)}
-            rows = np.fromiter((pos.get(p, -1) for p in files), dtype=np.int64, count=len(files))
-        cur = sigs
-        fresh_file = rows >= 0
-        fresh_file[fresh_file] = (csig[rows[fresh_file]] == cur[fresh_file]).all(axis=1)
-        fresh_rows = rows[fresh_file]
-        ok = np.flatnonzero(is_ok)  # cached good profiles, in old id order
-        keep_ok = np.zeros(len(cpaths), dtype=bool)
-        keep_ok[fresh_rows] = True
-        keep_err_rows = np.flatnonzero(keep_ok & ~is_ok)
-        keep_err = list(zip([cpaths[i] for i in keep_err_rows], reason.take(pa.array(keep_err_rows)).to_pylist()))
-        keep_ok &= is_ok
-        n = index.column("n_stats").to_numpy()
         old = Parsed(
             funcs=None,
-            paths=[cpaths[i] for i in ok] if len(ok) != len(cpaths) else cpaths,
-            n_stats=n[ok].astype(np.int64),
-            n_edges=index.column("n_edges").to_numpy()[ok].astype(np.int64),
-            total_tt=index.column("total_tt").to_numpy(zero_copy_only=False)[ok].astype(np.float64),
-            profilers=index.column("profiler").take(pa.array(ok)).to_pylist(),
+            paths=core["paths"],
+            n_stats=core["n_stats"],
+            n_edges=core["n_edges"],
+            total_tt=core["total_tt"],
+            profilers=core["profilers"],
             sidecars=None,
-            stats=stats,
-            edges=edges,
-            errors=[],
-            cache_rows=ok.tolist(),
+            stats=core["stats"],
+            edges=core["edges"],
+            errors=list(core["errors"]),
         )
-        if fresh_file.all() and len(fresh_rows) == len(cpaths):
-            old.errors = keep_err
-            old.facts = facts
+        cfiles: list[str] = core["files"]
+        if cfiles == files and np.array_equal(core["sig"], sigs):
+            old.facts = core["facts"]
             return old, True  # the common case: nothing changed
-        ok_pos = np.full(len(cpaths), -1, dtype=np.int64)
-        ok_pos[ok] = np.arange(len(ok))
-        keep_pids = ok_pos[np.flatnonzero(keep_ok)]
-        old.funcs, old.sidecars = self._read_keys_and_sidecars(gen, ok)
-        old = _subset(old, keep_pids)
-        old.errors = keep_err
-        todo = [p for p, f in zip(files, fresh_file) if not f]
-        new = parse(todo, sigs[~fresh_file, 0]) if todo else None
+        # row of every file in the cached generation (-1: not there), then which of them are unchanged
+        pos = {p: i for i, p in enumerate(cfiles)}
+        rows = np.fromiter((pos.get(p, -1) for p in files), dtype=np.int64, count=len(files))
+        fresh = rows >= 0
+        fresh[fresh] = (core["sig"][rows[fresh]] == sigs[fresh]).all(axis=1)
+        keep_pids = np.sort(core["pid"][rows[fresh]])
+        fresh_paths = {files[i] for i in np.flatnonzero(fresh)}
+        try:
+            old.funcs, old.sidecars = self._read_keys(gen)
+        except CacheDamaged:
+            self.drop()
+            return self.load(files, parse, found)
+        old = _subset(old, keep_pids[keep_pids >= 0])
+        old.errors = [(p, r) for p, r in core["errors"] if p in fresh_paths]
+        todo = [p for p, f in zip(files, fresh) if not f]
+        new = parse(todo, sigs[~fresh, 0]) if todo else None
         parsed = _combine(old, new) if new is not None else old
         self._save(parsed, files, sigs)
         return parsed, False
 
     def read_frames(self, key: str) -> dict[str, Any] | None:
         """The built frames saved with the current generation for name pattern ``key``, or None."""
-        gen = self._current()
+        gen = self._gen or self._current()
         if gen is None:
             return None
         folder = os.path.join(gen, "frames-" + hashlib.sha1(key.encode()).hexdigest()[:12])
         try:
-            frames = _load_frames(os.path.join(folder, _FRAMES_FILE))
+            frames = _load_mapped(os.path.join(folder, _FRAMES_FILE))
         except Exception:  # cut short, or written by another pandas: rebuilt (and rewritten) by the caller
             return None
-        return frames if isinstance(frames, dict) and set(frames) == set(_FRAMES) else None
+        if not isinstance(frames, dict) or set(frames) != set(_FRAMES):
+            return None
+        for name in _EMPTY_STORED_AS_NONE:
+            if frames[name] is None:
+                frames[name] = table(name, [])
+        return frames
 
     def write_frames(self, frames: dict[str, Any], key: str) -> None:
-        gen = self._current()
+        gen = self._gen or self._current()
         if gen is None:
             return
         folder = os.path.join(gen, "frames-" + hashlib.sha1(key.encode()).hexdigest()[:12])
         tmp = folder + f".{uuid.uuid4().hex[:8]}.tmp"
         try:
             os.makedirs(tmp)
-            _dump_frames({name: frames[name] for name in _FRAMES}, os.path.join(tmp, _FRAMES_FILE))
+            stored = {n: None if n in _EMPTY_STORED_AS_NONE and not len(frames[n]) else frames[n] for n in _FRAMES}
+            _dump_mapped(stored, os.path.join(tmp, _FRAMES_FILE))
             if os.path.isdir(folder):  # damaged frames that were rebuilt: moved aside, then removed
                 old = folder + f".{uuid.uuid4().hex[:8]}.old"
                 os.replace(folder, old)
@@ -239,74 +262,56 @@ class Store:
 
     # ----------------------------------------------------------------------------------------------- writing
     def _save(self, parsed: Parsed, files: list[str], sigs: np.ndarray) -> None:
+        """Write a new generation for ``files`` (signatures ``sigs``) and make it current."""
         assert parsed.funcs is not None and parsed.sidecars is not None, "saving needs funcs and sidecars"
-        sig_of = dict(zip(files, sigs))
+        if parsed.facts is None:  # found once: the load that saves reads them from parsed too
+            parsed.facts = column_facts(parsed.stats, parsed.edges)
+        pid = np.full(len(files), -1, dtype=np.int64)
+        row = {p: i for i, p in enumerate(files)}
+        pid[[row[p] for p in parsed.paths]] = np.arange(len(parsed.paths))
+        errors = [(p, r) for p, r in parsed.errors if p in row and not r.startswith(_TRANSIENT)]
+        sig = np.array(sigs, dtype=np.int64).reshape(len(files), 4)
+        known = pid >= 0
+        known[[row[p] for p, _ in errors]] = True
+        sig[~known] = _NEVER  # a file with no lasting verdict (a transient error) is parsed again next time
+        core = {
+            "format": FORMAT, "files": files, "sig": sig, "pid": pid, "errors": errors,
+            "paths": parsed.paths, "n_stats": np.asarray(parsed.n_stats, dtype=np.int64),
+            "n_edges": np.asarray(parsed.n_edges, dtype=np.int64),
+            "total_tt": np.asarray(parsed.total_tt, dtype=np.float64), "profilers": list(parsed.profilers),
+            "stats": parsed.stats, "edges": parsed.edges, "facts": parsed.facts,
+        }  # fmt: skip
         try:
             os.makedirs(self.folder, exist_ok=True)
             gen_name = f"gen-{uuid.uuid4().hex[:12]}"
             gen = os.path.join(self.folder, gen_name)
             os.makedirs(gen)
-            errs = [(p, r) for p, r in parsed.errors if p in sig_of and not r.startswith(_TRANSIENT)]
-            paths = parsed.paths + [p for p, _ in errs]
-            sig = np.array([sig_of[p] for p in paths], dtype=np.int64).reshape(len(paths), 4)
-            n_err = len(errs)
-            index = pa.table(
-                {
-                    "path": pa.array(paths, pa.string()),
-                    **{c: sig[:, j] for j, c in enumerate(_SIG_COLS)},
-                    "reason": pa.array([None] * len(parsed.paths) + [r for _, r in errs], pa.string()),
-                    "n_stats": np.concatenate([parsed.n_stats, np.zeros(n_err)]).astype(np.int64),
-                    "n_edges": np.concatenate([parsed.n_edges, np.zeros(n_err)]).astype(np.int64),
-                    "total_tt": np.concatenate([parsed.total_tt, np.full(n_err, np.nan)]).astype(np.float64),
-                    "profiler": pa.array(list(parsed.profilers) + [None] * n_err, pa.string()),
-                    "sidecar": pa.array([_side_text(s) for s in parsed.sidecars] + [None] * n_err, pa.string()),
-                }
-            )
-            _write(index, os.path.join(gen, "index.arrow"))
-            if parsed.facts is None:  # found once: the load that saves reads them from parsed too
-                parsed.facts = column_facts(parsed.stats, parsed.edges)
-            meta = {_FACTS_KEY: json.dumps(parsed.facts)}
-            _write(pa.table(parsed.stats).replace_schema_metadata(meta), os.path.join(gen, "stats.arrow"))
-            _write(pa.table(parsed.edges), os.path.join(gen, "edges.arrow"))
-            f = parsed.funcs
-            _write(
-                pa.table({"file": pa.array([k[0] for k in f], pa.string()),
-                          "line": pa.array([k[1] for k in f], pa.int64()),
-                          "name": pa.array([k[2] for k in f], pa.string())}),
-                os.path.join(gen, "functions.arrow"),
-            )  # fmt: skip
+            with open(os.path.join(gen, _KEYS_FILE), "wb") as f:
+                pickle.dump((FORMAT, parsed.funcs, parsed.sidecars), f, protocol=5)
+            _dump_mapped(core, os.path.join(gen, _CORE_FILE))
             tmp = os.path.join(self.folder, f".CURRENT.{uuid.uuid4().hex[:8]}.tmp")
             with open(tmp, "w") as fh:
                 fh.write(gen_name)
             os.replace(tmp, os.path.join(self.folder, "CURRENT"))
+            self._gen = gen
             for entry in os.listdir(self.folder):
                 if entry.startswith("gen-") and entry != gen_name:
                     # a reader that mapped the old generation keeps its pages: unlinking never truncates them
                     shutil.rmtree(os.path.join(self.folder, entry), ignore_errors=True)
-        except OSError as e:  # a cache that cannot be written is not an error of the load
+        except (OSError, pickle.PicklingError) as e:  # a cache that cannot be written is not an error of the load
             import warnings
 
             warnings.warn(f"celerylab: cannot write the cache in {self.folder}: {e}", stacklevel=4)
 
 
-_SIG_COLS = ("size", "mtime_ns", "sidecar_size", "sidecar_mtime_ns")
-_FACTS_KEY = "celerylab.column_facts"  # rules.column_facts, in the schema metadata of stats.arrow
-_INDEX_COLS = ("path", *_SIG_COLS, "reason", "n_stats", "n_edges", "total_tt", "profiler", "sidecar")
-
-
-def _write(table: pa.Table, path: str) -> None:
-    """One uncompressed Arrow IPC file holding one record batch: mapped back, every column is one contiguous
-    buffer that numpy views without a copy."""
-    batches = table.combine_chunks().to_batches()
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        for b in batches or [pa.record_batch([pa.array([], f.type) for f in table.schema], schema=table.schema)]:
-            writer.write_batch(b)
+class CacheDamaged(Exception):
+    """A generation's file that a load needs cannot be read: the cache is dropped and the files parsed again."""
 
 
 _ALIGN = 64
 
 
-def _dump_frames(frames: dict[str, Any], path: str) -> None:
+def _dump_mapped(frames: dict[str, Any], path: str) -> None:
     """``frames`` pickled with their contiguous column buffers out of band: an 8-byte header length, the header
     (the pickle, each buffer's offset and length, the buffers' total length), then the buffers, 64-byte aligned."""
     raws: list[memoryview] = []
@@ -335,8 +340,8 @@ def _dump_frames(frames: dict[str, Any], path: str) -> None:
             at = off + r.nbytes
 
 
-def _load_frames(path: str) -> Any:
-    """The frames :func:`_dump_frames` wrote, their column buffers views of a private (copy-on-write) mapping of
+def _load_mapped(path: str) -> Any:
+    """The frames :func:`_dump_mapped` wrote, their column buffers views of a private (copy-on-write) mapping of
     the file: writable, never written back.  ValueError when the file is cut short or padded."""
     with open(path, "rb") as f:
         view = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
@@ -346,38 +351,6 @@ def _load_frames(path: str) -> Any:
     if len(view) != start + total:
         raise ValueError(f"frames file {path}: {len(view)} bytes, its header says {start + total}")
     return pickle.loads(meta, buffers=[view[start + off : start + off + size] for off, size in spans])
-
-
-def _map(path: str) -> pa.Table:
-    """The table in an Arrow IPC file, memory-mapped (its buffers are views of the file's pages)."""
-    return pa.ipc.open_file(pa.memory_map(path, "r")).read_all()
-
-
-def _columns(t: pa.Table) -> dict[str, np.ndarray]:
-    """Zero-copy numpy views of a mapped table's columns (one chunk each, no nulls)."""
-    out = {}
-    for name in t.column_names:
-        col = t.column(name)
-        if col.num_chunks != 1 or col.null_count:
-            raise ValueError(f"cache column {name} is not one chunk without nulls")
-        out[name] = col.chunk(0).to_numpy(zero_copy_only=True)
-    return out
-
-
-def _side_text(s: Any) -> str | None:
-    """A sidecar (a dict, None, or the text of its error) as stored in the index."""
-    if s is None:
-        return None
-    return json.dumps(s if isinstance(s, dict) else {"__error__": s})
-
-
-def _side(s: str | None) -> Any:
-    if s is None:
-        return None
-    obj = json.loads(s)
-    if isinstance(obj, dict) and set(obj) == {"__error__"}:
-        return obj["__error__"]
-    return obj
 
 
 def _subset(p: Parsed, pids: np.ndarray) -> Parsed:

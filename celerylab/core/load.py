@@ -74,15 +74,19 @@ def load(
                 return parse(files, jobs, bar, isolate, found.sidecars_of(files), sizes)
 
             parsed, unchanged = store.load(found.files, parse_fresh, found)
-            bar.cached(len(found.files) - sum(fresh))
             built = store.read_frames(pattern_key) if unchanged else None
+            if built is None:
+                try:
+                    store.complete(parsed)  # the keys and sidecars an unchanged re-open did not read
+                except _cache.CacheDamaged:  # they cannot be read: every file parsed again, the cache rewritten
+                    store.drop()
+                    parsed, _ = store.load(found.files, parse_fresh, found)
+            bar.cached(len(found.files) - sum(fresh))
         else:
             parsed = parse(found.files, jobs, bar, isolate, found.sidecars_of(found.files))
     finally:
         bar.close()
     if built is None:
-        if store is not None:
-            store.complete(parsed)
         built = build_frames(parsed, pattern)
         if store is not None:
             store.write_frames(built, pattern_key)

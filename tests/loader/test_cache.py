@@ -116,7 +116,7 @@ def test_corrupt_cache_falls_back_to_parsing(tmp_path, parsed_files):
     cl.load(folder, cache=cache)
     for root, _, files in os.walk(cache):
         for f in files:
-            if f == "stats.arrow":
+            if f == "core.bin":
                 Path(root, f).write_bytes(b"garbage")
     parsed_files.clear()
     ps = cl.load(folder, cache=cache)
@@ -130,7 +130,7 @@ def test_cache_false_writes_nothing(tmp_path, monkeypatch):
     cl.load(tmp_path / "p", cache=False)
     assert not (tmp_path / "default-cache").exists()
     cl.load(tmp_path / "p")  # cache=True: the default folder
-    assert any((tmp_path / "default-cache").rglob("stats.arrow"))
+    assert any((tmp_path / "default-cache").rglob("core.bin"))
 
 
 def test_progress_counts_cached_files_as_cached(tmp_path, monkeypatch):
@@ -225,7 +225,7 @@ def test_each_kind_of_change_reparses_exactly_that_file(tmp_path, parsed_files, 
     _same_as_uncached(again, folder)
 
 
-@pytest.mark.parametrize("name", ["index.arrow", "stats.arrow", "edges.arrow", "functions.arrow"])
+@pytest.mark.parametrize("name", ["core.bin", "keys.pickle"])
 def test_truncated_cache_file_is_ignored_and_rebuilt(tmp_path, parsed_files, name):
     """A cache file cut short (a full disk, a killed copy) is never read as data: the files are parsed again and
     the cache rewritten."""
@@ -260,7 +260,7 @@ def test_damaged_cached_frames_are_rebuilt_from_the_columns(tmp_path, parsed_fil
     (victim,) = list(cache.rglob("frames-*/frames.pickle"))
     data = victim.read_bytes()
     if damage == "other shape":
-        cache_mod._dump_frames([1], str(victim))
+        cache_mod._dump_mapped([1], str(victim))
     else:
         victim.write_bytes(
             {
@@ -275,7 +275,7 @@ def test_damaged_cached_frames_are_rebuilt_from_the_columns(tmp_path, parsed_fil
     assert parsed_files == []  # the columns were fine: only the frames are built again
     _same_as_uncached(ps, folder)
     (again,) = list(cache.rglob("frames-*/frames.pickle"))
-    assert set(cache_mod._load_frames(str(again))) == set(cache_mod._FRAMES)  # and written back whole
+    assert set(cache_mod._load_mapped(str(again))) == set(cache_mod._FRAMES)  # and written back whole
 
 
 def test_frames_from_the_cache_are_writable_and_never_written_back(tmp_path):
