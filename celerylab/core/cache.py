@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from .._files import sidecar_path
-from .decode import stat_sigs
+from .decode import fits_int32, stat_sigs
 from .frames import table
 from .parse import Parsed
 from .rules import column_facts
@@ -221,7 +221,7 @@ class Store:
         old.errors = [(p, r) for p, r in core["errors"] if p in fresh_paths]
         todo = [p for p, f in zip(files, fresh) if not f]
         new = parse(todo, sigs[~fresh, 0]) if todo else None
-        parsed = _combine(old, new) if new is not None else old
+        parsed = _narrow_counts(_renumber(_combine(old, new) if new is not None else old))
         self._save(parsed, files, sigs)
         return parsed, False
 
@@ -388,20 +388,37 @@ def _combine(a: Parsed, b: Parsed) -> Parsed:
     index = {k: i for i, k in enumerate(a.funcs)}
     remap_b = np.array([index.setdefault(k, len(index)) for k in b.funcs], dtype=np.int32)
     paths = a.paths + b.paths
-    order = np.argsort(np.array(paths, dtype=object), kind="stable")
-    new_pid = np.empty(len(paths), dtype=np.int32)
-    new_pid[order] = np.arange(len(paths), dtype=np.int32)
-    na = len(a.paths)
+    order = np.argsort(np.array(paths, dtype=object), kind="stable")  # a's profiles, then b's -> path order
+    na, n = len(a.paths), len(paths)
+    # runs of profiles that stay next to each other (a's profiles keep their order, so one new file cuts a's rows
+    # in two): each run is one slice of a's or b's rows, and the columns are put together from those slices
+    brk = np.flatnonzero(np.diff(order) != 1) + 1
+    run_first, run_last = order[np.r_[0, brk]] if n else order, order[np.r_[brk - 1, n - 1]] if n else order
 
     def join(ca: dict[str, np.ndarray], cb: dict[str, np.ndarray], id_cols: tuple[str, ...]) -> dict[str, np.ndarray]:
-        pid = np.concatenate([new_pid[ca["profile_id"]], new_pid[cb["profile_id"] + na]])
-        perm = np.argsort(pid, kind="stable")
-        out = {"profile_id": pid[perm]}
+        counts = np.concatenate(
+            [np.bincount(ca["profile_id"], minlength=na), np.bincount(cb["profile_id"], minlength=n - na)]
+        )
+        start = np.concatenate([[0], np.cumsum(counts)])  # each profile's first row in a's rows then b's
+        rows_a = len(ca["profile_id"])
+        spans: list[tuple[bool, int, int]] = []  # (from a, start, stop)
+        for s, e in zip(start[run_first].tolist(), start[run_last + 1].tolist()):
+            if e <= rows_a:
+                spans.append((True, s, e))
+            elif s >= rows_a:
+                spans.append((False, s - rows_a, e - rows_a))
+            else:
+                spans += [(True, s, rows_a), (False, 0, e - rows_a)]
+        out = {"profile_id": np.repeat(np.arange(n, dtype=np.int32), counts[order])}
         for k in ca:
             if k == "profile_id":
                 continue
-            vb = remap_b[cb[k]] if k in id_cols and len(cb[k]) else cb[k]
-            out[k] = np.concatenate([ca[k], vb.astype(ca[k].dtype, copy=False)])[perm]
+            va, vb = ca[k], (remap_b[cb[k]] if k in id_cols and len(cb[k]) else cb[k])
+            # the dtype an uncached load gives: int32 counts meeting int64 ones become int64 (an empty side's
+            # dtype does not count)
+            dt = vb.dtype if not len(va) else va.dtype if not len(vb) else np.result_type(va.dtype, vb.dtype)
+            pieces = [(va if in_a else vb)[s:e] for in_a, s, e in spans]
+            out[k] = np.concatenate(pieces).astype(dt, copy=False) if pieces else np.empty(0, dt)
         return out
 
     def reorder(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -420,3 +437,48 @@ def _combine(a: Parsed, b: Parsed) -> Parsed:
         edges=join(a.edges, b.edges, ("caller_id", "callee_id")),
         errors=a.errors + b.errors,
     )
+
+
+def _renumber(p: Parsed) -> Parsed:
+    """Function ids as an uncached load of the same files gives them, whatever files were added or removed since
+    the cache was written.  The parser numbers keys as it meets them: each profile in path order, its own
+    functions (its ``stats`` rows) first, then the callers that are not among them (its ``edges`` rows), so the
+    order is found from the columns alone: each key by (profile, own or caller, row) of its first row.  Functions
+    no profile holds any more are dropped."""
+    assert p.funcs is not None
+    nf = len(p.funcs)
+    never = np.iinfo(np.int64).max
+
+    def first(pid: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        row = np.full(nf, never, dtype=np.int64)
+        row[ids[::-1]] = np.arange(len(ids) - 1, -1, -1)  # the last write of each id is its first row
+        prof = np.full(nf, never, dtype=np.int64)
+        met = row < never
+        prof[met] = pid[row[met]]
+        return prof, row
+
+    prof_own, row_own = first(p.stats["profile_id"], p.stats["func_id"])
+    prof_caller, row_caller = first(p.edges["profile_id"], p.edges["caller_id"])
+    own = prof_own <= prof_caller
+    prof = np.where(own, prof_own, prof_caller)
+    order = np.lexsort((np.where(own, row_own, row_caller), ~own, prof))
+    order = order[prof[order] < never]
+    if len(order) == nf and np.array_equal(order, np.arange(nf)):
+        return p
+    new_id = np.full(nf, -1, dtype=np.int32)
+    new_id[order] = np.arange(len(order), dtype=np.int32)
+    p.funcs = [p.funcs[i] for i in order]
+    p.labels = None
+    p.stats = {**p.stats, "func_id": new_id[p.stats["func_id"]]}
+    p.edges = {**p.edges, "caller_id": new_id[p.edges["caller_id"]], "callee_id": new_id[p.edges["callee_id"]]}
+    return p
+
+
+def _narrow_counts(p: Parsed) -> Parsed:
+    """Call counts back to int32 where every value left fits (the file that needed int64 was removed), as an
+    uncached load of the same files keeps them (:func:`decode.fits_int32`)."""
+    for cols in (p.stats, p.edges):
+        for c in ("ncalls", "pcalls"):
+            if cols[c].dtype == np.int64 and fits_int32(cols[c]):
+                cols[c] = cols[c].astype(np.int32)
+    return p

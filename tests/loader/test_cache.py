@@ -173,7 +173,8 @@ def _uncached(folder) -> cl.ProfileSet:
 
 def _same_as_uncached(ps, folder) -> None:
     fresh = _uncached(folder)
-    for name in ("profiles", "stats", "edges", "errors"):
+    # functions too: the same ids as an uncached load, and no function that no profile holds
+    for name in ("profiles", "functions", "stats", "edges", "errors"):
         pdt.assert_frame_equal(getattr(ps, name), getattr(fresh, name), check_categorical=False)
     assert ps.to_pstats_dict() == pstats.Stats(*fresh.profiles["path"]).stats
 
@@ -460,3 +461,52 @@ def test_the_cache_hands_the_parser_the_sizes_its_signatures_stat_ed(tmp_path, m
     assert sizes[2] != sizes[0]
     assert given == [(paths, sizes), ([paths[2]], [sizes[0]])]
     assert ps.to_pstats_dict() == pstats.Stats(*paths).stats
+
+
+def test_new_files_between_cached_ones_merge_in_path_order_with_counts_widened(tmp_path, parsed_files):
+    """Files added between cached ones (each cuts the cached rows into runs), one of them with a call count beyond
+    int32 and one bad: exactly those are parsed, and the merged cache equals an uncached load, dtypes included (the
+    cached int32 counts become int64, none cut to 32 bits), then re-opens unchanged."""
+    import marshal
+
+    folder = tmp_path / "p"
+    paths = make_set(folder, 8)
+    cache = tmp_path / "cache"
+    cl.load(folder, cache=cache)
+    assert str(cl.load(folder, cache=cache).stats["ncalls"].dtype) == "int32"
+    donors = make_set(tmp_path / "q", 11)
+    added = []
+    for i, pos in enumerate((0, 3, 5)):  # before the first cached file, and between cached files
+        name = os.path.basename(paths[pos])[:-5] + f"-{i}.prof"  # sorts right after paths[pos]
+        Path(folder, name).write_bytes(Path(donors[8 + i]).read_bytes())
+        added.append(str(folder / name))
+    big = 3 * 2**31 + 7
+    key = ("/srv/app/tasks.py", 10, "hot")
+    Path(folder, "aa-big.prof").write_bytes(marshal.dumps({key: (big, big, 1.5, 2.5, {})}))
+    Path(folder, "ab-bad.prof").write_bytes(b"not a profile")
+    added += [str(folder / "aa-big.prof"), str(folder / "ab-bad.prof")]
+    parsed_files.clear()
+    with pytest.warns(UserWarning):
+        ps = cl.load(folder, cache=cache)
+    assert sorted(parsed_files) == sorted(added)
+    with pytest.warns(UserWarning):
+        _same_as_uncached(ps, folder)
+    assert str(ps.stats["ncalls"].dtype) == "int64"
+    assert ps.stats["ncalls"].max() == big
+    assert ps.profiles["path"].tolist() == sorted(paths + added[:4])
+    parsed_files.clear()
+    with pytest.warns(UserWarning):
+        again = cl.load(folder, cache=cache)
+    assert parsed_files == []
+    with pytest.warns(UserWarning):
+        _same_as_uncached(again, folder)
+    # then the file that held the only call of `hot` and a cached file are deleted: `hot` leaves `functions` too
+    os.remove(folder / "aa-big.prof")
+    os.remove(paths[4])
+    parsed_files.clear()
+    with pytest.warns(UserWarning):
+        gone = cl.load(folder, cache=cache)
+    assert parsed_files == []
+    assert "hot" not in set(gone.functions["name"])
+    with pytest.warns(UserWarning):
+        _same_as_uncached(gone, folder)
