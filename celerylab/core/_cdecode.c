@@ -108,11 +108,22 @@ static inline uint64_t key_hash(uint64_t fh, int64_t line, uint64_t nh) {
 
 typedef struct {
     uint64_t h;
+    uint64_t fh; /* hash of the file bytes alone (sync() finds the file's str object by it) */
     int64_t line;
     size_t off; /* file bytes then name bytes, in the arena */
     uint32_t flen, nlen;
     int32_t id;
 } Entry;
+
+/* sync()'s memory of the str object made for a file name: a key's file bytes are compared with the bytes of the
+ * entry that made it, and on a match the str is reused without decoding or hashing (most keys share a file) */
+typedef struct {
+    uint64_t fh;
+    size_t off;
+    uint32_t flen;
+    PyObject *s; /* borrowed: the files dict holds it for the interner's life */
+} FileMemo;
+#define FILE_MEMO 2048
 
 typedef struct {
     Vec s_prof, s_id, s_nc, s_pc, s_tt, s_ct;
@@ -139,6 +150,7 @@ typedef struct {
     int busy;  /* add() is running (with the GIL released for part of it): one thread at a time */
     Vec file;  /* add_paths: the bytes of the file being decoded */
     int32_t n_ids; /* ids given out: funcs holds the first ones, sync() makes the Python keys of the rest */
+    FileMemo *memo; /* FILE_MEMO slots, by file hash */
 } Interner;
 
 static int table_rebuild(Interner *t, size_t nslots) {
@@ -226,6 +238,7 @@ static int32_t new_key(Interner *t, const Str *f, int64_t line, const Str *n, ui
     Entry *e = vec_push(&t->entries);
     if (!e) return -1;
     e->h = h;
+    e->fh = f->h;
     e->line = line;
     e->off = t->arena_n;
     e->flen = f->len;
@@ -274,17 +287,28 @@ static int sync_keys(Interner *t) {
             PyErr_SetString(PyExc_RuntimeError, "celerylab: the interner's ids are out of step with its keys");
             return -1;
         }
-        PyObject *fs = PyUnicode_DecodeUTF8(t->arena + e->off, e->flen, "surrogatepass");
-        if (!fs) return -1;
         /* one str object per source file, shared by its functions' keys: pickled once per chunk, hashed once */
-        PyObject *same = PyDict_GetItemWithError(t->files, fs); /* borrowed */
-        if (same) {
-            Py_INCREF(same);
-            Py_DECREF(fs);
-            fs = same;
-        } else if (PyErr_Occurred() || PyDict_SetItem(t->files, fs, fs) < 0) {
-            Py_DECREF(fs);
-            return -1;
+        FileMemo *m = &t->memo[e->fh & (FILE_MEMO - 1)];
+        PyObject *fs;
+        if (m->s && m->fh == e->fh && m->flen == e->flen && memcmp(t->arena + m->off, t->arena + e->off, e->flen) == 0) {
+            fs = m->s;
+            Py_INCREF(fs);
+        } else {
+            fs = PyUnicode_DecodeUTF8(t->arena + e->off, e->flen, "surrogatepass");
+            if (!fs) return -1;
+            PyObject *same = PyDict_GetItemWithError(t->files, fs); /* borrowed */
+            if (same) {
+                Py_INCREF(same);
+                Py_DECREF(fs);
+                fs = same;
+            } else if (PyErr_Occurred() || PyDict_SetItem(t->files, fs, fs) < 0) {
+                Py_DECREF(fs);
+                return -1;
+            }
+            m->fh = e->fh;
+            m->off = e->off;
+            m->flen = e->flen;
+            m->s = fs;
         }
         PyObject *ns = PyUnicode_DecodeUTF8(t->arena + e->off + e->flen, e->nlen, "surrogatepass");
         PyObject *ln = ns ? PyLong_FromLongLong(e->line) : NULL;
@@ -294,9 +318,12 @@ static int sync_keys(Interner *t) {
         Py_XDECREF(ln);
         if (!key) return -1;
         PyObject *idobj = PyLong_FromSsize_t(have);
-        int known = idobj ? PyDict_Contains(t->index, key) : -1;
-        int bad = known != 0 || PyDict_SetItem(t->index, key, idobj) < 0 || PyList_Append(t->funcs, key) < 0;
-        if (known == 1)
+        /* a key the C table gave a new id must be new to the dict too: it grows by one (one hash, not two) */
+        Py_ssize_t before = PyDict_Size(t->index);
+        int bad = !idobj || PyDict_SetItem(t->index, key, idobj) < 0;
+        int known = !bad && PyDict_Size(t->index) == before;
+        bad = bad || known || PyList_Append(t->funcs, key) < 0;
+        if (known)
             PyErr_SetString(PyExc_RuntimeError, "celerylab: a key the interner gave a new id was already known");
         Py_XDECREF(idobj);
         Py_DECREF(key);
@@ -1136,9 +1163,10 @@ static PyObject *interner_new(PyTypeObject *type, PyObject *args, PyObject *kwds
     t->funcs = funcs;
     t->index = index;
     t->files = PyDict_New();
-    if (!t->files) {
+    t->memo = calloc(FILE_MEMO, sizeof(FileMemo));
+    if (!t->files || !t->memo) {
         Py_DECREF(t);
-        return NULL;
+        return t->files ? PyErr_NoMemory() : NULL;
     }
     t->entries.size = sizeof(Entry);
     t->refs.size = sizeof(Ref);
@@ -1172,6 +1200,7 @@ static void interner_dealloc(PyObject *self) {
     free(t->arena);
     free(t->stamp);
     free(t->file.p);
+    free(t->memo);
     Vec *cols[] = {&t->cols.s_prof, &t->cols.s_id, &t->cols.s_nc, &t->cols.s_pc, &t->cols.s_tt,
                    &t->cols.s_ct, &t->cols.e_prof, &t->cols.e_caller, &t->cols.e_callee, &t->cols.e_nc,
                    &t->cols.e_cc, &t->cols.e_tt, &t->cols.e_ct};
