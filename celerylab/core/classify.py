@@ -8,10 +8,12 @@ otherwise.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import sysconfig
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,12 +33,18 @@ _CAPTURE_HOOK = re.compile(r"<function _hook_(?P<lib>\w+)\.<locals>\.")
 
 
 def default_prefixes() -> list[str]:
+    return list(_default_prefixes())
+
+
+@functools.cache
+def _default_prefixes() -> tuple[str, ...]:
+    """This interpreter's prefixes and stdlib folders (fixed for the process; ``sysconfig.get_paths`` takes 0.1 ms)."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     for key in ("stdlib", "platstdlib"):
         p = sysconfig.get_paths().get(key)
         if p:
             paths.add(p)
-    return sorted(paths)
+    return tuple(sorted(paths))
 
 
 def _module_from_path(path: str, roots: Iterable[str]) -> str:
@@ -92,23 +100,44 @@ def classify(files: Sequence[str] | pd.Series, names: Sequence[str] | pd.Series,
 
 def classify_codes(files: Sequence[str] | pd.Series, names: Sequence[str] | pd.Series, prefixes: Iterable[str] = ()
                    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """``(module, kind code)``: the kind as its position in :data:`KINDS` (int8).  Each distinct source file is
-    judged once (a file's module and kind do not depend on the function), and each distinct builtin name once."""
-    prefixes = sorted({p for p in prefixes if p} or default_prefixes(), key=len, reverse=True)
+    """``(module, kind code)``: the kind as its position in :data:`KINDS` (int8)."""
+    c = classify_factorized(files, names, prefixes)
+    return np.array(c.modules, dtype=object)[c.module_codes], c.kind_codes
+
+
+class Classified(NamedTuple):
+    """Each function's file, module and kind, factorized: ``files[file_codes[i]]`` is function i's file,
+    ``modules[module_codes[i]]`` its module, ``KINDS[kind_codes[i]]`` its kind."""
+
+    file_codes: np.ndarray
+    files: list[str]
+    module_codes: np.ndarray
+    modules: list[str]
+    kind_codes: np.ndarray
+
+
+def classify_factorized(files: Sequence[str] | pd.Series, names: Sequence[str] | pd.Series,
+                        prefixes: Iterable[str] = ()) -> Classified:  # fmt: skip
+    """Module and kind of each function.  Each distinct source file is judged once (a file's module and kind do not
+    depend on the function), and each distinct builtin name once."""
+    prefixes = sorted({p for p in prefixes if p} or _default_prefixes(), key=len, reverse=True)
     roots = sorted({p for p in sys.path if p}, key=len, reverse=True)
     distinct: dict[str, int] = {}  # each file's position among the distinct files (what pd.factorize gives, faster)
-    file_codes = np.fromiter((distinct.setdefault(f, len(distinct)) for f in files), dtype=np.intp, count=len(files))
+    file_codes = np.fromiter((distinct.setdefault(f, len(distinct)) for f in files), dtype=np.int32, count=len(files))
     judged = [("", "builtin") if f == "~" else _classify_file(f, prefixes, roots) for f in distinct]
-    modules = np.array([m for m, _ in judged] or [""], dtype=object)[file_codes]
-    codes = np.array([KINDS.index(k) for _, k in judged] or [0], dtype=np.int8)[file_codes]
-    if "~" in distinct:
+    module_of: dict[str, int] = {}  # each distinct module's code
+    file_module = np.array([module_of.setdefault(m, len(module_of)) for m, _ in judged] or [0], dtype=np.int32)
+    module_codes = file_module[file_codes]
+    kind_codes = np.array([KINDS.index(k) for _, k in judged] or [0], dtype=np.int8)[file_codes]
+    if "~" in distinct:  # builtins: the module is in the name
         builtin = np.flatnonzero(file_codes == distinct["~"])
-        seen: dict[str, str] = {}
-        modules[builtin] = [
-            seen[n] if n in seen else seen.setdefault(n, _builtin_module(n))
-            for n in np.asarray(names, dtype=object)[builtin]
+        seen: dict[str, int] = {}
+        name_list = names if isinstance(names, list) else np.asarray(names, dtype=object)
+        module_codes[builtin] = [
+            seen[n] if n in seen else seen.setdefault(n, module_of.setdefault(_builtin_module(n), len(module_of)))
+            for n in (name_list[i] for i in builtin.tolist())
         ]
-    return modules, codes
+    return Classified(file_codes, list(distinct), module_codes, list(module_of), kind_codes)
 
 
 def label(file: str, line: int, name: str) -> str:

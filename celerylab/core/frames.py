@@ -18,7 +18,7 @@ import pyarrow as pa
 from .._files import sidecar_path
 from ..errors import LoadError
 from . import names as _names
-from .classify import KINDS, classify_codes, label
+from .classify import KINDS, classify_factorized, label
 from .decode import PROFILERS
 from .parse import Parsed
 
@@ -114,27 +114,49 @@ def _profiles(rows: list[dict[str, Any]], parsed: Parsed) -> pd.DataFrame:
     base = pd.DataFrame(rows) if rows else pd.DataFrame({"profile_id": [], "path": []})
     n = len(base)
     cols: dict[str, Any] = {c: base[c].to_numpy() if base[c].dtype == object else base[c].array for c in base.columns}
-    for c in _CORE_COLUMNS:
-        if c not in cols:
-            cols[c] = np.full(n, None, dtype=object)
+    absent = [c for c in _CORE_COLUMNS if c not in cols]  # no profile has it (no sidecars: another tool's files)
+    for c in absent:
+        cols[c] = np.full(n, None, dtype=object)
     cols["profile_id"] = np.asarray(cols["profile_id"]).astype(np.int32)
     cols["total_tt"] = parsed.total_tt
     cols["profiler"] = pd.Categorical(parsed.profilers, categories=list(PROFILERS))
     cols["n_functions"] = parsed.n_stats
     cols["n_edges"] = parsed.n_edges
     for c in _TIME_COLUMNS:
-        cols[c] = pd.to_datetime(pd.Series(cols[c], copy=False), utc=True, errors="coerce", format="ISO8601").array
+        cols[c] = _fixed(c, cols[c], c in absent)
     for c in ("wall_s", "cpu_s"):
-        cols[c] = pd.to_numeric(pd.Series(cols[c], copy=False), errors="coerce").array
+        cols[c] = _fixed(c, cols[c], c in absent)
     front = ["profile_id", "path", *_CORE_COLUMNS]
     out: dict[str, Any] = {}
     for c in front + [c for c in cols if c not in front]:
         v = cols[c]
+        if c in absent and c in _CATEGORY_COLUMNS:
+            out[c] = _fixed(c, v, True)
+            continue
         if v.dtype == object:  # lists and mixed values: missing is None, as after a Parquet round trip
             v = np.asarray(v, dtype=object).copy()
             v[pd.isna(v)] = None
         out[c] = _as_category(v) if c in _CATEGORY_COLUMNS else v
     return pd.DataFrame(out, copy=False)
+
+
+def _fixed(column: str, values: Any, all_none: bool) -> Any:
+    """A core column of ``profiles`` given its type (times parsed, durations numeric, categories).  A column no
+    profile has is made from the same conversion of one None, repeated (the conversions cost ~0.3 ms each even
+    on nothing)."""
+    if all_none and len(values):  # (the conversions of nothing give other dtypes: int64 for no durations)
+        template = _NONE_COLUMNS.get(column)
+        if template is None:
+            template = _NONE_COLUMNS[column] = _fixed(column, np.full(1, None, dtype=object), False)
+        return template.take(np.full(len(values), -1, dtype=np.intp), allow_fill=True)
+    if column in _TIME_COLUMNS:
+        return pd.to_datetime(pd.Series(values, copy=False), utc=True, errors="coerce", format="ISO8601").array
+    if column in ("wall_s", "cpu_s"):
+        return pd.to_numeric(pd.Series(values, copy=False), errors="coerce").array
+    return _as_category(values)
+
+
+_NONE_COLUMNS: dict[str, Any] = {}
 
 
 #: the frames read from sidecar lists, by name: their columns and the dtypes they are given
@@ -172,16 +194,16 @@ def _functions(parsed: Parsed, prefixes: set[str]) -> pd.DataFrame:
     labels = parsed.labels if parsed.labels is not None and len(parsed.labels) == len(keys) else None
     if labels is None:
         labels = [label(*k) for k in keys]
-    module, codes = classify_codes(files, names, prefixes)
+    c = classify_factorized(files, names, prefixes)
     return pd.DataFrame(
         {
             "func_id": np.arange(len(keys), dtype=np.int32),
-            "file": _strings(files),
+            "file": _strings(c.files, c.file_codes),
             "line": np.array(lines, dtype=np.int64),
             "name": _strings(names),
             "label": _strings(labels),
-            "module": _strings(module),
-            "kind": pd.Categorical.from_codes(codes, categories=list(KINDS)),
+            "module": _strings(c.modules, c.module_codes),
+            "kind": pd.Categorical.from_codes(c.kind_codes, categories=list(KINDS)),
         },
         copy=False,
     )
@@ -190,10 +212,14 @@ def _functions(parsed: Parsed, prefixes: set[str]) -> pd.DataFrame:
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)  # what pd.array(values, dtype="str") gives
 
 
-def _strings(values: Any) -> Any:
+def _strings(values: Any, codes: np.ndarray | None = None) -> Any:
     """A ``str`` column of Python strings: pyarrow converts them twice as fast as ``pd.array(values, dtype="str")``,
-    to the same array."""
-    return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()), dtype=_STR)
+    to the same array.  With ``codes``, the column is ``values[codes]``, gathered by Arrow from the few distinct
+    values (a function's file or module: 10 000 functions of 550 files, 0.30 -> 0.12 ms)."""
+    arr = pa.array(values, type=pa.large_string())
+    if codes is not None:
+        arr = arr.take(pa.array(codes))
+    return pd.arrays.ArrowStringArray(arr, dtype=_STR)
 
 
 def _categorize(df: pd.DataFrame) -> pd.DataFrame:

@@ -215,3 +215,20 @@ def test_metadata_reaches_every_profile_of_a_retried_task_and_skips_profiles_wit
     assert tenant[first] == tenant[retry] == "acme"
     assert tenant[foreign].isna().all()
     assert ps.metadata_report["kind"].tolist() == ["unmatched_metadata"]
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_core_columns_no_profile_has_are_what_their_conversion_gives(n):
+    """A core column of ``profiles`` that no profile has (another tool's files, no sidecars) is made by repeating
+    the conversion of one None: it must equal converting the whole column (dtype included), for every core column
+    and any number of profiles (none: the conversions give other dtypes)."""
+    import numpy as np
+    import pandas.testing as pdt
+
+    from celerylab.core import frames
+
+    for column in (*frames._TIME_COLUMNS, "wall_s", "cpu_s", *frames._CATEGORY_COLUMNS):
+        values = np.full(n, None, dtype=object)
+        fast, slow = frames._fixed(column, values, True), frames._fixed(column, values, False)
+        pdt.assert_series_equal(pd.Series(fast), pd.Series(slow), check_exact=True)
+        assert fast.dtype == slow.dtype, column
