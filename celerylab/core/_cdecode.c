@@ -1505,11 +1505,114 @@ static PyObject *stat_sigs(PyObject *mod, PyObject *args) {
 #endif
 }
 
+/* merge_rows(dsts, srcs, kinds, maps) -> -1, or the index of a count column whose values do not fit its int32
+ * destination (nothing written to it: the caller widens that column and calls again).
+ * One parsed chunk's rows into the merged columns, with the GIL released for the whole copy: kinds[j] is 'm' (int32
+ * ids mapped through the int32 table maps[j]: profile slots to profile ids, chunk function ids to global ones),
+ * 'c' (call counts: int32 or int64 on either side) or 'f' (float64).  Every dsts[j] is a writable C-contiguous
+ * buffer of as many items as srcs[j]. */
+static PyObject *merge_rows(PyObject *mod, PyObject *args) {
+    PyObject *dsts, *srcs, *maps;
+    const char *kinds;
+    Py_ssize_t nk;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "O!O!s#O!", &PyTuple_Type, &dsts, &PyTuple_Type, &srcs, &kinds, &nk, &PyTuple_Type,
+                          &maps))
+        return NULL;
+    Py_ssize_t nc = PyTuple_Size(dsts);
+    if (nc != PyTuple_Size(srcs) || nc != nk || nc != PyTuple_Size(maps) || nc > 16) {
+        PyErr_SetString(PyExc_ValueError, "merge_rows: dsts, srcs, kinds and maps differ in length");
+        return NULL;
+    }
+    Py_buffer d[16], sb[16], mb[16];
+    int got_d = 0, got_s = 0, got_m[16] = {0};
+    PyObject *result = NULL;
+    Py_ssize_t bad = -1, oob = -1;
+    for (; got_d < nc; got_d++)
+        if (PyObject_GetBuffer(PyTuple_GetItem(dsts, got_d), &d[got_d], PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) <
+            0)
+            goto done;
+    for (; got_s < nc; got_s++)
+        if (PyObject_GetBuffer(PyTuple_GetItem(srcs, got_s), &sb[got_s], PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) goto done;
+    for (Py_ssize_t j = 0; j < nc; j++) {
+        PyObject *m = PyTuple_GetItem(maps, j);
+        Py_ssize_t isz = d[j].itemsize, ssz = sb[j].itemsize;
+        int ok = d[j].len / (isz ? isz : 1) == sb[j].len / (ssz ? ssz : 1);
+        if (kinds[j] == 'm') {
+            if (m == Py_None || PyObject_GetBuffer(m, &mb[j], PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "merge_rows: an 'm' column needs a map");
+                goto done;
+            }
+            got_m[j] = 1;
+            ok = ok && isz == 4 && ssz == 4 && mb[j].itemsize == 4;
+        } else if (kinds[j] == 'c') {
+            ok = ok && (isz == 4 || isz == 8) && (ssz == 4 || ssz == 8);
+        } else if (kinds[j] == 'f') {
+            ok = ok && isz == 8 && ssz == 8;
+        } else {
+            ok = 0;
+        }
+        if (!ok) {
+            PyErr_Format(PyExc_ValueError, "merge_rows: column %zd: kind %c, item sizes %zd <- %zd, or lengths differ", j,
+                         kinds[j], isz, ssz);
+            goto done;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < nc && bad < 0 && oob < 0; j++) {
+        Py_ssize_t n = sb[j].len / sb[j].itemsize;
+        if (kinds[j] == 'm') {
+            const int32_t *src = (const int32_t *)sb[j].buf, *table = (const int32_t *)mb[j].buf;
+            int32_t *dst = (int32_t *)d[j].buf;
+            uint32_t len = (uint32_t)(mb[j].len / 4);
+            for (Py_ssize_t i = 0; i < n; i++) {
+                uint32_t v = (uint32_t)src[i];
+                if (v >= len) {
+                    oob = j;
+                    break;
+                }
+                dst[i] = table[v];
+            }
+        } else if (d[j].itemsize == sb[j].itemsize) {
+            memcpy(d[j].buf, sb[j].buf, (size_t)sb[j].len);
+        } else if (d[j].itemsize == 8) { /* int32 counts into an int64 column */
+            const int32_t *src = (const int32_t *)sb[j].buf;
+            int64_t *dst = (int64_t *)d[j].buf;
+            for (Py_ssize_t i = 0; i < n; i++) dst[i] = src[i];
+        } else { /* int64 counts into an int32 column: only if every one fits */
+            const int64_t *src = (const int64_t *)sb[j].buf;
+            int32_t *dst = (int32_t *)d[j].buf;
+            Py_ssize_t i = 0;
+            for (; i < n; i++)
+                if (src[i] < INT32_MIN || src[i] > INT32_MAX) break;
+            if (i < n) {
+                bad = j;
+                break;
+            }
+            for (i = 0; i < n; i++) dst[i] = (int32_t)src[i];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (oob >= 0)
+        PyErr_Format(PyExc_IndexError, "celerylab: a parsed chunk refers to an id beyond its table (column %zd)", oob);
+    else
+        result = PyLong_FromSsize_t(bad);
+done:
+    for (int j = 0; j < got_d; j++) PyBuffer_Release(&d[j]);
+    for (int j = 0; j < got_s; j++) PyBuffer_Release(&sb[j]);
+    for (int j = 0; j < 16; j++)
+        if (got_m[j]) PyBuffer_Release(&mb[j]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"marshal_check", marshal_check, METH_O,
      "marshal_check(data) -> (code, offset, count): 0 when marshal.loads may be given data (it reads it or raises), "
      "1 a tuple that refers to itself before it is complete, 2 a length longer than the bytes that follow, 3 nesting "
      "deeper than marshal allows; offset: where (for 0: where the walk ended); count: code 2's length"},
+    {"merge_rows", merge_rows, METH_VARARGS,
+     "merge_rows(dsts, srcs, kinds, maps) -> -1 | j: a parsed chunk's rows into the merged columns, ids mapped, "
+     "the GIL released (see the source); j: count column j does not fit its int32 destination (nothing written)"},
     {"stat_sigs", stat_sigs, METH_VARARGS,
      "stat_sigs(paths, sidecars) -> bytes | None: (size, mtime_ns, sidecar size, sidecar mtime_ns) of every file "
      "as int64, -1 where missing (a sidecar of None: known absent); None on platforms without POSIX stat"},

@@ -526,6 +526,16 @@ class _Column:
         self.n = need
         return out
 
+    def room(self, m: int, per_byte: float, bytes_left: int) -> np.ndarray:
+        """The next ``m`` rows, to be written by the caller (:func:`_cdecode.merge_rows`)."""
+        return self._room(m, per_byte, bytes_left)
+
+    def widen(self, m: int) -> np.ndarray:
+        """Counts become int64 (a value beyond int32 is coming); the last ``m`` rows, as :meth:`room` gave them."""
+        self.count = False
+        self.buf = self.buf.astype(np.int64)
+        return self.buf[self.n - m : self.n]
+
     def put(self, part: np.ndarray, per_byte: float, bytes_left: int) -> None:
         if self.count and not decode.fits_int32(part):
             self.count = False
@@ -602,14 +612,24 @@ class _Merger:
         done, left = (1, 0)  # without the files' sizes: columns grow by half as needed
         if self.before is not None:
             done, left = int(self.before[self.seen]), int(self.before[-1] - self.before[self.seen])
+        merge_rows = getattr(decode._cdecode, "merge_rows", None)
         for cols, part, ids in ((self.s_cols, packed["stats"], (1,)), (self.e_cols, packed["edges"], (1, 2))):
             per_byte = (cols[0].n + len(part[0])) / max(1, done)
-            cols[0].take(slot_to_pid, part[0], per_byte, left)
-            for j in range(1, len(cols)):
-                if j in ids and len(remap):
-                    cols[j].take(remap, part[j], per_byte, left)
+            maps = tuple(
+                slot_to_pid if j == 0 else remap if j in ids and len(remap) else None for j in range(len(cols))
+            )
+            if merge_rows is not None:  # every column in one call, the GIL released while it copies
+                kinds = "".join("m" if m is not None else "c" if c.count or c.buf.dtype.kind == "i" else "f"
+                                for m, c in zip(maps, cols))  # fmt: skip
+                dsts = [c.room(len(x), per_byte, left) for c, x in zip(cols, part)]
+                while (j := merge_rows(tuple(dsts), tuple(part), kinds, maps)) >= 0:
+                    dsts[j] = cols[j].widen(len(part[j]))  # a count beyond int32: that column becomes int64
+                continue
+            for j, (col, m) in enumerate(zip(cols, maps)):
+                if m is not None:
+                    col.take(m, part[j], per_byte, left)
                 else:
-                    cols[j].put(part[j], per_byte, left)
+                    col.put(part[j], per_byte, left)
         packed.clear()
 
     def finish(self) -> Parsed:

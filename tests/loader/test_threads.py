@@ -307,3 +307,62 @@ def test_the_progress_bar_moves_in_the_callers_thread_by_every_file(tmp_path, mo
     assert len(parsed.paths) == 90
     assert {name for name, _ in moves} == {threading.current_thread().name}
     assert sum(n for _, n in moves) == 90 and len([n for _, n in moves if n]) > 1
+
+
+def test_merge_rows_maps_ids_copies_and_refuses_what_does_not_fit():
+    """The compiled merge of one chunk's rows: ids through their tables, counts of either width, times; a count
+    beyond int32 for an int32 column is refused before that column is written (the caller widens it); an id beyond
+    its table is an IndexError."""
+    from celerylab.core.decode import _cdecode
+
+    merge_rows = _cdecode.merge_rows
+    rng = np.random.default_rng(7)
+    n = 1000
+    pid_table = rng.integers(0, 50, 60).astype(np.int32)
+    id_table = rng.integers(0, 10**6, 300).astype(np.int32)
+    srcs = (rng.integers(0, 60, n).astype(np.int32), rng.integers(0, 300, n).astype(np.int32),
+            rng.integers(-3, 2**31 - 1, n).astype(np.int32), rng.integers(-3, 2**40, n), rng.random(n))  # fmt: skip
+    dsts = (np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n))
+    assert merge_rows(dsts, srcs, "mmccf", (pid_table, id_table, None, None, None)) == -1
+    assert np.array_equal(dsts[0], pid_table[srcs[0]]) and np.array_equal(dsts[1], id_table[srcs[1]])
+    assert all(np.array_equal(d, s) for d, s in zip(dsts[2:], srcs[2:]))
+    # int64 counts into int32: written while they fit, refused (column untouched) when one does not
+    fits = rng.integers(-(2**31), 2**31, n)
+    narrow = np.zeros(n, np.int32)
+    assert merge_rows((narrow,), (fits,), "c", (None,)) == -1 and np.array_equal(narrow, fits)
+    first, big = np.zeros(n, np.int32), np.zeros(n, np.int32)
+    huge = fits.copy()
+    huge[-1] = 2**31
+    assert merge_rows((first, big), (srcs[0], huge), "mc", (pid_table, None)) == 1
+    assert np.array_equal(first, pid_table[srcs[0]]) and not big.any()
+    for bad in (np.array([0, 300], np.int32), np.array([-1, 0], np.int32)):
+        with pytest.raises(IndexError, match="beyond its table"):
+            merge_rows((np.zeros(2, np.int32),), (bad,), "m", (id_table,))
+    with pytest.raises(ValueError, match="lengths differ"):
+        merge_rows((np.zeros(3),), (np.zeros(2),), "f", (None,))
+
+
+@pytest.mark.parametrize("compiled_merge", [True, False])
+def test_a_count_beyond_int32_in_a_later_chunk_widens_the_merged_column(tmp_path, monkeypatch, compiled_merge):
+    """Chunks merged before a file whose call count needs int64 were int32: the column is widened then, with the
+    compiled merge and with the numpy one, and every total equals pstats."""
+    import marshal
+
+    from celerylab.core import decode
+
+    if not compiled_merge:
+        monkeypatch.delattr(decode._cdecode, "merge_rows")
+    folder = tmp_path / "c"
+    paths = sorted(write_corpus(str(folder), 40, n_functions=20, n_edges=30, seed=8))
+    big = 5 * 2**32 + 3
+    key = ("/srv/app/tasks.py", 10, "hot")
+    caller = ("/srv/app/tasks.py", 5, "main")
+    (folder / "zz-big.prof").write_bytes(
+        marshal.dumps({key: (big, big + 1, 1.5, 2.5, {caller: (big, big + 1, 1.0, 2.0)}), caller: (1, 1, 0.5, 3.0, {})})
+    )
+    for jobs in (1, 2):
+        ps = cl.load(folder, jobs=jobs, cache=False)
+        assert len(ps) == 41 and ps.stats["ncalls"].dtype == np.int64 and ps.edges["ncalls"].dtype == np.int64
+        for frame in (ps.stats, ps.edges):
+            assert int(frame[["ncalls", "pcalls"]].to_numpy().max()) == big + 1
+        assert ps.to_pstats_dict() == pstats.Stats(*paths, str(folder / "zz-big.prof")).stats
