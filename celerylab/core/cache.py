@@ -160,7 +160,7 @@ class Store:
 
     def complete(self, parsed: Parsed) -> None:
         """Fill in what an unchanged re-open skipped reading (``funcs``, ``sidecars``); :class:`CacheDamaged` when
-        they cannot be read (the caller drops the cache and parses again)."""
+        they cannot be read (the caller loads again with ``anew``)."""
         if parsed.funcs is None or parsed.sidecars is None:
             gen = self._gen or self._current()
             if gen is None:
@@ -170,20 +170,19 @@ class Store:
                 raise CacheDamaged(f"{gen}: {_KEYS_FILE}: {len(sidecars)} sidecars for {len(parsed.paths)} profiles")
             parsed.funcs, parsed.sidecars = funcs, sidecars
 
-    def drop(self) -> None:
-        """Forget the current generation (damaged): the next :meth:`load` parses every file."""
-        self._gen = None
-        with contextlib.suppress(OSError):
-            os.remove(os.path.join(self.folder, "CURRENT"))
-
     def load(
-        self, files: list[str], parse: Callable[[list[str], np.ndarray], Parsed], found: Found | None = None
+        self,
+        files: list[str],
+        parse: Callable[[list[str], np.ndarray], Parsed],
+        found: Found | None = None,
+        anew: bool = False,
     ) -> tuple[Parsed, bool]:
         """The parsed content of ``files``, from the cache where unchanged; ``(parsed, nothing_changed)``.
         ``found``: the discovery that listed ``files`` (its folder listings say which sidecars exist); ``parse``
-        is given the files to parse and their sizes (from the signatures: not stat'ed again)."""
+        is given the files to parse and their sizes (from the signatures: not stat'ed again).  ``anew``: the cache
+        is not read (it was found damaged): every file is parsed and a new generation written."""
         sigs = _sigs(files, found)  # the one piece of per-file work of a re-open: a stat or two
-        gen = self._gen = self._current()
+        gen = self._gen = None if anew else self._current()
         core = self._read(gen) if gen else None
         if gen is None or core is None:
             parsed = parse(files, sigs[:, 0].copy())
@@ -215,8 +214,7 @@ class Store:
         try:
             old.funcs, old.sidecars = self._read_keys(gen)
         except CacheDamaged:
-            self.drop()
-            return self.load(files, parse, found)
+            return self.load(files, parse, found, anew=True)
         old = _subset(old, keep_pids[keep_pids >= 0])
         old.errors = [(p, r) for p, r in core["errors"] if p in fresh_paths]
         todo = [p for p, f in zip(files, fresh) if not f]
@@ -311,9 +309,10 @@ class CacheDamaged(Exception):
 _ALIGN = 64
 
 
-def _dump_mapped(frames: dict[str, Any], path: str) -> None:
-    """``frames`` pickled with their contiguous column buffers out of band: an 8-byte header length, the header
-    (the pickle, each buffer's offset and length, the buffers' total length), then the buffers, 64-byte aligned."""
+def _dump_mapped(obj: Any, path: str) -> None:
+    """``obj`` (the core, or frames) pickled with its contiguous column buffers out of band: an 8-byte header
+    length, the header (the pickle, each buffer's offset and length, the buffers' total length), then the buffers,
+    64-byte aligned."""
     raws: list[memoryview] = []
 
     def out_of_band(buf: pickle.PickleBuffer) -> bool:
@@ -323,7 +322,7 @@ def _dump_mapped(frames: dict[str, Any], path: str) -> None:
             return True
         return False
 
-    meta = pickle.dumps(frames, protocol=5, buffer_callback=out_of_band)
+    meta = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
     spans, pos = [], 0
     for r in raws:
         pos += -pos % _ALIGN
@@ -341,8 +340,8 @@ def _dump_mapped(frames: dict[str, Any], path: str) -> None:
 
 
 def _load_mapped(path: str) -> Any:
-    """The frames :func:`_dump_mapped` wrote, their column buffers views of a private (copy-on-write) mapping of
-    the file: writable, never written back.  ValueError when the file is cut short or padded."""
+    """What :func:`_dump_mapped` wrote, its column buffers views of a private (copy-on-write) mapping of the file:
+    writable, never written back.  ValueError when the file is cut short or padded."""
     with open(path, "rb") as f:
         view = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
     n = int.from_bytes(view[:8], "little")

@@ -79,8 +79,7 @@ def load(
                 try:
                     store.complete(parsed)  # the keys and sidecars an unchanged re-open did not read
                 except _cache.CacheDamaged:  # they cannot be read: every file parsed again, the cache rewritten
-                    store.drop()
-                    parsed, _ = store.load(found.files, parse_fresh, found)
+                    parsed, _ = store.load(found.files, parse_fresh, found, anew=True)
             bar.cached(len(found.files) - sum(fresh))
         else:
             parsed = parse(found.files, jobs, bar, isolate, found.sidecars_of(found.files))

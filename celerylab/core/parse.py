@@ -491,7 +491,6 @@ class Parsed:
     stats: dict[str, np.ndarray]
     edges: dict[str, np.ndarray]
     errors: list[tuple[str, str]]
-    cache_rows: list[int] | None = None  # rows of the cache index these profiles came from
     facts: dict[str, bool] | None = None  # rules.column_facts of stats/edges, when the cache knows them
     labels: list[str] | None = None  # classify.label of each of funcs, when the merge made them
 

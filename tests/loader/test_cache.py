@@ -510,3 +510,27 @@ def test_new_files_between_cached_ones_merge_in_path_order_with_counts_widened(t
     assert "hot" not in set(gone.functions["name"])
     with pytest.warns(UserWarning):
         _same_as_uncached(gone, folder)
+
+
+@pytest.mark.parametrize("damage", ["cut", "missing"])
+def test_damaged_keys_met_while_merging_a_changed_file_parse_everything_again(tmp_path, parsed_files, damage):
+    """The keys and sidecars are read only when frames are rebuilt or files merged in: found damaged then, every
+    file is parsed again (nothing half-merged), the cache rewritten whole, and the next re-open parses nothing."""
+    folder = tmp_path / "p"
+    paths = make_set(folder, 5)
+    cache = tmp_path / "cache"
+    cl.load(folder, cache=cache)
+    (keys,) = list(cache.glob("*/gen-*/keys.pickle"))
+    if damage == "cut":
+        keys.write_bytes(keys.read_bytes()[:20])
+    else:
+        keys.unlink()
+    _bump_mtime(paths[2])
+    parsed_files.clear()
+    ps = cl.load(folder, cache=cache)
+    assert sorted(parsed_files) == paths
+    _same_as_uncached(ps, folder)
+    parsed_files.clear()
+    again = cl.load(folder, cache=cache)
+    assert parsed_files == []
+    _same_as_uncached(again, folder)
