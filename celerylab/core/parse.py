@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import glob
+import itertools
 import mmap
 import multiprocessing as mp
 import multiprocessing.context as mp_context
@@ -793,15 +794,22 @@ def _run_threads(
 _AHEAD = 3
 
 
-def _thread_chunks(files: list[str], jobs: int) -> list[list[str]]:
+def _thread_chunks(files: list[str], jobs: int, sizes: np.ndarray | None = None) -> list[list[str]]:
     """Chunks for the threads: enough that the threads finish together and the merge of the first overlaps the
     parsing of the rest (a thread interns keys across its chunks, so more chunks cost the merge nothing), at most
-    256 files each so that the progress bar moves, at least 16."""
+    256 files each so that the progress bar moves, at least 16.  With the files' ``sizes``, the chunks hold about
+    equal bytes rather than equal numbers of files."""
     if not files:
         return []
     n = max(1, min(len(files) // 16, max(jobs * 8, -(-len(files) // 256))))
-    size = -(-len(files) // n)
-    return [files[i : i + size] for i in range(0, len(files), size)]
+    if sizes is None or len(sizes) != len(files):
+        size = -(-len(files) // n)
+        return [files[i : i + size] for i in range(0, len(files), size)]
+    ends = np.cumsum(np.maximum(sizes, 0).astype(np.float64))
+    cuts = np.searchsorted(ends, ends[-1] * np.arange(1, n) / n, side="right") if ends[-1] > 0 else np.arange(1, n)
+    cuts = np.unique(np.clip(cuts, 1, len(files) - 1)) if len(files) > 1 else np.array([], dtype=np.intp)
+    bounds = [0, *cuts.tolist(), len(files)]
+    return [files[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def parse(
@@ -816,12 +824,13 @@ def parse(
     ``sidecars`` (:meth:`Found.sidecars_of`): None for each file whose folder holds no sidecar for it (not looked
     for again); by default every file's sidecar is looked for.  ``sizes``: each file's size in bytes, where the
     caller has stat'ed them (the cache's signatures); stat'ed here otherwise."""
-    merger = _Merger(sizes if sizes is not None else decode.file_sizes(files))
+    sizes = sizes if sizes is not None else decode.file_sizes(files)
+    merger = _Merger(sizes)
     bare = frozenset(f for f, s in zip(files, sidecars) if s is None) if sidecars is not None else frozenset()
     if jobs <= 1:
         _run_parallel(_chunks(files, 1), 1, bar, merger.add, bare)
     elif isolate:
         _run_parallel(_chunks(files, jobs), jobs, bar, merger.add)
     else:
-        _run_threads(_thread_chunks(files, jobs), jobs, bar, merger.add, bare)
+        _run_threads(_thread_chunks(files, jobs, sizes), jobs, bar, merger.add, bare)
     return merger.finish()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import gzip
+import itertools
 import os
 import pstats
 import shutil
@@ -366,3 +367,29 @@ def test_a_count_beyond_int32_in_a_later_chunk_widens_the_merged_column(tmp_path
         for frame in (ps.stats, ps.edges):
             assert int(frame[["ncalls", "pcalls"]].to_numpy().max()) == big + 1
         assert ps.to_pstats_dict() == pstats.Stats(*paths, str(folder / "zz-big.prof")).stats
+
+
+def test_thread_chunks_hold_about_equal_bytes_and_every_file_once_in_order():
+    """Real corpora mix small and large files: chunks cut by bytes, not by count (equal counts gave chunks from 0.4
+    to 1.5 MB on the real-world corpus, and the last thread to finish idled the other); every file once, in order;
+    files that could not be stat'ed (-1) or sizes of nothing fall back to equal counts."""
+    rng = np.random.default_rng(4)
+    files = [f"f{i:04d}" for i in range(300)]
+    sizes = np.where(rng.random(300) < 0.1, 2_000_000, 20_000).astype(np.int64)  # a tenth of the files 100x larger
+    by_bytes = parse._thread_chunks(files, 2, sizes)
+    assert [f for c in by_bytes for f in c] == files and all(by_bytes)
+
+    def chunk_bytes(chunks: list[list[str]]) -> np.ndarray:
+        at = np.cumsum([0] + [len(c) for c in chunks])
+        return np.array([sizes[a:b].sum() for a, b in itertools.pairwise(at)])
+
+    mean = sizes.sum() / len(by_bytes)
+    assert np.abs(chunk_bytes(by_bytes) - mean).max() <= sizes.max()  # each within one file of the mean
+    by_count = parse._thread_chunks(files, 2)
+    assert len(by_count) == len(by_bytes) == 16
+    assert np.abs(chunk_bytes(by_count) - mean).max() > sizes.max()  # what cutting by count gave
+    for odd in (np.zeros(300, np.int64), np.full(300, -1, np.int64)):
+        chunks = parse._thread_chunks(files, 2, odd)
+        assert [f for c in chunks for f in c] == files and all(chunks)
+    assert parse._thread_chunks(files[:1], 2, sizes[:1]) == [files[:1]]
+    assert parse._thread_chunks([], 2, sizes[:0]) == []
