@@ -299,7 +299,7 @@ class Store:
         except (OSError, pickle.PicklingError) as e:  # a cache that cannot be written is not an error of the load
             import warnings
 
-            warnings.warn(f"celerylab: cannot write the cache in {self.folder}: {e}", stacklevel=4)
+            warnings.warn(f"celerylab: cannot write the cache in {self.folder}: {e}", stacklevel=6)
 
 
 class CacheDamaged(Exception):

@@ -6,6 +6,7 @@ Discovery (:mod:`.sources`), parallel parsing (:mod:`.parse`), the cache (:mod:`
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import warnings
@@ -52,6 +53,28 @@ def load(
     """
     pattern = _names.compile_pattern(name_pattern) if name_pattern is not None else None
     jobs = max(1, int(jobs)) if jobs else (os.cpu_count() or 1)
+    # the cyclic collector stays off for the whole load: it makes no reference cycles, and its passes over the
+    # function keys and rows it holds while it builds the frames (objects freed before it returns) cost ~1.3 ms of a
+    # 40 ms load of 300 profiles, for nothing
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(source, pattern, metadata, jobs, cache, strict, progress, isolate)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load(
+    source: Source,
+    pattern: re.Pattern[str] | None,
+    metadata: pd.DataFrame | str | os.PathLike[str] | None,
+    jobs: int,
+    cache: bool | str | os.PathLike[str],
+    strict: bool,
+    progress: bool | None,
+    isolate: bool,
+) -> ProfileData:
     store, found = None, None
     if cache:
         roots = folder_roots(source)
@@ -112,16 +135,16 @@ def load(
                 "celerylab.load: metadata merge: "
                 + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
                 + " (see ps.metadata_report)",
-                stacklevel=3,
+                stacklevel=4,
             )
     errors = frames["errors"]
     if len(errors):
         if strict:
             lines = "\n".join(f"  {p}: {r}" for p, r in errors.itertuples(index=False))
             raise LoadError(f"{len(errors)} file(s) could not be loaded:\n{lines}", errors=errors)
-        warnings.warn(_error_summary(errors, len(found.files)), stacklevel=3)
+        warnings.warn(_error_summary(errors, len(found.files)), stacklevel=4)
     if not len(frames["profiles"]) and not len(errors):
-        warnings.warn(f"celerylab.load: no profile files found in {source!r}", stacklevel=3)
+        warnings.warn(f"celerylab.load: no profile files found in {source!r}", stacklevel=4)
     return ProfileData(**frames, metadata_report=report)
 
 

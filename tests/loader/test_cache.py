@@ -534,3 +534,20 @@ def test_damaged_keys_met_while_merging_a_changed_file_parse_everything_again(tm
     again = cl.load(folder, cache=cache)
     assert parsed_files == []
     _same_as_uncached(again, folder)
+
+
+def test_load_warnings_point_at_the_callers_line(tmp_path):
+    """A warning of ``cl.load`` (a file it could not load, a cache it could not write) names the caller's file and
+    line, not celerylab's."""
+    folder = tmp_path / "p"
+    make_set(folder, 2)
+    (folder / "bad.prof").write_bytes(b"not a profile")
+    with pytest.warns(UserWarning) as caught:
+        cl.load(folder, cache=False)
+    assert {w.filename for w in caught} == {__file__}
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.warns(UserWarning) as caught:
+        cl.load(folder, cache=blocker)
+    assert any("cannot write the cache" in str(w.message) for w in caught)
+    assert {w.filename for w in caught} == {__file__}
