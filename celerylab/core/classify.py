@@ -32,12 +32,8 @@ _METHOD_OF = re.compile(r"<method '\w+' of '(?P<cls>[\w.]+)' objects>")
 _CAPTURE_HOOK = re.compile(r"<function _hook_(?P<lib>\w+)\.<locals>\.")
 
 
-def default_prefixes() -> list[str]:
-    return list(_default_prefixes())
-
-
 @functools.cache
-def _default_prefixes() -> tuple[str, ...]:
+def default_prefixes() -> tuple[str, ...]:
     """This interpreter's prefixes and stdlib folders (fixed for the process; ``sysconfig.get_paths`` takes 0.1 ms)."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     for key in ("stdlib", "platstdlib"):
@@ -94,15 +90,8 @@ def _builtin_module(name: str) -> str:
 def classify(files: Sequence[str] | pd.Series, names: Sequence[str] | pd.Series, prefixes: Iterable[str] = ()
              ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``(module, kind)`` arrays for functions given by ``files``/``names``."""
-    module, codes = classify_codes(files, names, prefixes)
-    return module, np.array(KINDS, dtype=object)[codes]
-
-
-def classify_codes(files: Sequence[str] | pd.Series, names: Sequence[str] | pd.Series, prefixes: Iterable[str] = ()
-                   ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """``(module, kind code)``: the kind as its position in :data:`KINDS` (int8)."""
     c = classify_factorized(files, names, prefixes)
-    return np.array(c.modules, dtype=object)[c.module_codes], c.kind_codes
+    return np.array(c.modules, dtype=object)[c.module_codes], np.array(KINDS, dtype=object)[c.kind_codes]
 
 
 class Classified(NamedTuple):
@@ -120,7 +109,7 @@ def classify_factorized(files: Sequence[str] | pd.Series, names: Sequence[str] |
                         prefixes: Iterable[str] = ()) -> Classified:  # fmt: skip
     """Module and kind of each function.  Each distinct source file is judged once (a file's module and kind do not
     depend on the function), and each distinct builtin name once."""
-    prefixes = sorted({p for p in prefixes if p} or _default_prefixes(), key=len, reverse=True)
+    prefixes = sorted({p for p in prefixes if p} or default_prefixes(), key=len, reverse=True)
     roots = sorted({p for p in sys.path if p}, key=len, reverse=True)
     distinct: dict[str, int] = {}  # each file's position among the distinct files (what pd.factorize gives, faster)
     file_codes = np.fromiter((distinct.setdefault(f, len(distinct)) for f in files), dtype=np.int32, count=len(files))

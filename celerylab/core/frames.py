@@ -122,9 +122,7 @@ def _profiles(rows: list[dict[str, Any]], parsed: Parsed) -> pd.DataFrame:
     cols["profiler"] = pd.Categorical(parsed.profilers, categories=list(PROFILERS))
     cols["n_functions"] = parsed.n_stats
     cols["n_edges"] = parsed.n_edges
-    for c in _TIME_COLUMNS:
-        cols[c] = _fixed(c, cols[c], c in absent)
-    for c in ("wall_s", "cpu_s"):
+    for c in (*_TIME_COLUMNS, "wall_s", "cpu_s"):
         cols[c] = _fixed(c, cols[c], c in absent)
     front = ["profile_id", "path", *_CORE_COLUMNS]
     out: dict[str, Any] = {}
