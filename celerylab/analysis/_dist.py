@@ -9,12 +9,57 @@ the number of functions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ..core.decode import _cdecode
+
 MAX_BLOCK = 4_000_000  # cells (float64) per dense block: 32 MB
 SHORT_ROW = 512  # values of B per row up to which the test merges a whole block at once (else row by row)
+PARALLEL_CELLS = 1 << 20  # cells of a block from which its rows are sorted and merged in threads
+RADIX_ROW = 2048  # values per row from which the compiled radix sort can beat numpy's (here by 1.3x; 2.9x at 10 000)
+
+
+def by_rows(fn: Callable[[int, int], object], k: int, cells: int) -> None:
+    """``fn(lo, hi)`` over row ranges that cover ``0..k``: one range, or, for a block of ``cells`` >=
+    :data:`PARALLEL_CELLS`, one per CPU, run in threads (``fn`` must release the GIL: numpy's sort and the compiled
+    merge do); the first exception any range raised is raised."""
+    n = min(os.cpu_count() or 1, k) if cells >= PARALLEL_CELLS else 1
+    if n <= 1:
+        fn(0, k)
+        return
+    bounds = [k * i // n for i in range(n + 1)]
+    errors: list[BaseException] = []
+
+    def run(lo: int, hi: int) -> None:
+        try:
+            fn(lo, hi)
+        except BaseException as e:  # raised in the caller's thread below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(bounds[i], bounds[i + 1])) for i in range(1, n)]
+    for t in threads:
+        t.start()
+    run(bounds[0], bounds[1])
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def sort_rows(mat: np.ndarray) -> None:
+    """``mat.sort(axis=1)``: long rows by the compiled radix sort (the same values in the same order, NaNs last),
+    a big matrix's rows split over threads."""
+    compiled = mat.shape[1] >= RADIX_ROW and mat.dtype == np.float64 and mat.flags.c_contiguous and _radix_wins()
+    if compiled:
+        by_rows(lambda lo, hi: _cdecode.sort_rows(mat[lo:hi]), mat.shape[0], mat.size)
+    else:
+        by_rows(lambda lo, hi: mat[lo:hi].sort(axis=1), mat.shape[0], mat.size)
 
 
 def block_size(n_slots: int) -> int:
@@ -98,12 +143,46 @@ def mannwhitney_parts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
         tie = _tie_sum(a) + _tie_sum(b) if k else np.zeros(0)
         u_b = np.zeros(k)
     else:
-        below, eq, cross = (_merge_rows if nb > SHORT_ROW else _merge_block)(a, b)
+        below, eq, cross = _rank_counts(a, b)
         u_b = below + 0.5 * eq
         tie = _tie_sum(a) + _tie_sum(b) + 3.0 * cross
     with np.errstate(invalid="ignore", divide="ignore"):
         var = na * nb / 12.0 * ((n + 1) - tie / (n * (n - 1))) if n > 1 else np.zeros(k)
     return u_b, np.asarray(var, dtype=np.float64)
+
+
+@functools.cache
+def _radix_wins() -> bool:
+    """Whether the compiled radix sort beats numpy's on this machine (timed once per process on 64 k values, best of
+    three: ~5 ms).  numpy's sort of float64 takes ~26 ns a value on rows of 10 000 here, the radix sort ~9; where
+    numpy's SIMD sort is dispatched, it can take ~4."""
+    if _cdecode is None or not hasattr(_cdecode, "sort_rows"):
+        return False
+    sample = np.random.default_rng(0).lognormal(size=(8, 8192))
+    best = [float("inf"), float("inf")]
+    for _ in range(3):
+        for i, sort in enumerate((lambda m: m.sort(axis=1), _cdecode.sort_rows)):
+            m = sample.copy()
+            t = time.perf_counter()
+            sort(m)
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best[1] < 0.9 * best[0]
+
+
+def _rank_counts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the pairs ``a < b``, ``Σ t_a t_b`` (pairs ``a == b``) and ``Σ t_a t_b (t_a + t_b)`` — one merge
+    per row in the compiled helper (the GIL released), else with ``searchsorted``."""
+    if _cdecode is None or not hasattr(_cdecode, "rank_counts"):
+        return (_merge_rows if b.shape[1] > SHORT_ROW else _merge_block)(a, b)
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    below, eq, cross = (np.empty(a.shape[0], dtype=np.int64) for _ in range(3))
+    by_rows(
+        lambda lo, hi: _cdecode.rank_counts(a[lo:hi], b[lo:hi], below[lo:hi], eq[lo:hi], cross[lo:hi]),
+        a.shape[0],
+        a.size + b.size,
+    )
+    return below, eq, cross
 
 
 def _merge_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

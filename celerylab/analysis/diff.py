@@ -29,7 +29,15 @@ import pandas as pd
 from ..core.rules import id_lookup, task_key
 from ..errors import ColumnNotFound, UsageError
 from ._cells import Block, Cells, Rows, Side
-from ._dist import bh_adjust, block_size, mannwhitney_parts, mannwhitney_sorted, quantiles_sorted, van_elteren
+from ._dist import (
+    bh_adjust,
+    block_size,
+    mannwhitney_parts,
+    mannwhitney_sorted,
+    quantiles_sorted,
+    sort_rows,
+    van_elteren,
+)
 
 if TYPE_CHECKING:
     from ..core.data import ProfileData
@@ -390,7 +398,7 @@ def _distributions(prep: _Prepared, res: dict[str, np.ndarray], relevant: np.nda
         cnt = block.counts[si]
         if cnt is not None:
             res[f"present_{sfx}"][lo:hi] = (cnt > 0).sum(axis=1)
-        mat.sort(axis=1)
+        sort_rows(mat)
         q50, q95 = quantiles_sorted(mat, (0.5, 0.95))
         res[f"median_{sfx}"][lo:hi] = q50
         res[f"p95_{sfx}"][lo:hi] = q95
@@ -441,8 +449,8 @@ def _stratum_tests(strat: _Prepared, keys: np.ndarray) -> tuple[list[np.ndarray]
         mat_a, mat_b = block.mats
         assert mat_a is not None and mat_b is not None
         n_a, n_b = mat_a.shape[1], mat_b.shape[1]
-        mat_a.sort(axis=1)
-        mat_b.sort(axis=1)
+        sort_rows(mat_a)
+        sort_rows(mat_b)
         per = block_size(max(n_a, n_b))
         for start in range(0, block.hi - block.lo, per):
             rows = slice(start, start + per)

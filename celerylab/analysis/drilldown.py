@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..core.rules import count_array, count_sums, pstats_row_order
 from ..errors import ColumnNotFound, UsageError
-from ._dist import dense_blocks, quantiles_sorted
+from ._dist import dense_blocks, quantiles_sorted, sort_rows
 
 if TYPE_CHECKING:
     from ..core.data import FuncRef, ProfileData
@@ -87,7 +87,7 @@ def per_invocation(ps: ProfileData, func_ids: np.ndarray | None = None) -> pd.Da
     for col, names in (("tottime", ("tottime_p50", "tottime_p95")), ("cumtime", ("cumtime_p50", "cumtime_p95"))):
         vals = s[col].to_numpy()[m]
         for bk, mat in dense_blocks(slot, fid, vals, n, keys):
-            mat.sort(axis=1)
+            sort_rows(mat)
             q50, q95 = quantiles_sorted(mat, (0.5, 0.95))
             parts[names[0]].append(q50)
             parts[names[1]].append(q95)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pstats
 
 import numpy as np
@@ -231,16 +232,20 @@ def test_stratified_test_is_van_elteren(tmp_path):
     assert t != 0 and row["p_value"] == pytest.approx(min(1.0, 2 * special.ndtr(-abs(t) / np.sqrt(v))), rel=1e-9)
 
 
-@pytest.mark.parametrize("short_row", [0, 10**9], ids=["row-by-row", "whole-block"])
+@pytest.mark.parametrize("impl", ["compiled", "row-by-row", "whole-block"])
 @pytest.mark.parametrize("seed", range(4))
-def test_vectorised_mann_whitney_equals_scipy_on_random_data(seed, short_row, monkeypatch):
+def test_vectorised_mann_whitney_equals_scipy_on_random_data(seed, impl, monkeypatch):
     """Every row of the all-at-once test equals scipy's asymptotic Mann-Whitney U of that row: zeros (a function
     absent from an invocation), heavy ties (rounded times), rows with one distinct value, one-element sides — merged
-    row by row (long rows) or a whole block at once (short rows)."""
+    by the compiled helper, or without it row by row (long rows) or a whole block at once (short rows)."""
     from celerylab.analysis import _dist
     from celerylab.analysis._dist import mannwhitney_parts, mannwhitney_sorted
 
-    monkeypatch.setattr(_dist, "SHORT_ROW", short_row)
+    if impl == "compiled":
+        assert hasattr(_dist._cdecode, "rank_counts")  # built by the install step and in every wheel
+    else:
+        monkeypatch.setattr(_dist, "_cdecode", None)
+        monkeypatch.setattr(_dist, "SHORT_ROW", 0 if impl == "row-by-row" else 10**9)
     rng = np.random.default_rng(seed)
     k = int(rng.integers(1, 60))
     na, nb = (int(x) for x in rng.integers(1, 300, size=2))
@@ -266,6 +271,81 @@ def test_vectorised_mann_whitney_equals_scipy_on_random_data(seed, short_row, mo
         tie = float((t.astype(float) ** 3 - t).sum())
         want = na * nb / 12.0 * ((n + 1) - tie / (n * (n - 1))) if n > 1 else 0.0
         assert var[i] == pytest.approx(want, rel=1e-12, abs=1e-9)
+
+
+def test_compiled_rank_counts_equal_the_searchsorted_merge_with_nans_and_signed_zeros():
+    """The compiled merge counts what ``searchsorted`` counts, row by row, where the two could part: NaNs (a NaN of
+    b above every number and equal to each NaN of a), -0.0 against 0.0, empty rows of one side, runs at both
+    ends; and it refuses what is not a pair of float64 matrices with int64 outputs."""
+    from celerylab.analysis._dist import _cdecode, _merge_counts
+
+    rng = np.random.default_rng(11)
+    pool = np.array([-0.0, 0.0, 1.0, 2.0, 2.5, np.nan, -1.0])
+    for na, nb in ((1, 1), (7, 3), (40, 55), (0, 5), (5, 0)):
+        k = 200
+        a = np.sort(rng.choice(pool, size=(k, na)), axis=1)
+        b = np.sort(rng.choice(pool, size=(k, nb)), axis=1)
+        out = [np.full(k, -7, dtype=np.int64) for _ in range(3)]
+        _cdecode.rank_counts(a, b, *out)
+        for i in range(k):
+            want = _merge_counts(a[i], b[i]) if na and nb else (0, 0, 0)
+            assert (out[0][i], out[1][i], out[2][i]) == want, (na, nb, a[i], b[i])
+    good = np.zeros((2, 3))
+    ints = [np.zeros(2, dtype=np.int64) for _ in range(3)]
+    with pytest.raises(ValueError, match="float64 matrices"):
+        _cdecode.rank_counts(good.astype(np.float32), good, *ints)
+    with pytest.raises(ValueError, match="float64 matrices"):
+        _cdecode.rank_counts(good, np.zeros((3, 3)), *ints)
+    with pytest.raises(ValueError, match="int64 vectors"):
+        _cdecode.rank_counts(good, good, np.zeros(3, dtype=np.int64), *ints[1:])
+    with pytest.raises(ValueError, match="int64 vectors"):
+        _cdecode.rank_counts(good, good, np.zeros(2), *ints[1:])
+
+
+@pytest.mark.parametrize("n", [1, 3, 2048, 5000])
+def test_sort_rows_equals_numpy_sort(n, monkeypatch):
+    """The compiled radix sort (rows of >= RADIX_ROW values; forced here for short rows too) leaves every row as
+    numpy's sort does, bit for bit: negatives, infinities, subnormals, ties, NaNs last (numpy may write them back
+    as its own NaN: their payloads are not compared); -0.0 and 0.0 are equal, in either order.  Split over threads
+    (a big matrix) it sorts every row once."""
+    from celerylab.analysis import _dist
+
+    rng = np.random.default_rng(n)
+    k = 600
+    pool = np.array([0.0, -0.0, 1.5, -2.25, np.inf, -np.inf, 5e-324, -5e-324, 1e308, 3.0])
+    mat = np.where(rng.random((k, n)) < 0.5, rng.normal(scale=1e3, size=(k, n)), rng.choice(pool, size=(k, n)))
+    payload = np.array([0x7FF8000000000001, 0xFFF8000000000002], dtype=np.uint64).view(np.float64)
+    mat[rng.random((k, n)) < 0.05] = payload[0]
+    mat[rng.random((k, n)) < 0.05] = payload[1]
+    want = np.sort(mat, axis=1)
+    monkeypatch.setattr(_dist, "RADIX_ROW", 1)
+    monkeypatch.setattr(_dist, "_radix_wins", lambda: True)  # whichever sort is faster on this machine
+    monkeypatch.setattr(_dist, "PARALLEL_CELLS", 1000)  # several threads whatever the size
+    got = mat.copy()
+    _dist.sort_rows(got)
+    assert np.array_equal(got, want, equal_nan=True)
+    exact = (want != 0) & ~np.isnan(want)
+    assert np.array_equal(got.view(np.int64)[exact], want.view(np.int64)[exact])
+    with pytest.raises(ValueError, match="float64 matrix"):
+        _dist._cdecode.sort_rows(np.zeros((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="float64 matrix"):
+        _dist._cdecode.sort_rows(np.zeros(3))
+
+
+def test_rows_in_threads_raise_what_a_range_raised():
+    """A failure in a range run by another thread is raised in the caller's, after every range is done."""
+    from celerylab.analysis._dist import by_rows
+
+    done = []
+
+    def fn(lo: int, hi: int) -> None:
+        done.append((lo, hi))
+        if lo > 0:
+            raise RuntimeError(f"range {lo}")
+
+    with pytest.raises(RuntimeError, match="range"):
+        by_rows(fn, 10, 1 << 30)
+    assert sorted(done)[0][0] == 0 and sorted(done)[-1][1] == 10 and len(done) == min(os.cpu_count() or 1, 10)
 
 
 def test_dense_blocks_are_the_same_whatever_the_block_size():
