@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import celerylab as cl
@@ -212,6 +213,34 @@ def test_sidecars_are_looked_for_only_where_the_walk_listed_one(tmp_path, monkey
     assert sorted(looked) == sorted(sidecar_path(p) for p in bare)
 
 
+def _held(a: np.ndarray) -> int:
+    """Bytes of the buffer a merged column is a view of (Arrow's pool)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    assert isinstance(a.base, pa.Buffer), type(a.base)
+    return a.base.size
+
+
+def test_merged_columns_come_from_arrows_pool_writable_and_are_reused(tmp_path):
+    """The stats/edges columns are views of Arrow pool buffers (which keeps freed memory for the next load: glibc
+    hands blocks this big back to the OS), writable as numpy's, no more than a quarter too long, and freed with the
+    frames."""
+    import gc
+
+    paths = sorted(write_corpus(str(tmp_path / "syn"), 60, n_functions=40, n_edges=80, seed=8))
+    before = pa.total_allocated_bytes()
+    ps = cl.load(paths, jobs=2, cache=False)
+    cols = [ps.stats[c].to_numpy() for c in ps.stats] + [ps.edges[c].to_numpy() for c in ps.edges]
+    assert all(_held(c) <= c.nbytes * 5 // 4 + 8 for c in cols)
+    assert pa.total_allocated_bytes() - before >= sum(c.nbytes for c in cols)
+    fresh = parse.pooled(3, np.int32)
+    fresh[:] = 7  # writable, as np.empty's
+    assert fresh.dtype == np.int32 and list(fresh) == [7, 7, 7]
+    del ps, cols, fresh
+    gc.collect()
+    assert pa.total_allocated_bytes() - before < 64 * 1024  # given back to the pool with the frames
+
+
 def test_merged_columns_grow_past_a_wrong_guess_and_widen_counts_that_do_not_fit_int32():
     rng = np.random.default_rng(3)
     parts = [rng.integers(-5, 5, size=n).astype(np.int32) for n in (3, 0, 40, 7, 1000)]
@@ -221,11 +250,14 @@ def test_merged_columns_grow_past_a_wrong_guess_and_widen_counts_that_do_not_fit
         col.put(p, per_byte=0.01, bytes_left=100 * (len(parts) - i - 1))  # guesses far too small
     out = col.array()
     assert out.dtype == np.int64 and np.array_equal(out, np.concatenate(parts))
-    assert out.flags.owndata and len(col.array()) == 0
+    assert _held(out) <= out.nbytes * 5 // 4 and len(col.array()) == 0
     small = parse._Column(np.int64, count=True)
-    small.put(parts[0], per_byte=1.0, bytes_left=10**5)  # guessed far too large: cut to length
+    small.put(parts[0], per_byte=1.0, bytes_left=10**5)  # guessed far too large: copied to its length
     kept = small.array()
-    assert kept.dtype == np.int32 and np.array_equal(kept, parts[0]) and kept.flags.owndata
+    assert kept.dtype == np.int32 and np.array_equal(kept, parts[0]) and _held(kept) == kept.nbytes
+    near = parse._Column(np.float64)
+    near.put(np.arange(100.0), per_byte=1.0, bytes_left=10)  # guessed 12 rows too many: the view kept
+    assert np.array_equal(near.array(), np.arange(100.0))
     ids = parse._Column(np.int32)
     with pytest.raises(IndexError, match="refers to id 9 of 3"):
         ids.take(np.arange(3, dtype=np.int32), np.array([0, 9], dtype=np.int32), 1.0, 0)
