@@ -320,6 +320,10 @@ def test_signatures_stat_in_c_equal_os_stat(tmp_path, monkeypatch):
     assert _cdecode is not None
     assert cache_mod._sigs(files, found).tolist() == want
     assert cache_mod._sigs(files, None).tolist() == want
+    many = files * 30  # long enough for a second thread to stat the second half: the same rows, in order
+    sides = [sidecar_path(p) if i % 3 else None for i, p in enumerate(many)]
+    want_many = [os_stat(p) + (os_stat(s) if s else [-1, -1]) for p, s in zip(many, sides)]
+    assert decode.stat_sigs(many, sides).tolist() == want_many
     monkeypatch.setattr(decode, "_cdecode", None)  # the os.stat path gives the same signatures
     assert cache_mod._sigs(files, found).tolist() == want
 
