@@ -66,6 +66,9 @@ CDECODE = Extension(
     ["celerylab/core/_cdecode.c"],
     py_limited_api=True,
     optional=True,
+    # stat_sigs starts a POSIX thread (in libc since glibc 2.34; -pthread links libpthread where it is apart)
+    extra_compile_args=[] if os.name == "nt" else ["-pthread"],
+    extra_link_args=[] if os.name == "nt" else ["-pthread"],
 )
 
 setup(
