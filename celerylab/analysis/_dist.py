@@ -154,8 +154,8 @@ def mannwhitney_parts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
 @functools.cache
 def _radix_wins() -> bool:
     """Whether the compiled radix sort beats numpy's on this machine (timed once per process on 64 k values, best of
-    three: ~5 ms).  numpy's sort of float64 takes ~26 ns a value on rows of 10 000 here, the radix sort ~9; where
-    numpy's SIMD sort is dispatched, it can take ~4."""
+    three: 5-20 ms, the first touch of the memory included).  numpy's sort of float64 takes ~26 ns a value on rows
+    of 10 000 here, the radix sort ~9; where numpy's SIMD sort is dispatched, it can take ~4."""
     if _cdecode is None or not hasattr(_cdecode, "sort_rows"):
         return False
     sample = np.random.default_rng(0).lognormal(size=(8, 8192))
