@@ -535,13 +535,13 @@ class _Column:
     def widen(self, m: int) -> np.ndarray:
         """Counts become int64 (a value beyond int32 is coming); the last ``m`` rows, as :meth:`room` gave them."""
         self.count = False
-        self.buf = _widened(self.buf)
+        self.buf = _widened(self.buf, self.n)
         return self.buf[self.n - m : self.n]
 
     def put(self, part: np.ndarray, per_byte: float, bytes_left: int) -> None:
         if self.count and not decode.fits_int32(part):
             self.count = False
-            self.buf = _widened(self.buf)
+            self.buf = _widened(self.buf, self.n)
         self._room(len(part), per_byte, bytes_left)[...] = part
 
     def take(self, table: np.ndarray, ids: np.ndarray, per_byte: float, bytes_left: int) -> None:
@@ -569,9 +569,10 @@ def pooled(n: int, dtype: Any) -> np.ndarray:
     return np.frombuffer(pa.allocate_buffer(max(n, 1) * dt.itemsize), dtype=dt)[:n]
 
 
-def _widened(buf: np.ndarray) -> np.ndarray:
+def _widened(buf: np.ndarray, n: int) -> np.ndarray:
+    """``buf`` as int64, its first ``n`` values copied (the rest is yet to be written: not touched)."""
     out = pooled(len(buf), np.int64)
-    out[...] = buf
+    out[:n] = buf[:n]
     return out
 
 
