@@ -8,7 +8,8 @@ cache re-open, peak RSS — on the synthetic corpus and on a corpus of real-worl
                                                      # then top / callers / diff on the loaded set
 
 Every ratio is against a baseline measured in the same run on the same files (warm page cache: each timing is the
-best of --repeat runs after one untimed read of every file).  The floor is ``marshal.loads(f.read())`` of every
+best of --repeat runs after one untimed read of every file; what earlier steps wrote is synced to disk before a
+corpus's timings and before the re-opens, see ``settle``).  The floor is ``marshal.loads(f.read())`` of every
 file: the least any Python loader must do (``marshal.load(fh)`` reads in small chunks and is several times slower,
 so it is printed for reference only).  Targets: jobs=1 <= 1.5x the floor; jobs=2 >= 1.6x faster than the floor;
 re-open >= 20x faster than the first load; re-open of 10 000 profiles <= 1 s; 10 000 profiles in <= 1 GB peak RSS;
@@ -110,9 +111,18 @@ def fresh_first_load(folder: str, jobs: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def settle() -> None:
+    """Write out what the steps before wrote (``os.sync``) before the next timings start.  The kernel writes dirty
+    pages back in the background, and on this 2-CPU VM that slowed every step timed during it by ~1.7x for about a
+    second: the re-opens right after the nine timed first loads (each writing a 11 MB cache of the real-world corpus)
+    measured 2.4-3.8 ms, and 1.5-1.9 ms after an ``os.sync()`` or a one-second pause (measured)."""
+    os.sync()
+
+
 def measure(folder: Path, paths: list[str], repeat: int, pstats_too: bool, add_one) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Every timing of one corpus, side by side."""
     src = str(folder)
+    settle()  # the corpus may just have been written
     marshal_loads_floor(paths)  # warm the page cache
     res: dict[str, float] = {}
     res["floor_s"] = best(lambda: marshal_loads_floor(paths), repeat)
@@ -135,6 +145,7 @@ def measure(folder: Path, paths: list[str], repeat: int, pstats_too: bool, add_o
     try:
         res["first_load_with_cache_write_s"] = best(first_load, repeat)
         cache_dir = dirs[-1]
+        settle()
         res["reopen_s"] = best(lambda: cl.load(src, jobs=2, cache=cache_dir, progress=False), repeat)
         undo = add_one()
         t0 = time.perf_counter()
@@ -301,6 +312,7 @@ def main() -> None:
             t0 = time.perf_counter()
             cl.load(folder, jobs=2, cache=cache_dir, progress=False)
             first = time.perf_counter() - t0
+            settle()
             reopen = best(lambda: cl.load(folder, jobs=2, cache=cache_dir, progress=False), args.repeat)
         finally:
             shutil.rmtree(cache_dir, ignore_errors=True)

@@ -4,9 +4,11 @@ and the join of user metadata."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pandas.api.internals import create_dataframe_from_blocks
 
 from .._files import sidecar_path
 from ..errors import LoadError
@@ -27,6 +30,30 @@ _CORE_COLUMNS = ["task_id", "task_name", "run", "role", "hostname", "pid", "stat
 _CATEGORY_COLUMNS = ("task_name", "run", "hostname", "state", "pool", "queue", "exception_type", "name_source", "role",
                      "publish_kind", "broker", "exchange")  # fmt: skip
 _TIME_COLUMNS = ("started_at", "finished_at")
+
+
+# ------------------------------------------------------------------------------------------- a frame from columns
+def frame_of(columns: pd.Index, arrays: list[Any]) -> pd.DataFrame:
+    """A frame of ``arrays`` (1-D numpy arrays or pandas extension arrays of one length, taken as they are: no copy,
+    no inference) named by ``columns``, with a default index.  ``pd.DataFrame(dict)`` checks and infers every
+    column first: 70 µs for the 6 columns of ``stats``, 150 µs for the 17 of a ``profiles`` frame, against 15 and 40
+    µs here (a cache re-open of 300 profiles makes four frames)."""
+    n = len(arrays[0]) if arrays else 0
+    blocks = [(a.reshape(1, -1) if isinstance(a, np.ndarray) else a, np.array([i], dtype=np.intp))
+              for i, a in enumerate(arrays)]  # fmt: skip
+    return create_dataframe_from_blocks(blocks, pd.RangeIndex(n), columns)
+
+
+def names_index(names: Sequence[str]) -> pd.Index:
+    """The column index of a frame whose columns are ``names``: the ``str`` index ``pd.DataFrame`` gives them.  Its
+    values (immutable) are made once per process for each list of names: Arrow's conversion of a Python list is
+    ~0.25 ms the first time in a while (a re-open after other work), and the same few names come every load."""
+    return pd.Index(_names_array(tuple(names)), copy=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _names_array(names: tuple[str, ...]) -> Any:
+    return pd.arrays.ArrowStringArray(pa.array(names, type=pa.large_string()), dtype=_STR)
 
 
 # --------------------------------------------------------------------------------------------- frames from parsed

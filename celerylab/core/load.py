@@ -19,7 +19,7 @@ from ..errors import LoadError
 from . import cache as _cache
 from . import names as _names
 from .data import ProfileData
-from .frames import build_frames, merge_metadata, table
+from .frames import build_frames, frame_of, merge_metadata, names_index, table
 from .parse import Progress, parse
 from .rules import caller_format_clash, column_facts, nullable_counts
 from .sources import Source, discover, folder_roots
@@ -170,7 +170,7 @@ def _frame(cols: dict[str, Any], facts: dict[str, bool], part: str) -> pd.DataFr
     for c in ("ncalls", "pcalls"):
         if facts[f"{part}.{c}.unknown"]:
             cols[c] = nullable_counts(cols[c])
-    return pd.DataFrame(cols, copy=False)
+    return frame_of(names_index(list(cols)), list(cols.values()))
 
 
 def _rows(df: pd.DataFrame) -> list[tuple[Any, ...]]:

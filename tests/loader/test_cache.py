@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pandas.testing as pdt
 import pytest
 
 import celerylab as cl
+import celerylab.core.cache as cache_mod
 import celerylab.core.load as load_mod
 from celerylab.core import sources
 
@@ -315,6 +317,67 @@ def test_re_opened_columns_have_numpys_own_dtypes(tmp_path):
     acc = np.zeros(3)
     np.add.at(acc, np.arange(len(tt)) % 3, tt)
     assert acc.sum() == pytest.approx(tt.sum(), rel=1e-12)
+
+
+def _round_trip(tmp_path, obj):
+    path = str(tmp_path / "frames.bin")
+    cache_mod._dump_mapped(obj, path)
+    return cache_mod._load_mapped(path)
+
+
+def test_frames_are_stored_by_their_columns_and_come_back_identical(tmp_path):
+    """The frames file makes frames, categoricals and str columns again from their columns and buffers: every
+    dtype, category order, missing value and column name comes back as it was."""
+    strings = pd.array(["a", None, "ccc", "", "dé"], dtype="str")
+    frame = pd.DataFrame(
+        {
+            "i32": np.arange(5, dtype=np.int32),
+            "f": [0.5, np.nan, -0.0, np.inf, 1e-300],
+            "s": strings,
+            "s_na": pd.array(["x", None, "y", "z", "w"], dtype=pd.StringDtype("pyarrow", na_value=pd.NA)),
+            "s_sliced": pd.array(["p", "q", "r", "s", "t", "u", "v"], dtype="str")[2:],
+            "cat": pd.Categorical(["b", "a", None, "b", "a"], categories=["b", "a"]),
+            # equal to `cat` by pandas' == (unordered): its own order must stay its own
+            "cat_other_order": pd.Categorical(["a", "b", "a", None, "b"], categories=["a", "b"]),
+            "cat_ordered": pd.Categorical(["lo", "hi", "lo", "hi", "lo"], categories=["lo", "hi"], ordered=True),
+            "cat_empty": pd.Categorical([None] * 5),
+            "cat_empty_2": pd.Categorical([None] * 5),
+            "cat_int": pd.Categorical([3, 1, 3, 1, 1]),
+            "when": pd.to_datetime(["2026-01-01", None, "2026-01-02", "2026-01-03", None], utc=True),
+            "n": pd.array([1, None, 3, 4, 5], dtype="Int64"),
+            "obj": np.array([[1], None, "x", {"k": 1}, 2.5], dtype=object),
+            "flag": np.array([True, False, True, True, False]),
+        }
+    )
+    frame.columns.name = "cols"
+    empty = frame.iloc[:0].copy()
+    no_columns = pd.DataFrame(index=pd.RangeIndex(3))
+    own_index = frame.set_index("i32")
+    with_attrs = frame.copy()
+    with_attrs.attrs["source"] = "x"
+    multi = pd.DataFrame(np.ones((2, 2)), columns=pd.MultiIndex.from_tuples([("a", 1), ("a", 2)]))
+    back = _round_trip(tmp_path, {"f": frame, "e": empty, "n": no_columns, "o": own_index, "a": with_attrs, "m": multi})
+    pdt.assert_frame_equal(back["f"], frame)
+    assert back["f"].columns.name == "cols"
+    for c in frame.columns:
+        assert back["f"][c].dtype == frame[c].dtype, c
+        if isinstance(frame[c].dtype, pd.CategoricalDtype):
+            assert list(back["f"][c].cat.categories) == list(frame[c].cat.categories), c
+            assert back["f"][c].cat.ordered == frame[c].cat.ordered, c
+    assert list(back["f"]["cat_other_order"].cat.codes) == [0, 1, 0, -1, 1]
+    assert back["f"]["s"].isna().tolist() == [False, True, False, False, False]
+    assert back["f"]["s_na"].dtype.na_value is pd.NA
+    pdt.assert_frame_equal(back["e"], empty)
+    pdt.assert_frame_equal(back["n"], no_columns)
+    pdt.assert_frame_equal(back["o"], own_index)
+    pdt.assert_frame_equal(back["a"], with_attrs)
+    assert back["a"].attrs == {"source": "x"}
+    pdt.assert_frame_equal(back["m"], multi)
+    # the columns are views of the mapping: a write changes the frame, and the categories stay checked by pandas
+    back["f"].loc[0, "i32"] = 99
+    assert back["f"]["i32"].iloc[0] == 99
+    with pytest.raises(TypeError):
+        back["f"].loc[0, "cat"] = "not a category"
 
 
 def test_signatures_stat_in_c_equal_os_stat(tmp_path, monkeypatch):
