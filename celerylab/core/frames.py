@@ -138,7 +138,7 @@ def build_frames(parsed: Parsed, pattern: re.Pattern[str] | None) -> dict[str, p
 def _profiles(rows: list[dict[str, Any]], parsed: Parsed) -> pd.DataFrame:
     """The ``profiles`` frame from one dict per profile.  ``pd.DataFrame(rows)`` infers each column's dtype; the
     columns are then fixed up as plain arrays and put in a frame once (a column set into a frame costs ~0.1 ms)."""
-    base = pd.DataFrame(rows) if rows else pd.DataFrame({"profile_id": [], "path": []})
+    base = _rows_frame(rows) if rows else pd.DataFrame({"profile_id": [], "path": []})
     n = len(base)
     cols: dict[str, Any] = {c: base[c].to_numpy() if base[c].dtype == object else base[c].array for c in base.columns}
     absent = [c for c in _CORE_COLUMNS if c not in cols]  # no profile has it (no sidecars: another tool's files)
@@ -162,7 +162,7 @@ def _profiles(rows: list[dict[str, Any]], parsed: Parsed) -> pd.DataFrame:
             v = np.asarray(v, dtype=object).copy()
             v[pd.isna(v)] = None
         out[c] = _as_category(v) if c in _CATEGORY_COLUMNS else v
-    return pd.DataFrame(out, copy=False)
+    return _columns_frame(out)
 
 
 def _fixed(column: str, values: Any, all_none: bool) -> Any:
@@ -203,7 +203,7 @@ def table(name: str, rows: list[Any]) -> pd.DataFrame:
     if not rows and name in _EMPTY:
         return _EMPTY[name].copy()
     columns, dtypes = _TABLES[name]
-    df = pd.DataFrame(rows, columns=columns)
+    df = _rows_frame(rows, columns)
     if dtypes:
         df = df.astype(dtypes)
     if not rows:
@@ -220,7 +220,7 @@ def _functions(parsed: Parsed, prefixes: set[str]) -> pd.DataFrame:
     if labels is None:
         labels = [label(*k) for k in keys]
     c = classify_factorized(files, names, prefixes)
-    return pd.DataFrame(
+    return _columns_frame(
         {
             "func_id": np.arange(len(keys), dtype=np.int32),
             "file": _strings(c.files, c.file_codes),
@@ -230,7 +230,6 @@ def _functions(parsed: Parsed, prefixes: set[str]) -> pd.DataFrame:
             "module": _strings(c.modules, c.module_codes),
             "kind": pd.Categorical.from_codes(c.kind_codes, categories=list(KINDS)),
         },
-        copy=False,
     )
 
 
@@ -241,10 +240,42 @@ def _strings(values: Any, codes: np.ndarray | None = None) -> Any:
     """A ``str`` column of Python strings: pyarrow converts them twice as fast as ``pd.array(values, dtype="str")``,
     to the same array.  With ``codes``, the column is ``values[codes]``, gathered by Arrow from the few distinct
     values (a function's file or module: 10 000 functions of 550 files, 0.30 -> 0.12 ms)."""
-    arr = pa.array(values, type=pa.large_string())
+    try:
+        arr = pa.array(values, type=pa.large_string())
+    except UnicodeEncodeError:  # a name with a lone surrogate (see _rows_frame): kept as it is, in an object column
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out if codes is None else out[codes]
     if codes is not None:
         arr = arr.take(pa.array(codes))
     return pd.arrays.ArrowStringArray(arr, dtype=_STR)
+
+
+def _rows_frame(rows: list[Any], columns: list[str] | None = None) -> pd.DataFrame:
+    """``pd.DataFrame(rows)``, and where a text value holds a lone surrogate, its column as Python objects.  Such text
+    comes from a file name that is not UTF-8 (``os.fsdecode`` escapes each odd byte as a surrogate) or a function named
+    so (``pstats`` reads both); the ``str`` dtype is Arrow's UTF-8 and cannot hold it, and pandas raises on the whole
+    frame.  The value is kept exactly (``pstats.Stats(path)`` opens the path)."""
+    try:
+        return pd.DataFrame(rows, columns=columns)
+    except UnicodeEncodeError:
+        raw = pd.DataFrame(rows, columns=columns, dtype=object)
+        return _columns_frame({c: raw[c].to_numpy() for c in raw.columns})
+
+
+def _columns_frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """``pd.DataFrame(columns, copy=False)``, and where a text value holds a lone surrogate, its column as Python
+    objects (see :func:`_rows_frame`)."""
+    try:
+        return pd.DataFrame(columns, copy=False)
+    except UnicodeEncodeError:
+        out = {}
+        for c, v in columns.items():
+            try:
+                out[c] = pd.Series(v, copy=False)
+            except UnicodeEncodeError:
+                out[c] = pd.Series(v, dtype=object, copy=False)
+        return pd.DataFrame(out, copy=False)
 
 
 def _categorize(df: pd.DataFrame) -> pd.DataFrame:
@@ -259,7 +290,7 @@ def _categorize(df: pd.DataFrame) -> pd.DataFrame:
 def _as_category(values: Any) -> Any:
     """A column of :data:`_CATEGORY_COLUMNS` as a category (text or mixed values; anything else as it is)."""
     if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
-        with contextlib.suppress(TypeError):
+        with contextlib.suppress(TypeError, UnicodeEncodeError):  # (a lone surrogate: see _rows_frame)
             return pd.Categorical(values)
     return values
 

@@ -296,3 +296,42 @@ def test_the_warning_counts_every_group_of_reasons(tmp_path):
     assert msg.startswith(f"celerylab.load: {n} file(s) could not be loaded")
     counts = [int(c) for c in re.findall(r"\((\d+)\)(?:;| —)", msg)]
     assert sum(counts) == n == 10 and len(counts) == len(kinds)  # every group, not only the top four
+
+
+def test_names_that_are_not_utf8_load_exactly(tmp_path):
+    """A file name of bytes that are not UTF-8 (``os.fsdecode`` keeps each odd byte as a lone surrogate), a function
+    named with a lone surrogate and a sidecar's text holding one: pstats reads all three, and so does ``load`` (the
+    ``str`` dtype is UTF-8 Arrow and cannot hold them: those columns are Python objects, the values exact), with and
+    without the cache.  They once failed the whole load with UnicodeEncodeError."""
+    folder = tmp_path / "p"
+    good = make_set(folder, 2)
+    odd_file = os.fsdecode(os.fsencode(str(folder)) + b"/orders.\xff\xfe.prof")
+    with open(odd_file, "wb") as f:
+        f.write(marshal.dumps({("a.py", 1, "f"): (2, 2, 0.5, 0.75, {})}))
+    odd_name = str(folder / "odd_name.prof")
+    with open(odd_name, "wb") as f:
+        f.write(marshal.dumps({("b.py", 3, "bad\udc80name"): (1, 1, 0.25, 0.25, {("a.py", 1, "f"): (1, 1, 0.1, 0.1)}),
+                               ("a.py", 1, "f"): (1, 1, 0.125, 0.125, {})}))  # fmt: skip
+    side = json.loads(Path(good[0]).with_suffix(".json").read_text())
+    side["task_name"] = "odd\udcfftask"
+    Path(good[0]).with_suffix(".json").write_text(json.dumps(side))  # json writes the surrogate as \udcff
+    broken = os.fsdecode(os.fsencode(str(folder)) + b"/broken.\xff.prof")
+    with open(broken, "wb") as f:
+        f.write(b"not a profile at all")
+    paths = sorted([*good, odd_file, odd_name])
+    oracle = pstats.Stats(*paths).stats
+    for cache in (False, tmp_path / "cache", tmp_path / "cache"):
+        with pytest.warns(UserWarning, match="1 file"):
+            ps = cl.load(folder, cache=cache)
+        assert sorted(ps.profiles["path"]) == paths
+        assert pstats.Stats(*ps.profiles["path"]).total_tt == pstats.Stats(*paths).total_tt
+        assert list(ps.errors["path"]) == [broken]
+        labels = ps.functions.set_index("func_id")["label"]
+        keys = ps.functions.set_index("func_id")[["file", "line", "name"]]
+        got = ps.stats.groupby("func_id")[["tottime", "cumtime"]].sum()
+        assert len(got) == len(oracle)
+        for fid, row in got.iterrows():
+            key = tuple(keys.loc[fid])
+            assert (row["tottime"], row["cumtime"]) == pytest.approx(oracle[key][2:4], rel=0, abs=0), labels[fid]
+        assert "b.py:3(bad\udc80name)" in set(labels)
+        assert "odd\udcfftask" in set(ps.profiles["task_name"].astype(object))
