@@ -133,11 +133,18 @@ class Store:
 
     # ----------------------------------------------------------------------------------------------- reading
     def _current(self) -> str | None:
+        # read with the bare system calls: a text-mode open() (a buffered reader, a decoder) took 0.19 ms in a
+        # re-open after other work, these 0.14 ms (the name is ASCII, 16 bytes)
         try:
-            with open(os.path.join(self.folder, "CURRENT")) as f:
-                gen = f.read().strip()
+            fd = os.open(os.path.join(self.folder, "CURRENT"), os.O_RDONLY)
         except OSError:
             return None
+        try:
+            gen = os.read(fd, 256).decode("ascii", "replace").strip()
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
         return os.path.join(self.folder, gen) if gen else None
 
     def _read(self, gen: str) -> dict[str, Any] | None:
