@@ -1230,6 +1230,112 @@ static PyObject *interner_register(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+/* ``v`` in decimal (as Python's str(int)) at ``out`` (room for 20 characters); the number written */
+static size_t put_int(char *out, int64_t v) {
+    char tmp[20];
+    size_t k = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[k++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t w = 0;
+    if (v < 0) out[w++] = '-';
+    while (k) out[w++] = tmp[--k];
+    return w;
+}
+
+/* whether UTF-8 bytes (as utf8_ok accepts them) hold an encoded surrogate (ED A0..BF xx): text Arrow cannot hold */
+static int has_surrogate(const char *p, size_t n) {
+    for (size_t i = 0; i + 1 < n; i++)
+        if ((unsigned char)p[i] == 0xED && (unsigned char)p[i + 1] >= 0xA0) return 1;
+    return 0;
+}
+
+/* Interner.texts(start, stop) -> (name offsets, names, label offsets, labels, lines) | None
+ * The name, label (classify.label: "file:line(name)", a builtin's name as pstats prints it) and line of the
+ * functions with ids start..stop-1, as Arrow large_string buffers (int64 offsets, UTF-8 bytes) and int64 lines:
+ * the ``functions`` frame's columns without a Python string per function.  None when one of those ids has no
+ * entry in the C table (a key only the Python path knows) or its text holds a surrogate. */
+static PyObject *interner_texts(PyObject *self, PyObject *args) {
+    Py_ssize_t start, stop;
+    if (!PyArg_ParseTuple(args, "nn", &start, &stop)) return NULL;
+    if (!interner_idle(self)) return NULL;
+    Interner *t = (Interner *)self;
+    if (start < 0 || stop < start || stop > t->n_ids) {
+        PyErr_SetString(PyExc_ValueError, "texts: ids out of range");
+        return NULL;
+    }
+    size_t n = (size_t)(stop - start);
+    size_t first = t->entries.n;
+    while (first > 0 && VEC_AT(t->entries, Entry, first - 1).id >= start) first--;
+    if (t->entries.n - first < n) Py_RETURN_NONE;
+    size_t name_bytes = 0, label_bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        const Entry *e = &VEC_AT(t->entries, Entry, first + i);
+        if (e->id != start + (Py_ssize_t)i) Py_RETURN_NONE;
+        const char *f = t->arena + e->off;
+        if (has_surrogate(f, e->flen) || has_surrogate(f + e->flen, e->nlen)) Py_RETURN_NONE;
+        name_bytes += e->nlen;
+        label_bytes += (size_t)e->flen + e->nlen + 24; /* ':' '(' ')' and at most 20 digits with a sign */
+    }
+    PyObject *noff = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((n + 1) * 8));
+    PyObject *names = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)name_bytes);
+    PyObject *loff = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((n + 1) * 8));
+    PyObject *lines = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * 8));
+    char *lab = malloc(label_bytes ? label_bytes : 1);
+    PyObject *result = NULL;
+    if (!noff || !names || !loff || !lines || !lab) {
+        if (!lab) PyErr_NoMemory();
+        goto done;
+    }
+    int64_t *no = (int64_t *)PyBytes_AsString(noff), *lo = (int64_t *)PyBytes_AsString(loff);
+    int64_t *li = (int64_t *)PyBytes_AsString(lines);
+    char *nb = PyBytes_AsString(names);
+    size_t at_n = 0, at_l = 0;
+    no[0] = lo[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const Entry *e = &VEC_AT(t->entries, Entry, first + i);
+        const char *f = t->arena + e->off, *nm = f + e->flen;
+        size_t nl = e->nlen;
+        memcpy(nb + at_n, nm, nl);
+        at_n += nl;
+        no[i + 1] = (int64_t)at_n;
+        li[i] = e->line;
+        if (e->flen == 1 && f[0] == '~' && e->line == 0) { /* a builtin: its name, "<...>" as "{...}" */
+            if (nl >= 2 && nm[0] == '<' && nm[nl - 1] == '>') {
+                lab[at_l++] = '{';
+                memcpy(lab + at_l, nm + 1, nl - 2);
+                at_l += nl - 2;
+                lab[at_l++] = '}';
+            } else {
+                memcpy(lab + at_l, nm, nl);
+                at_l += nl;
+            }
+        } else {
+            memcpy(lab + at_l, f, e->flen);
+            at_l += e->flen;
+            lab[at_l++] = ':';
+            at_l += put_int(lab + at_l, e->line);
+            lab[at_l++] = '(';
+            memcpy(lab + at_l, nm, nl);
+            at_l += nl;
+            lab[at_l++] = ')';
+        }
+        lo[i + 1] = (int64_t)at_l;
+    }
+    PyObject *labels = PyBytes_FromStringAndSize(lab, (Py_ssize_t)at_l);
+    if (!labels) goto done;
+    result = Py_BuildValue("(OOONO)", noff, names, loff, labels, lines);
+done:
+    free(lab);
+    Py_XDECREF(noff);
+    Py_XDECREF(names);
+    Py_XDECREF(loff);
+    Py_XDECREF(lines);
+    return result;
+}
+
 static PyMethodDef interner_methods[] = {
     {"sync", interner_sync, METH_NOARGS,
      "sync(): append to funcs/index the Python keys of the functions add() met since the last sync (in id order)"},
@@ -1246,6 +1352,9 @@ static PyMethodDef interner_methods[] = {
     {"take", interner_take, METH_NOARGS,
      "take() -> (columns: bytes, n_rows, n_edges, wide): the chunk's columns since the last take (see the source)"},
     {"pending", interner_pending, METH_NOARGS, "pending() -> rows added since the last take"},
+    {"texts", interner_texts, METH_VARARGS,
+     "texts(start, stop) -> (name offsets, names, label offsets, labels, lines) | None: the functions with ids "
+     "start..stop-1 as Arrow large_string buffers and int64 lines (see the source)"},
     {"truncate", interner_truncate, METH_O,
      "truncate(n): forget every function with an id >= n (in funcs, index and the C table)"},
     {NULL, NULL, 0, NULL},

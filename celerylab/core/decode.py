@@ -842,6 +842,10 @@ def parse_files(paths: list[str], opener: Opener = open, keys: Keys | None = Non
         if was_enabled:
             gc.enable()
     packed = chunk.packed()
+    first = keys.sent if keys is not None else 0
+    # the name, label and line of each function sent, as Arrow buffers made in C (None: made by the merge from the
+    # keys, e.g. where a name holds a surrogate)
+    packed["texts"] = own.interner.texts(first, len(own.funcs)) if own.interner is not None else None
     if keys is not None:
         packed["funcs"] = keys.funcs[keys.sent :]
         packed["funcs_base"], packed["keys_id"] = keys.sent, keys.id

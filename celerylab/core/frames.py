@@ -215,18 +215,24 @@ def _functions(parsed: Parsed, prefixes: set[str]) -> pd.DataFrame:
     """The ``functions`` frame, built from plain lists (the merge labels keys as it meets them, while the parse
     goes on; otherwise they are labelled here)."""
     keys = parsed.funcs or []
-    files, lines, names = (list(map(itemgetter(i), keys)) for i in range(3))
-    labels = parsed.labels if parsed.labels is not None and len(parsed.labels) == len(keys) else None
-    if labels is None:
-        labels = [label(*k) for k in keys]
+    files, names = list(map(itemgetter(0), keys)), list(map(itemgetter(2), keys))
+    texts = parsed.texts if parsed.texts is not None and len(parsed.texts[2]) == len(keys) else None
+    if texts is not None:  # made by the decoder
+        name_col, label_col = (pd.arrays.ArrowStringArray(a, dtype=_STR) for a in texts[:2])
+        lines = texts[2]
+    else:
+        labels = parsed.labels if parsed.labels is not None and len(parsed.labels) == len(keys) else None
+        name_col = _strings(names)
+        label_col = _strings(labels if labels is not None else [label(*k) for k in keys])
+        lines = _lines(list(map(itemgetter(1), keys)))
     c = classify_factorized(files, names, prefixes)
     return _columns_frame(
         {
             "func_id": np.arange(len(keys), dtype=np.int32),
             "file": _strings(c.files, c.file_codes),
-            "line": np.array(lines, dtype=np.int64),
-            "name": _strings(names),
-            "label": _strings(labels),
+            "line": lines,
+            "name": name_col,
+            "label": label_col,
             "module": _strings(c.modules, c.module_codes),
             "kind": pd.Categorical.from_codes(c.kind_codes, categories=list(KINDS)),
         },
@@ -249,6 +255,16 @@ def _strings(values: Any, codes: np.ndarray | None = None) -> Any:
     if codes is not None:
         arr = arr.take(pa.array(codes))
     return pd.arrays.ArrowStringArray(arr, dtype=_STR)
+
+
+def _lines(values: list[int]) -> np.ndarray:
+    """The ``line`` column: int64, or Python ints where a file holds a line number beyond 64 bits (pstats reads it)."""
+    try:
+        return np.array(values, dtype=np.int64)
+    except OverflowError:
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
 
 
 def _rows_frame(rows: list[Any], columns: list[str] | None = None) -> pd.DataFrame:

@@ -495,6 +495,8 @@ class Parsed:
     errors: list[tuple[str, str]]
     facts: dict[str, bool] | None = None  # rules.column_facts of stats/edges, when the cache knows them
     labels: list[str] | None = None  # classify.label of each of funcs, when the merge made them
+    #: the name, label (Arrow large_string arrays) and line (int64) of each of funcs, when the decoder made them all
+    texts: tuple[pa.Array, pa.Array, np.ndarray] | None = None
 
 
 _NO_IDS = np.empty(0, dtype=np.int32)
@@ -601,14 +603,25 @@ class _Merger:
         self.e_cols = [_Column(d, c in ("ncalls", "pcalls")) for c, d in zip(EDGE_COLS, _EDGE_DTYPES)]
         self.remaps: dict[int, np.ndarray] = {}  # decode.Keys id -> its local ids' global ids so far
         self.labels: list[str] = []  # each global function's label (classify.label), in id order
+        # the decoder's texts of the new functions of each chunk so far ((buffers, positions of the new ones)), or
+        # None from the first chunk that came without them: labels are then made from the keys
+        self.texts: list[tuple[tuple[bytes, ...], np.ndarray]] | None = []
 
     def add(self, result: Result) -> None:
         packed, side = result
         index, funcs = self.index, packed["funcs"]
+        known = len(index)
         new = [k for k in funcs if k not in index]  # a chunk's keys are distinct: its new ones take the next ids
-        index.update(zip(new, range(len(index), len(index) + len(new))))
-        self.labels += [label(*k) for k in new]  # labelled here, while the threads parse the next chunks
+        index.update(zip(new, range(known, known + len(new))))
+        texts = packed.get("texts")
+        if texts is None and self.texts is not None:  # labels from the keys from here on (the earlier ones too)
+            self.labels = [label(*k) for k in list(index)[:known]]
+            self.texts = None
+        if self.texts is None:
+            self.labels += [label(*k) for k in new]  # labelled here, while the threads parse the next chunks
         remap = np.fromiter(map(index.__getitem__, funcs), dtype=np.int32, count=len(funcs))
+        if self.texts is not None and texts is not None and new:
+            self.texts.append((texts, np.flatnonzero(remap >= known)))  # the new ones, in the order of their ids
         if "keys_id" in packed:  # keys interned across one thread's chunks: only the new ones were sent
             before = self.remaps.get(packed["keys_id"], _NO_IDS)
             if len(before) != packed["funcs_base"]:
@@ -668,8 +681,26 @@ class _Merger:
             stats=stats,
             edges=edges,
             errors=self.errors,
-            labels=self.labels,
+            labels=self.labels if self.texts is None else None,
+            texts=_texts(self.texts) if self.texts is not None else None,
         )
+
+
+def _texts(parts: list[tuple[tuple[bytes, ...], np.ndarray]]) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """The name and label columns (Arrow) and the lines of the merged functions, from each chunk's texts (Arrow
+    buffers) and the positions of its new functions."""
+    names, labels, lines = [], [], []
+    for (n_off, n_bytes, l_off, l_bytes, line), pos in parts:
+        n = len(n_off) // 8 - 1
+        take = pa.array(pos)
+        names.append(pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(n_off), pa.py_buffer(n_bytes)]))
+        labels.append(pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(l_off), pa.py_buffer(l_bytes)]))
+        names[-1], labels[-1] = names[-1].take(take), labels[-1].take(take)
+        lines.append(np.frombuffer(line, dtype=np.int64)[pos])
+    if not parts:
+        empty = pa.array([], type=pa.large_string())
+        return empty, empty, np.empty(0, dtype=np.int64)
+    return pa.concat_arrays(names), pa.concat_arrays(labels), np.concatenate(lines)
 
 
 def _merge(results: Sequence[Result]) -> Parsed:

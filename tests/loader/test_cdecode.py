@@ -5,6 +5,7 @@ cut or corrupted bytes."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import marshal
 import math
@@ -400,3 +401,103 @@ def test_load_on_both_paths_equals_pstats(tmp_path):
     assert ps.to_pstats_dict() == ref.stats == ps_py.to_pstats_dict()
     assert ps.summary()["total_tt"] == ref.total_tt == ps_py.summary()["total_tt"]
     assert list(ps.profiles["profiler"].astype(str)) == list(ps_py.profiles["profiler"].astype(str))
+
+
+def _texts_of(texts) -> tuple[list[str], list[str], list[int]]:
+    n_off, n_bytes, l_off, l_bytes, lines = texts
+    no, lo = np.frombuffer(n_off, dtype=np.int64), np.frombuffer(l_off, dtype=np.int64)
+    names = [n_bytes[a:b].decode() for a, b in itertools.pairwise(no)]
+    labels = [l_bytes[a:b].decode() for a, b in itertools.pairwise(lo)]
+    return names, labels, np.frombuffer(lines, dtype=np.int64).tolist()
+
+
+TEXT_KEYS = [
+    ("~", 0, "<built-in method builtins.len>"),
+    ("~", 0, "<method 'append' of 'list' objects>"),
+    ("~", 0, "<>"),
+    ("~", 0, "<"),
+    ("~", 0, "plain"),
+    ("~", 0, ""),
+    ("~", 7, "<not a builtin: line 7>"),
+    ("~~", 0, "<two tildes>"),
+    ("a.py", -3, "negative_line"),
+    ("a.py", 0, "<module>"),
+    ("a.py", 2**59, "big_line"),
+    ("a.py", -(2**59), "big_negative_line"),
+    ("é/ü.py", 12, "naïve_函数"),
+    ("x.py", 1, "{braces}(parens):colon"),
+    ("/some/where/deep/module.py", 123456, "f"),
+]
+
+
+def test_texts_are_the_names_labels_and_lines_of_the_keys(tmp_path):
+    """``Interner.texts`` (the functions frame's name and label columns as Arrow buffers) equals ``classify.label``
+    and the keys' names and lines, for any range of ids; None where a name holds a surrogate or an id has no entry
+    in the C table; a range out of bounds is refused."""
+    from celerylab.core.classify import label
+
+    stats = {k: (1, 1, 0.5, 0.5, {}) for k in TEXT_KEYS}
+    got = both_paths([write(tmp_path, "a.prof", marshal.dumps(stats))])
+    funcs = got["funcs"]
+    assert sorted(funcs) == sorted(TEXT_KEYS)
+    names, labels, lines = _texts_of(got["texts"])
+    assert names == [k[2] for k in funcs]
+    assert labels == [label(*k) for k in funcs]
+    assert lines == [k[1] for k in funcs]
+    keys = decode.Keys()
+    decode.parse_files([write(tmp_path, "b.prof", marshal.dumps(stats))], keys=keys)
+    for a, b in ((0, 1), (3, 9), (len(funcs), len(funcs)), (0, len(funcs))):
+        names, labels, lines = _texts_of(keys.interner.texts(a, b))
+        assert labels == [label(*k) for k in keys.funcs[a:b]] and names == [k[2] for k in keys.funcs[a:b]]
+    for bad in ((-1, 2), (3, 2), (0, len(funcs) + 1)):
+        with pytest.raises(ValueError, match="out of range"):
+            keys.interner.texts(*bad)
+    surrogate = {("a.py", 1, "bad\udc80"): (1, 1, 0.5, 0.5, {}), ("a.py", 2, "good"): (1, 1, 0.5, 0.5, {})}
+    assert both_paths([write(tmp_path, "s.prof", marshal.dumps(surrogate))])["texts"] is None
+    # a line beyond 64 bits: the Python path's key, which the C table cannot hold (no entry for its id)
+    huge = {("a.py", 2**70, "f"): (1, 1, 0.5, 0.5, {}), ("a.py", 2, "g"): (1, 1, 0.5, 0.5, {})}
+    assert both_paths([write(tmp_path, "h.prof", marshal.dumps(huge))])["texts"] is None
+
+
+def test_functions_frame_is_the_same_with_and_without_the_decoders_texts(tmp_path, monkeypatch):
+    """Chunks whose texts the decoder made, chunks without (a surrogate in a name, the Python path), and a mix of
+    the two in one load give the same ``functions`` frame, labels and lines included; a line beyond 64 bits and a
+    name with a surrogate load too (object columns)."""
+    import pandas.testing as pdt
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    for i in range(96):  # 6 chunks of 16
+        stats = {(f"m{i % 7}.py", j, f"f{j}"): (1, 1, 0.5, 0.5, {}) for j in range(i % 5 + 1)}
+        stats.update({k: (1, 1, 0.25, 0.25, {("m0.py", 0, "f0"): (1, 1, 0.1, 0.1)}) for k in TEXT_KEYS[i % 6 :: 6]})
+        (folder / f"p{i:03d}.prof").write_bytes(marshal.dumps(stats))
+    parsed = {jobs: cl.load(folder, jobs=jobs, cache=False) for jobs in (1, 2)}
+    with python_path():
+        plain = cl.load(folder, jobs=2, cache=False)
+    for ps in parsed.values():
+        pdt.assert_frame_equal(ps.functions, plain.functions)
+        assert ps.functions["label"].dtype == "str"
+    # every other chunk without texts: the merge makes every label from the keys from then on
+    from celerylab.core import parse as parse_mod
+
+    real_chunk, calls = parse_mod._parse_chunk, []
+
+    def some_texts(*args, **kwargs):
+        packed, side = real_chunk(*args, **kwargs)
+        calls.append(packed["texts"] is not None)
+        if len(calls) % 2 == 0:
+            packed["texts"] = None
+        return packed, side
+
+    monkeypatch.setattr(parse_mod, "_parse_chunk", some_texts)
+    pdt.assert_frame_equal(cl.load(folder, jobs=2, cache=False).functions, plain.functions)
+    assert len(calls) > 2 and all(calls)
+    monkeypatch.undo()
+    (folder / "odd.prof").write_bytes(
+        marshal.dumps({("a.py", 2**70, "huge"): (1, 1, 0.5, 0.5, {}), ("b.py", 1, "bad\udc80"): (1, 1, 0.5, 0.5, {})})
+    )
+    ps = cl.load(folder, jobs=2, cache=False)
+    f = ps.functions.set_index("name", drop=False)
+    assert f.loc["huge", "line"] == 2**70 and f.loc["huge", "label"] == f"a.py:{2**70}(huge)"
+    assert f.loc["bad\udc80", "label"] == "b.py:1(bad\udc80)"
+    assert pstats.Stats(*ps.profiles["path"]).total_tt == pytest.approx(ps.profiles["total_tt"].sum(), abs=1e-12)
