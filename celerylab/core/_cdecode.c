@@ -1252,8 +1252,8 @@ static int has_surrogate(const char *p, size_t n) {
     return 0;
 }
 
-/* Interner.texts(start, stop) -> (name offsets, names, label offsets, labels, lines) | None
- * The name, label (classify.label: "file:line(name)", a builtin's name as pstats prints it) and line of the
+/* Interner.texts(start, stop) -> (name offsets, names, label offsets, labels, lines, file offsets, files) | None
+ * The name, label (classify.label: "file:line(name)", a builtin's name as pstats prints it), line and file of the
  * functions with ids start..stop-1, as Arrow large_string buffers (int64 offsets, UTF-8 bytes) and int64 lines:
  * the ``functions`` frame's columns without a Python string per function.  None when one of those ids has no
  * entry in the C table (a key only the Python path knows) or its text holds a surrogate. */
@@ -1270,30 +1270,34 @@ static PyObject *interner_texts(PyObject *self, PyObject *args) {
     size_t first = t->entries.n;
     while (first > 0 && VEC_AT(t->entries, Entry, first - 1).id >= start) first--;
     if (t->entries.n - first < n) Py_RETURN_NONE;
-    size_t name_bytes = 0, label_bytes = 0;
+    size_t name_bytes = 0, label_bytes = 0, file_bytes = 0;
     for (size_t i = 0; i < n; i++) {
         const Entry *e = &VEC_AT(t->entries, Entry, first + i);
         if (e->id != start + (Py_ssize_t)i) Py_RETURN_NONE;
         const char *f = t->arena + e->off;
         if (has_surrogate(f, e->flen) || has_surrogate(f + e->flen, e->nlen)) Py_RETURN_NONE;
         name_bytes += e->nlen;
+        file_bytes += e->flen;
         label_bytes += (size_t)e->flen + e->nlen + 24; /* ':' '(' ')' and at most 20 digits with a sign */
     }
     PyObject *noff = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((n + 1) * 8));
     PyObject *names = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)name_bytes);
     PyObject *loff = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((n + 1) * 8));
     PyObject *lines = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * 8));
+    PyObject *foff = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((n + 1) * 8));
+    PyObject *files = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)file_bytes);
     char *lab = malloc(label_bytes ? label_bytes : 1);
     PyObject *result = NULL;
-    if (!noff || !names || !loff || !lines || !lab) {
+    if (!noff || !names || !loff || !lines || !foff || !files || !lab) {
         if (!lab) PyErr_NoMemory();
         goto done;
     }
     int64_t *no = (int64_t *)PyBytes_AsString(noff), *lo = (int64_t *)PyBytes_AsString(loff);
     int64_t *li = (int64_t *)PyBytes_AsString(lines);
-    char *nb = PyBytes_AsString(names);
-    size_t at_n = 0, at_l = 0;
-    no[0] = lo[0] = 0;
+    char *nb = PyBytes_AsString(names), *fb = PyBytes_AsString(files);
+    int64_t *fo = (int64_t *)PyBytes_AsString(foff);
+    size_t at_n = 0, at_l = 0, at_f = 0;
+    no[0] = lo[0] = fo[0] = 0;
     for (size_t i = 0; i < n; i++) {
         const Entry *e = &VEC_AT(t->entries, Entry, first + i);
         const char *f = t->arena + e->off, *nm = f + e->flen;
@@ -1301,6 +1305,9 @@ static PyObject *interner_texts(PyObject *self, PyObject *args) {
         memcpy(nb + at_n, nm, nl);
         at_n += nl;
         no[i + 1] = (int64_t)at_n;
+        memcpy(fb + at_f, f, e->flen);
+        at_f += e->flen;
+        fo[i + 1] = (int64_t)at_f;
         li[i] = e->line;
         if (e->flen == 1 && f[0] == '~' && e->line == 0) { /* a builtin: its name, "<...>" as "{...}" */
             if (nl >= 2 && nm[0] == '<' && nm[nl - 1] == '>') {
@@ -1326,9 +1333,11 @@ static PyObject *interner_texts(PyObject *self, PyObject *args) {
     }
     PyObject *labels = PyBytes_FromStringAndSize(lab, (Py_ssize_t)at_l);
     if (!labels) goto done;
-    result = Py_BuildValue("(OOONO)", noff, names, loff, labels, lines);
+    result = Py_BuildValue("(OOONOOO)", noff, names, loff, labels, lines, foff, files);
 done:
     free(lab);
+    Py_XDECREF(foff);
+    Py_XDECREF(files);
     Py_XDECREF(noff);
     Py_XDECREF(names);
     Py_XDECREF(loff);
@@ -1353,8 +1362,8 @@ static PyMethodDef interner_methods[] = {
      "take() -> (columns: bytes, n_rows, n_edges, wide): the chunk's columns since the last take (see the source)"},
     {"pending", interner_pending, METH_NOARGS, "pending() -> rows added since the last take"},
     {"texts", interner_texts, METH_VARARGS,
-     "texts(start, stop) -> (name offsets, names, label offsets, labels, lines) | None: the functions with ids "
-     "start..stop-1 as Arrow large_string buffers and int64 lines (see the source)"},
+     "texts(start, stop) -> (name offsets, names, label offsets, labels, lines, file offsets, files) | None: the "
+     "functions with ids start..stop-1 as Arrow large_string buffers and int64 lines (see the source)"},
     {"truncate", interner_truncate, METH_O,
      "truncate(n): forget every function with an id >= n (in funcs, index and the C table)"},
     {NULL, NULL, 0, NULL},

@@ -12,7 +12,7 @@ import functools
 import re
 import sys
 import sysconfig
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -110,30 +110,39 @@ def classify_factorized(files: Sequence[str] | pd.Series, names: Sequence[str] |
                         prefixes: Iterable[str] = ()) -> Classified:  # fmt: skip
     """Module and kind of each function.  Each distinct source file is judged once (a file's module and kind do not
     depend on the function), and each distinct builtin name once."""
-    prefixes = sorted({p for p in prefixes if p} or default_prefixes(), key=len, reverse=True)
-    roots = sorted({p for p in sys.path if p}, key=len, reverse=True)
     distinct: dict[str, int] = {}  # each file's position among the distinct files (what pd.factorize gives, faster)
     file_codes = np.fromiter((distinct.setdefault(f, len(distinct)) for f in files), dtype=np.int32, count=len(files))
+    name_list = names if isinstance(names, list) else np.asarray(names, dtype=object)
+    return classify_codes(list(distinct), file_codes, lambda rows: [name_list[i] for i in rows.tolist()], prefixes)
+
+
+def classify_codes(
+    files: list[str], file_codes: np.ndarray, names_at: Callable[[np.ndarray], list[str]], prefixes: Iterable[str] = ()
+) -> Classified:
+    """:func:`classify_factorized` of functions whose files are factorized already: function i's file is
+    ``files[file_codes[i]]`` (distinct files, in order of first appearance); ``names_at(rows)`` gives the names of
+    the functions at ``rows`` (only builtins' names are asked for)."""
+    prefixes = sorted({p for p in prefixes if p} or default_prefixes(), key=len, reverse=True)
+    roots = sorted({p for p in sys.path if p}, key=len, reverse=True)
     memo = _judgments(tuple(prefixes), tuple(roots))
     if len(memo) > _MEMO_FILES:
         memo.clear()
     judged = [
         ("", "builtin") if f == "~" else memo.get(f) or memo.setdefault(f, _classify_file(f, prefixes, roots))
-        for f in distinct
+        for f in files
     ]
     module_of: dict[str, int] = {}  # each distinct module's code
     file_module = np.array([module_of.setdefault(m, len(module_of)) for m, _ in judged] or [0], dtype=np.int32)
     module_codes = file_module[file_codes]
     kind_codes = np.array([KINDS.index(k) for _, k in judged] or [0], dtype=np.int8)[file_codes]
-    if "~" in distinct:  # builtins: the module is in the name
-        builtin = np.flatnonzero(file_codes == distinct["~"])
+    if "~" in files:  # builtins: the module is in the name
+        builtin = np.flatnonzero(file_codes == files.index("~"))
         seen: dict[str, int] = {}
-        name_list = names if isinstance(names, list) else np.asarray(names, dtype=object)
         module_codes[builtin] = [
             seen[n] if n in seen else seen.setdefault(n, module_of.setdefault(_builtin_module(n), len(module_of)))
-            for n in (name_list[i] for i in builtin.tolist())
+            for n in names_at(builtin)
         ]
-    return Classified(file_codes, list(distinct), module_codes, list(module_of), kind_codes)
+    return Classified(file_codes, files, module_codes, list(module_of), kind_codes)
 
 
 _MEMO_FILES = 200_000  # files whose judgment a process keeps, per (prefixes, sys.path)

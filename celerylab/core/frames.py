@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.internals import create_dataframe_from_blocks
 
 from .._files import sidecar_path
 from ..errors import LoadError
 from . import names as _names
-from .classify import KINDS, classify_factorized, label
+from .classify import KINDS, classify_codes, classify_factorized, label
 from .decode import PROFILERS
 from .parse import Parsed
 
@@ -215,21 +216,27 @@ def _functions(parsed: Parsed, prefixes: set[str]) -> pd.DataFrame:
     """The ``functions`` frame, built from plain lists (the merge labels keys as it meets them, while the parse
     goes on; otherwise they are labelled here)."""
     keys = parsed.funcs or []
-    files, names = list(map(itemgetter(0), keys)), list(map(itemgetter(2), keys))
     texts = parsed.texts if parsed.texts is not None and len(parsed.texts[2]) == len(keys) else None
-    if texts is not None:  # made by the decoder
-        name_col, label_col = (pd.arrays.ArrowStringArray(a, dtype=_STR) for a in texts[:2])
-        lines = texts[2]
+    if texts is not None:  # made by the decoder: no Python string per function
+        name_arr, label_arr, lines, file_arr = texts
+        name_col, label_col, file_col = (
+            pd.arrays.ArrowStringArray(a, dtype=_STR) for a in (name_arr, label_arr, file_arr)
+        )
+        enc = pc.dictionary_encode(file_arr)  # the distinct files, in order of first appearance
+        c = classify_codes(enc.dictionary.to_pylist(), enc.indices.to_numpy(zero_copy_only=False).astype(np.int32),
+                           lambda rows: name_arr.take(pa.array(rows)).to_pylist(), prefixes)  # fmt: skip
     else:
+        files, names = list(map(itemgetter(0), keys)), list(map(itemgetter(2), keys))
         labels = parsed.labels if parsed.labels is not None and len(parsed.labels) == len(keys) else None
         name_col = _strings(names)
         label_col = _strings(labels if labels is not None else [label(*k) for k in keys])
         lines = _lines(list(map(itemgetter(1), keys)))
-    c = classify_factorized(files, names, prefixes)
+        c = classify_factorized(files, names, prefixes)
+        file_col = _strings(c.files, c.file_codes)
     return _columns_frame(
         {
             "func_id": np.arange(len(keys), dtype=np.int32),
-            "file": _strings(c.files, c.file_codes),
+            "file": file_col,
             "line": lines,
             "name": name_col,
             "label": label_col,

@@ -495,8 +495,9 @@ class Parsed:
     errors: list[tuple[str, str]]
     facts: dict[str, bool] | None = None  # rules.column_facts of stats/edges, when the cache knows them
     labels: list[str] | None = None  # classify.label of each of funcs, when the merge made them
-    #: the name, label (Arrow large_string arrays) and line (int64) of each of funcs, when the decoder made them all
-    texts: tuple[pa.Array, pa.Array, np.ndarray] | None = None
+    #: the name, label (Arrow large_string arrays), line (int64) and file (Arrow) of each of funcs, when the decoder
+    #: made them all
+    texts: tuple[pa.Array, pa.Array, np.ndarray, pa.Array] | None = None
 
 
 _NO_IDS = np.empty(0, dtype=np.int32)
@@ -686,21 +687,25 @@ class _Merger:
         )
 
 
-def _texts(parts: list[tuple[tuple[bytes, ...], np.ndarray]]) -> tuple[pa.Array, pa.Array, np.ndarray]:
-    """The name and label columns (Arrow) and the lines of the merged functions, from each chunk's texts (Arrow
-    buffers) and the positions of its new functions."""
-    names, labels, lines = [], [], []
-    for (n_off, n_bytes, l_off, l_bytes, line), pos in parts:
+def _texts(parts: list[tuple[tuple[bytes, ...], np.ndarray]]) -> tuple[pa.Array, pa.Array, np.ndarray, pa.Array]:
+    """The name, label, line and file columns of the merged functions (Arrow, numpy for the lines), from each
+    chunk's texts (:meth:`_cdecode.Interner.texts`) and the positions of its new functions."""
+    names, labels, lines, files = [], [], [], []
+    for (n_off, n_bytes, l_off, l_bytes, line, f_off, f_bytes), pos in parts:
         n = len(n_off) // 8 - 1
-        take = pa.array(pos)
-        names.append(pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(n_off), pa.py_buffer(n_bytes)]))
-        labels.append(pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(l_off), pa.py_buffer(l_bytes)]))
-        names[-1], labels[-1] = names[-1].take(take), labels[-1].take(take)
+        cols = [pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(o), pa.py_buffer(b)])
+                for o, b in ((n_off, n_bytes), (l_off, l_bytes), (f_off, f_bytes))]  # fmt: skip
+        if len(pos) < n:  # some were met first in another thread's chunk
+            take = pa.array(pos)
+            cols = [c.take(take) for c in cols]
+        names.append(cols[0])
+        labels.append(cols[1])
+        files.append(cols[2])
         lines.append(np.frombuffer(line, dtype=np.int64)[pos])
     if not parts:
         empty = pa.array([], type=pa.large_string())
-        return empty, empty, np.empty(0, dtype=np.int64)
-    return pa.concat_arrays(names), pa.concat_arrays(labels), np.concatenate(lines)
+        return empty, empty, np.empty(0, dtype=np.int64), empty
+    return pa.concat_arrays(names), pa.concat_arrays(labels), np.concatenate(lines), pa.concat_arrays(files)
 
 
 def _merge(results: Sequence[Result]) -> Parsed:

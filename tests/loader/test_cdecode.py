@@ -403,12 +403,18 @@ def test_load_on_both_paths_equals_pstats(tmp_path):
     assert list(ps.profiles["profiler"].astype(str)) == list(ps_py.profiles["profiler"].astype(str))
 
 
-def _texts_of(texts) -> tuple[list[str], list[str], list[int]]:
-    n_off, n_bytes, l_off, l_bytes, lines = texts
-    no, lo = np.frombuffer(n_off, dtype=np.int64), np.frombuffer(l_off, dtype=np.int64)
-    names = [n_bytes[a:b].decode() for a, b in itertools.pairwise(no)]
-    labels = [l_bytes[a:b].decode() for a, b in itertools.pairwise(lo)]
-    return names, labels, np.frombuffer(lines, dtype=np.int64).tolist()
+def _texts_of(texts) -> tuple[list[str], list[str], list[int], list[str]]:
+    n_off, n_bytes, l_off, l_bytes, lines, f_off, f_bytes = texts
+
+    def strings(offsets: bytes, data: bytes) -> list[str]:
+        return [data[a:b].decode() for a, b in itertools.pairwise(np.frombuffer(offsets, dtype=np.int64))]
+
+    return (
+        strings(n_off, n_bytes),
+        strings(l_off, l_bytes),
+        np.frombuffer(lines, np.int64).tolist(),
+        strings(f_off, f_bytes),
+    )
 
 
 TEXT_KEYS = [
@@ -440,15 +446,17 @@ def test_texts_are_the_names_labels_and_lines_of_the_keys(tmp_path):
     got = both_paths([write(tmp_path, "a.prof", marshal.dumps(stats))])
     funcs = got["funcs"]
     assert sorted(funcs) == sorted(TEXT_KEYS)
-    names, labels, lines = _texts_of(got["texts"])
+    names, labels, lines, files = _texts_of(got["texts"])
     assert names == [k[2] for k in funcs]
     assert labels == [label(*k) for k in funcs]
     assert lines == [k[1] for k in funcs]
+    assert files == [k[0] for k in funcs]
     keys = decode.Keys()
     decode.parse_files([write(tmp_path, "b.prof", marshal.dumps(stats))], keys=keys)
     for a, b in ((0, 1), (3, 9), (len(funcs), len(funcs)), (0, len(funcs))):
-        names, labels, lines = _texts_of(keys.interner.texts(a, b))
-        assert labels == [label(*k) for k in keys.funcs[a:b]] and names == [k[2] for k in keys.funcs[a:b]]
+        names, labels, lines, files = _texts_of(keys.interner.texts(a, b))
+        assert list(zip(files, lines, names)) == keys.funcs[a:b]
+        assert labels == [label(*k) for k in keys.funcs[a:b]]
     for bad in ((-1, 2), (3, 2), (0, len(funcs) + 1)):
         with pytest.raises(ValueError, match="out of range"):
             keys.interner.texts(*bad)
