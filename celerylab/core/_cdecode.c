@@ -1660,6 +1660,79 @@ done:
 #endif
 }
 
+/* gather_texts(parts) -> (offsets, data)
+ * One Arrow large_string column (int64 offsets, UTF-8 bytes) made of the rows ``rows`` of each part, in order:
+ * parts is a list of (offsets: bytes of n+1 int64, data: bytes, rows: int64 buffer of row numbers).  The merge's
+ * gather of the functions' texts (Interner.texts) of every chunk: one copy, no Arrow take and concatenation. */
+static PyObject *gather_texts(PyObject *mod, PyObject *arg) {
+    (void)mod;
+    if (!PyList_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "gather_texts: a list of (offsets, data, rows)");
+        return NULL;
+    }
+    Py_ssize_t np_ = PyList_Size(arg);
+    Py_buffer *views = calloc((size_t)(3 * np_ + 1), sizeof(Py_buffer));
+    if (!views) return PyErr_NoMemory();
+    Py_ssize_t got = 0, n_rows = 0, n_bytes = 0;
+    PyObject *offsets = NULL, *data = NULL, *result = NULL;
+    for (Py_ssize_t k = 0; k < np_; k++) {
+        PyObject *part = PyList_GetItem(arg, k);
+        if (!PyTuple_Check(part) || PyTuple_Size(part) != 3) {
+            PyErr_SetString(PyExc_TypeError, "gather_texts: a list of (offsets, data, rows)");
+            goto done;
+        }
+        for (int j = 0; j < 3; j++) {
+            if (PyObject_GetBuffer(PyTuple_GetItem(part, j), &views[3 * k + j], PyBUF_C_CONTIGUOUS) < 0) goto done;
+            got++;
+        }
+        Py_buffer *o = &views[3 * k], *d = &views[3 * k + 1], *r = &views[3 * k + 2];
+        if (o->len % 8 || o->len < 8 || r->len % 8) {
+            PyErr_SetString(PyExc_ValueError, "gather_texts: offsets and rows are int64");
+            goto done;
+        }
+        const int64_t *off = (const int64_t *)o->buf, *rows = (const int64_t *)r->buf;
+        Py_ssize_t n = o->len / 8 - 1;
+        if (off[0] != 0 || off[n] != d->len) {
+            PyErr_SetString(PyExc_ValueError, "gather_texts: offsets do not span the data");
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < r->len / 8; i++) {
+            if (rows[i] < 0 || rows[i] >= n || off[rows[i]] < 0 || off[rows[i]] > off[rows[i] + 1] ||
+                off[rows[i] + 1] > d->len) {
+                PyErr_SetString(PyExc_ValueError, "gather_texts: a row out of range");
+                goto done;
+            }
+            n_bytes += off[rows[i] + 1] - off[rows[i]];
+        }
+        n_rows += r->len / 8;
+    }
+    offsets = PyBytes_FromStringAndSize(NULL, (n_rows + 1) * 8);
+    data = PyBytes_FromStringAndSize(NULL, n_bytes);
+    if (!offsets || !data) goto done;
+    int64_t *out_off = (int64_t *)PyBytes_AsString(offsets);
+    char *out = PyBytes_AsString(data);
+    int64_t at = 0;
+    Py_ssize_t w = 0;
+    out_off[0] = 0;
+    for (Py_ssize_t k = 0; k < np_; k++) {
+        const int64_t *off = (const int64_t *)views[3 * k].buf, *rows = (const int64_t *)views[3 * k + 2].buf;
+        const char *src = (const char *)views[3 * k + 1].buf;
+        for (Py_ssize_t i = 0; i < views[3 * k + 2].len / 8; i++) {
+            int64_t a = off[rows[i]], b = off[rows[i] + 1];
+            memcpy(out + at, src + a, (size_t)(b - a));
+            at += b - a;
+            out_off[++w] = at;
+        }
+    }
+    result = PyTuple_Pack(2, offsets, data);
+done:
+    for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+    free(views);
+    Py_XDECREF(offsets);
+    Py_XDECREF(data);
+    return result;
+}
+
 /* merge_rows(dsts, srcs, kinds, maps) -> -1, or the index of a count column whose values do not fit its int32
  * destination (nothing written to it: the caller widens that column and calls again).
  * One parsed chunk's rows into the merged columns, with the GIL released for the whole copy: kinds[j] is 'm' (int32
@@ -1918,6 +1991,9 @@ static PyMethodDef methods[] = {
      "marshal_check(data) -> (code, offset, count): 0 when marshal.loads may be given data (it reads it or raises), "
      "1 a tuple that refers to itself before it is complete, 2 a length longer than the bytes that follow, 3 nesting "
      "deeper than marshal allows; offset: where (for 0: where the walk ended); count: code 2's length"},
+    {"gather_texts", gather_texts, METH_O,
+     "gather_texts(parts) -> (offsets, data): the rows of each (offsets, data, rows) part as one Arrow large_string "
+     "column's buffers"},
     {"merge_rows", merge_rows, METH_VARARGS,
      "merge_rows(dsts, srcs, kinds, maps) -> -1 | j: a parsed chunk's rows into the merged columns, ids mapped, "
      "the GIL released (see the source); j: count column j does not fit its int32 destination (nothing written)"},

@@ -689,23 +689,17 @@ class _Merger:
 
 def _texts(parts: list[tuple[tuple[bytes, ...], np.ndarray]]) -> tuple[pa.Array, pa.Array, np.ndarray, pa.Array]:
     """The name, label, line and file columns of the merged functions (Arrow, numpy for the lines), from each
-    chunk's texts (:meth:`_cdecode.Interner.texts`) and the positions of its new functions."""
-    names, labels, lines, files = [], [], [], []
-    for (n_off, n_bytes, l_off, l_bytes, line, f_off, f_bytes), pos in parts:
-        n = len(n_off) // 8 - 1
-        cols = [pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(o), pa.py_buffer(b)])
-                for o, b in ((n_off, n_bytes), (l_off, l_bytes), (f_off, f_bytes))]  # fmt: skip
-        if len(pos) < n:  # some were met first in another thread's chunk
-            take = pa.array(pos)
-            cols = [c.take(take) for c in cols]
-        names.append(cols[0])
-        labels.append(cols[1])
-        files.append(cols[2])
-        lines.append(np.frombuffer(line, dtype=np.int64)[pos])
-    if not parts:
-        empty = pa.array([], type=pa.large_string())
-        return empty, empty, np.empty(0, dtype=np.int64), empty
-    return pa.concat_arrays(names), pa.concat_arrays(labels), np.concatenate(lines), pa.concat_arrays(files)
+    chunk's texts (:meth:`_cdecode.Interner.texts`) and the positions of its new functions: gathered in one copy
+    (:func:`_cdecode.gather_texts`; Arrow's take and concatenation of each chunk's arrays took 0.8 ms for 10 000
+    functions in 12 chunks)."""
+    rows = [pos.astype(np.int64) for _, pos in parts]
+    columns = []
+    for o, d in ((0, 1), (2, 3), (5, 6)):  # names, labels, files
+        off, data = decode._cdecode.gather_texts([(t[o], t[d], r) for (t, _), r in zip(parts, rows)])
+        buffers = [None, pa.py_buffer(off), pa.py_buffer(data)]
+        columns.append(pa.Array.from_buffers(pa.large_string(), len(off) // 8 - 1, buffers))
+    lines = [np.frombuffer(t[4], dtype=np.int64)[r] for (t, _), r in zip(parts, rows)]
+    return columns[0], columns[1], np.concatenate(lines) if lines else np.empty(0, np.int64), columns[2]
 
 
 def _merge(results: Sequence[Result]) -> Parsed:

@@ -509,3 +509,35 @@ def test_functions_frame_is_the_same_with_and_without_the_decoders_texts(tmp_pat
     assert f.loc["huge", "line"] == 2**70 and f.loc["huge", "label"] == f"a.py:{2**70}(huge)"
     assert f.loc["bad\udc80", "label"] == "b.py:1(bad\udc80)"
     assert pstats.Stats(*ps.profiles["path"]).total_tt == pytest.approx(ps.profiles["total_tt"].sum(), abs=1e-12)
+
+
+def test_gather_texts_takes_the_rows_of_each_part_and_refuses_what_does_not_add_up():
+    rng = np.random.default_rng(7)
+    parts, want = [], []
+    for k in range(5):
+        words = ["".join(rng.choice(list("abcé函_<>:()"), size=rng.integers(0, 9))) for _ in range(rng.integers(0, 30))]
+        data = "".join(words).encode()
+        offsets = np.cumsum([0] + [len(w.encode()) for w in words]).astype(np.int64)
+        rows = np.sort(rng.choice(len(words), size=rng.integers(0, len(words) + 1), replace=False)).astype(np.int64)
+        if k == 2:
+            rows = rows[::-1].copy()  # any order
+        parts.append((offsets.tobytes(), data, rows))
+        want += [words[i] for i in rows]
+    off, data = C.gather_texts(parts)
+    assert _texts_of((off, data, off, data, b"", off, data))[0] == want
+    good = (np.array([0, 1, 3], dtype=np.int64).tobytes(), b"abc")
+    assert C.gather_texts([(*good, np.array([1, 0], dtype=np.int64))]) == (
+        np.array([0, 2, 3], dtype=np.int64).tobytes(),
+        b"bca",
+    )
+    for bad, match in (
+        ([(*good, np.array([2], dtype=np.int64))], "out of range"),
+        ([(*good, np.array([-1], dtype=np.int64))], "out of range"),
+        ([(good[0], b"abcd", np.array([0], dtype=np.int64))], "do not span"),
+        ([(np.array([0, 5, 3], dtype=np.int64).tobytes(), b"abc", np.array([0], dtype=np.int64))], "out of range"),
+        ([(b"\0" * 7, b"", np.array([], dtype=np.int64))], "int64"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            C.gather_texts(bad)
+    with pytest.raises(TypeError):
+        C.gather_texts([(good[0], good[1])])
