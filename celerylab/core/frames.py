@@ -147,7 +147,10 @@ def _profiles(rows: list[dict[str, Any]], parsed: Parsed) -> pd.DataFrame:
         cols[c] = np.full(n, None, dtype=object)
     cols["profile_id"] = np.asarray(cols["profile_id"]).astype(np.int32)
     cols["total_tt"] = parsed.total_tt
-    cols["profiler"] = pd.Categorical(parsed.profilers, categories=list(PROFILERS))
+    cols["profiler"] = pd.Categorical.from_codes(
+        np.fromiter((_PROFILER_CODES.get(p, -1) for p in parsed.profilers), np.int8, len(parsed.profilers)),
+        dtype=pd.CategoricalDtype(list(PROFILERS)),
+    )
     cols["n_functions"] = parsed.n_stats
     cols["n_edges"] = parsed.n_edges
     for c in (*_TIME_COLUMNS, "wall_s", "cpu_s"):
@@ -164,6 +167,9 @@ def _profiles(rows: list[dict[str, Any]], parsed: Parsed) -> pd.DataFrame:
             v[pd.isna(v)] = None
         out[c] = _as_category(v) if c in _CATEGORY_COLUMNS else v
     return _columns_frame(out)
+
+
+_PROFILER_CODES = {p: i for i, p in enumerate(PROFILERS)}
 
 
 def _fixed(column: str, values: Any, all_none: bool) -> Any:

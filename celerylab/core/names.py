@@ -87,6 +87,7 @@ PRESETS: tuple[Preset, ...] = (
 
 #: The patterns of :data:`PRESETS`, in order.
 PATTERNS: tuple[re.Pattern[str], ...] = tuple(p.pattern for p in PRESETS)
+_PRESET_PATTERNS = tuple((p.name, p.pattern) for p in PRESETS)
 
 
 def compile_pattern(pattern: str | re.Pattern[str]) -> re.Pattern[str]:
@@ -100,7 +101,7 @@ def parse_fields(path: str, pattern: re.Pattern[str] | None = None) -> dict[str,
     """What the file name says: ``task_name``, ``task_id``, ``wall_s``, ``finished_at`` (epoch seconds) and
     ``name_preset`` (which :data:`PRESETS` entry, or ``"name_pattern"``); absent keys for what it does not say."""
     s = stem(path)
-    candidates = [("name_pattern", pattern)] if pattern is not None else [(p.name, p.pattern) for p in PRESETS]
+    candidates = (("name_pattern", pattern),) if pattern is not None else _PRESET_PATTERNS
     for preset, rx in candidates:
         m = rx.search(s)
         if not m:
