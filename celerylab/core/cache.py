@@ -42,7 +42,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .._files import sidecar_path
-from .decode import fits_int32, stat_sigs
+from .decode import fits_int32, stat_sigs, stat_sigs_started
 from .frames import frame_of, table
 from .parse import Parsed
 from .rules import column_facts
@@ -86,7 +86,16 @@ def cache_root(cache: bool | str | os.PathLike[str]) -> str:
 def _sigs(files: list[str], found: Found | None) -> np.ndarray:
     """(size, mtime_ns) of every file and of its sidecar as an ``(n, 4)`` int64 array, -1 where missing (a sidecar the
     walk did not list is not asked for)."""
-    return stat_sigs(files, found.sidecars_of(files) if found else [sidecar_path(p) for p in files])
+    return stat_sigs(files, _sidecars(files, found))
+
+
+def sigs_started(files: list[str], found: Found | None) -> Callable[[], np.ndarray]:
+    """:func:`_sigs`, started now in threads of their own (:func:`decode.stat_sigs_started`); call the result."""
+    return stat_sigs_started(files, _sidecars(files, found))
+
+
+def _sidecars(files: list[str], found: Found | None) -> list[str | None]:
+    return found.sidecars_of(files) if found else [sidecar_path(p) for p in files]
 
 
 class Store:
@@ -188,13 +197,16 @@ class Store:
         parse: Callable[[list[str], np.ndarray], Parsed],
         found: Found | None = None,
         anew: bool = False,
+        sigs_of: Callable[[], np.ndarray] | None = None,
     ) -> tuple[Parsed, bool]:
         """The parsed content of ``files``, from the cache where unchanged; ``(parsed, nothing_changed)``.
         ``found``: the discovery that listed ``files`` (its folder listings say which sidecars exist); ``parse``
         is given the files to parse and their sizes (from the signatures: not stat'ed again).  ``anew``: the cache
-        is not read (it was found damaged): every file is parsed and a new generation written."""
-        sigs = _sigs(files, found)  # the one piece of per-file work of a re-open: a stat or two
-        gen = self._gen = None if anew else self._current()
+        is not read (it was found damaged): every file is parsed and a new generation written.  ``sigs_of``: the
+        files' signatures, already started (:func:`sigs_started`); stat'ed here otherwise."""
+        gen = self._gen = None if anew else (self._gen or self._current())
+        # the one piece of per-file work of a re-open: a stat or two
+        sigs = sigs_of() if sigs_of is not None else _sigs(files, found)
         core = self._read(gen) if gen else None
         if gen is None or core is None:
             parsed = parse(files, sigs[:, 0].copy())
@@ -236,8 +248,9 @@ class Store:
         return parsed, False
 
     def read_frames(self, key: str) -> dict[str, Any] | None:
-        """The built frames saved with the current generation for name pattern ``key``, or None."""
-        gen = self._gen or self._current()
+        """The built frames saved with the current generation for name pattern ``key``, or None.  Read before
+        :meth:`load` (while the files' stat calls run), it reads the generation that :meth:`load` then checks."""
+        gen = self._gen = self._gen or self._current()
         if gen is None:
             return None
         folder = os.path.join(gen, "frames-" + hashlib.sha1(key.encode()).hexdigest()[:12])

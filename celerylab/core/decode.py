@@ -804,6 +804,16 @@ def stat_sigs(paths: list[str], sidecars: list[str | None]) -> np.ndarray:
     return np.array([_stat(p) + _stat(s) for p, s in zip(paths, sidecars)], dtype=np.int64).reshape(len(paths), 4)
 
 
+def stat_sigs_started(paths: list[str], sidecars: list[str | None]) -> Callable[[], np.ndarray]:
+    """:func:`stat_sigs`, started now in threads of their own where the decoder is built (``_cdecode.stat_start``:
+    the system calls run while the caller goes on with Python); call the result for the array."""
+    start = getattr(_cdecode, "stat_start", None)
+    if start is None:
+        return lambda: stat_sigs(paths, sidecars)
+    job = start(paths, sidecars)
+    return lambda: np.frombuffer(job.wait(), dtype=np.int64).reshape(len(paths), 4)
+
+
 def _stat(path: str | None) -> tuple[int, int]:
     if path is None:
         return -1, -1

@@ -96,8 +96,12 @@ def _load(
                 fresh.append(len(files))
                 return parse(files, jobs, bar, isolate, found.sidecars_of(files), sizes)
 
-            parsed, unchanged = store.load(found.files, parse_fresh, found)
-            built = store.read_frames(pattern_key) if unchanged else None
+            # the stat calls run in threads of their own while this one reads the current generation's frames:
+            # used if the signatures show nothing changed (a re-open's two longest steps, side by side)
+            sigs_of = _cache.sigs_started(found.files, found)
+            frames_read = store.read_frames(pattern_key)
+            parsed, unchanged = store.load(found.files, parse_fresh, found, sigs_of=sigs_of)
+            built = frames_read if unchanged else None
             if built is None:
                 try:
                     store.complete(parsed)  # the keys and sidecars an unchanged re-open did not read

@@ -410,8 +410,25 @@ def test_signatures_stat_in_c_equal_os_stat(tmp_path, monkeypatch):
     sides = [sidecar_path(p) if i % 3 else None for i, p in enumerate(many)]
     want_many = [os_stat(p) + (os_stat(s) if s else [-1, -1]) for p, s in zip(many, sides)]
     assert decode.stat_sigs(many, sides).tolist() == want_many
+    # started in threads of their own (one, or two past 1 024 calls), while the caller goes on: the same rows
+    huge = many * 12
+    huge_sides = sides * 12
+    assert sum(s is not None for s in huge_sides) + len(huge) > 1024
+    for got, args in (
+        (decode.stat_sigs_started(many, sides), (many, sides)),
+        (decode.stat_sigs_started(huge, huge_sides), (huge, huge_sides)),
+        (cache_mod.sigs_started(files, found), (files, found.sidecars_of(files))),
+        (decode.stat_sigs_started([], []), ([], [])),
+    ):
+        first = got()
+        assert first.tolist() == decode.stat_sigs(*args).tolist() and got().tolist() == first.tolist()
+    for _ in range(20):  # a job dropped unwaited joins its threads (nothing freed under them)
+        _cdecode.stat_start(huge, huge_sides)
+    with pytest.raises(ValueError, match="differ in length"):
+        _cdecode.stat_start(many, sides[:-1])
     monkeypatch.setattr(decode, "_cdecode", None)  # the os.stat path gives the same signatures
     assert cache_mod._sigs(files, found).tolist() == want
+    assert cache_mod.sigs_started(files, found)().tolist() == want
 
 
 # --------------------------------------------------------------------------------------------- the kept walk
