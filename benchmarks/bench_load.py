@@ -221,6 +221,7 @@ def big(args: argparse.Namespace) -> None:
     (the parent's and the parser processes'), then the interactive analyses on the loaded set."""
     folder = Path(args.dir) / f"n{args.n}"
     corpus(folder, args.n)
+    settle()  # the files may just have been written: 7 GB for 100 000 profiles
     code = (
         "import json, resource, time, warnings, numpy as np, celerylab as cl\n"
         "from celerylab.core import parse\n"
