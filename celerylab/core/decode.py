@@ -853,7 +853,7 @@ def parse_files(paths: list[str], opener: Opener = open, keys: Keys | None = Non
             gc.enable()
     packed = chunk.packed()
     first = keys.sent if keys is not None else 0
-    # the name, label and line of each function sent, as Arrow buffers made in C (None: made by the merge from the
+    # the name, label, line and file of each function sent, as Arrow buffers made in C (None: made by the merge from the
     # keys, e.g. where a name holds a surrogate)
     packed["texts"] = own.interner.texts(first, len(own.funcs)) if own.interner is not None else None
     if keys is not None:
