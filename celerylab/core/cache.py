@@ -419,7 +419,7 @@ class _ArrayPickler(pickle.Pickler):
         order of unordered ones): pickled once and made once when read (``profiles`` of another tool's files has five
         columns of no categories)."""
         cats = dtype.categories
-        key = (dtype.ordered, str(cats.dtype), cats.name, tuple(cats))
+        key = (dtype.ordered, str(cats.dtype), cats.name, tuple((type(c), c) for c in cats))  # (1 == True: not one)
         return self._dtypes.setdefault(key, dtype)
 
 

@@ -343,6 +343,9 @@ def test_frames_are_stored_by_their_columns_and_come_back_identical(tmp_path):
             "cat_empty": pd.Categorical([None] * 5),
             "cat_empty_2": pd.Categorical([None] * 5),
             "cat_int": pd.Categorical([3, 1, 3, 1, 1]),
+            # equal as tuples ((1,) == (True,)): not one dtype
+            "cat_one": pd.Categorical([1, None, 1, 1, 1], categories=pd.Index([1], dtype=object)),
+            "cat_true": pd.Categorical([True, None, True, True, True], categories=pd.Index([True], dtype=object)),
             "when": pd.to_datetime(["2026-01-01", None, "2026-01-02", "2026-01-03", None], utc=True),
             "n": pd.array([1, None, 3, 4, 5], dtype="Int64"),
             "obj": np.array([[1], None, "x", {"k": 1}, 2.5], dtype=object),
@@ -365,6 +368,7 @@ def test_frames_are_stored_by_their_columns_and_come_back_identical(tmp_path):
             assert list(back["f"][c].cat.categories) == list(frame[c].cat.categories), c
             assert back["f"][c].cat.ordered == frame[c].cat.ordered, c
     assert list(back["f"]["cat_other_order"].cat.codes) == [0, 1, 0, -1, 1]
+    assert back["f"]["cat_true"].iloc[0] is True and type(back["f"]["cat_one"].iloc[0]) is int
     assert back["f"]["s"].isna().tolist() == [False, True, False, False, False]
     assert back["f"]["s_na"].dtype.na_value is pd.NA
     pdt.assert_frame_equal(back["e"], empty)
