@@ -325,6 +325,9 @@ def _round_trip(tmp_path, obj):
     return cache_mod._load_mapped(path)
 
 
+WHEN = pd.to_datetime(["2026-01-01", "2026-01-02", None, "2026-01-02", None], utc=True)
+
+
 def test_frames_are_stored_by_their_columns_and_come_back_identical(tmp_path):
     """The frames file makes frames, categoricals and str columns again from their columns and buffers: every
     dtype, category order, missing value and column name comes back as it was."""
@@ -343,6 +346,8 @@ def test_frames_are_stored_by_their_columns_and_come_back_identical(tmp_path):
             "cat_empty": pd.Categorical([None] * 5),
             "cat_empty_2": pd.Categorical([None] * 5),
             "cat_int": pd.Categorical([3, 1, 3, 1, 1]),
+            "cat_when": pd.Categorical(WHEN),
+            "cat_float": pd.Categorical([0.5, 1.5, 0.5, None, 0.5]),
             # equal as tuples ((1,) == (True,)): not one dtype
             "cat_one": pd.Categorical([1, None, 1, 1, 1], categories=pd.Index([1], dtype=object)),
             "cat_true": pd.Categorical([True, None, True, True, True], categories=pd.Index([True], dtype=object)),
@@ -367,6 +372,8 @@ def test_frames_are_stored_by_their_columns_and_come_back_identical(tmp_path):
         if isinstance(frame[c].dtype, pd.CategoricalDtype):
             assert list(back["f"][c].cat.categories) == list(frame[c].cat.categories), c
             assert back["f"][c].cat.ordered == frame[c].cat.ordered, c
+            assert type(back["f"][c].cat.categories) is type(frame[c].cat.categories), c
+    assert type(back["f"].columns) is type(frame.columns) and back["f"].columns.dtype == frame.columns.dtype
     assert list(back["f"]["cat_other_order"].cat.codes) == [0, 1, 0, -1, 1]
     assert back["f"]["cat_true"].iloc[0] is True and type(back["f"]["cat_one"].iloc[0]) is int
     assert back["f"]["s"].isna().tolist() == [False, True, False, False, False]
