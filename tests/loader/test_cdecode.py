@@ -507,7 +507,7 @@ def test_functions_frame_is_the_same_with_and_without_the_decoders_texts(tmp_pat
     ps = cl.load(folder, jobs=2, cache=False)
     f = ps.functions.set_index("name", drop=False)
     assert f.loc["huge", "line"] == 2**70 and f.loc["huge", "label"] == f"a.py:{2**70}(huge)"
-    assert f.loc["bad\udc80", "label"] == "b.py:1(bad\udc80)"
+    assert f.loc["bad\\udc80", "label"] == "b.py:1(bad\\udc80)"  # shown escaped
     assert pstats.Stats(*ps.profiles["path"]).total_tt == pytest.approx(ps.profiles["total_tt"].sum(), abs=1e-12)
 
 
