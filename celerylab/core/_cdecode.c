@@ -1610,56 +1610,6 @@ static void *stat_run(void *arg) {
 #define STAT_ASYNC_SPLIT 1024 /* stat calls from which stat_start uses a second thread */
 #endif
 
-/* stat_sigs(paths, sidecars) -> bytes of int64 rows (size, mtime_ns, sidecar size, sidecar mtime_ns), -1 where a
- * file is missing or its sidecar is None; None where this platform has no such stat (the caller uses os.stat).
- * The names are encoded as os.stat encodes a str, then stat'ed without the GIL, half of them in a second thread
- * for long lists. */
-static PyObject *stat_sigs(PyObject *mod, PyObject *args) {
-    PyObject *paths, *sides;
-    (void)mod;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &paths, &PyList_Type, &sides)) return NULL;
-#ifdef _WIN32
-    Py_RETURN_NONE;
-#else
-    Py_ssize_t n = PyList_Size(paths);
-    if (n != PyList_Size(sides)) {
-        PyErr_SetString(PyExc_ValueError, "stat_sigs: paths and sidecars differ in length");
-        return NULL;
-    }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 32);
-    PyObject **enc = calloc((size_t)(2 * n + 1), sizeof(PyObject *));
-    const char **cp = calloc((size_t)(2 * n + 1), sizeof(char *));
-    PyObject *result = NULL;
-    if (!out || !enc || !cp) {
-        if (out) PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < 2 * n; i++) {
-        PyObject *p = PyList_GetItem(i % 2 ? sides : paths, i / 2);
-        if (p == Py_None) continue;
-        if (!(enc[i] = PyUnicode_EncodeFSDefault(p))) goto done; /* what os.stat does with a str */
-        cp[i] = PyBytes_AsString(enc[i]);
-    }
-    int64_t *o = (int64_t *)PyBytes_AsString(out);
-    StatRun first = {cp, o, 0, n}, second = {cp, o, n / 2, n};
-    Py_BEGIN_ALLOW_THREADS
-    pthread_t t;
-    int helper = n >= STAT_SPLIT && pthread_create(&t, NULL, stat_run, &second) == 0;
-    if (helper) first.hi = n / 2;
-    stat_run(&first);
-    if (helper) pthread_join(t, NULL);
-    Py_END_ALLOW_THREADS
-    result = out;
-    out = NULL;
-done:
-    if (enc)
-        for (Py_ssize_t i = 0; i < 2 * n; i++) Py_XDECREF(enc[i]);
-    free(enc);
-    free(cp);
-    Py_XDECREF(out);
-    return result;
-#endif
-}
 
 /* gather_texts(parts) -> (offsets, data)
  * One Arrow large_string column (int64 offsets, UTF-8 bytes) made of the rows ``rows`` of each part, in order:
@@ -1796,13 +1746,14 @@ static PyType_Slot statjob_slots[] = {
 static PyType_Spec statjob_spec = {"celerylab.core._cdecode.StatJob", sizeof(StatJob), 0, Py_TPFLAGS_DEFAULT,
                                    statjob_slots};
 
-static PyObject *stat_start(PyObject *mod, PyObject *args) {
+/* A job for ``paths``/``sidecars`` (lists of str, None for a sidecar known absent), not started: its output
+ * allocated and the names encoded as os.stat encodes a str (with the GIL); NULL with a Python error. */
+static StatJob *statjob_new(PyObject *args, const char *what) {
     PyObject *paths, *sides;
-    (void)mod;
     if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &paths, &PyList_Type, &sides)) return NULL;
     Py_ssize_t n = PyList_Size(paths);
     if (n != PyList_Size(sides)) {
-        PyErr_SetString(PyExc_ValueError, "stat_start: paths and sidecars differ in length");
+        PyErr_Format(PyExc_ValueError, "%s: paths and sidecars differ in length", what);
         return NULL;
     }
     allocfunc alloc = (allocfunc)PyType_GetSlot((PyTypeObject *)statjob_type, Py_tp_alloc);
@@ -1826,6 +1777,37 @@ static PyObject *stat_start(PyObject *mod, PyObject *args) {
         }
         j->cp[i] = PyBytes_AsString(j->enc[i]);
     }
+    return j;
+}
+
+/* stat_sigs(paths, sidecars) -> bytes of int64 rows (size, mtime_ns, sidecar size, sidecar mtime_ns), -1 where a
+ * file is missing or its sidecar is None; None where this platform has no such stat (the caller uses os.stat).
+ * Stat'ed now, without the GIL, half of them in a second thread for long lists. */
+static PyObject *stat_sigs(PyObject *mod, PyObject *args) {
+    (void)mod;
+    StatJob *j = statjob_new(args, "stat_sigs");
+    if (!j) return NULL;
+    Py_ssize_t n = j->n;
+    int64_t *o = (int64_t *)PyBytes_AsString(j->out);
+    StatRun first = {j->cp, o, 0, n}, second = {j->cp, o, n / 2, n};
+    Py_BEGIN_ALLOW_THREADS
+    pthread_t t;
+    int helper = n >= STAT_SPLIT && pthread_create(&t, NULL, stat_run, &second) == 0;
+    if (helper) first.hi = n / 2;
+    stat_run(&first);
+    if (helper) pthread_join(t, NULL);
+    Py_END_ALLOW_THREADS
+    PyObject *out = j->out;
+    Py_INCREF(out);
+    Py_DECREF(j);
+    return out;
+}
+
+static PyObject *stat_start(PyObject *mod, PyObject *args) {
+    (void)mod;
+    StatJob *j = statjob_new(args, "stat_start");
+    if (!j) return NULL;
+    Py_ssize_t n = j->n;
     int64_t *o = (int64_t *)PyBytes_AsString(j->out);
     /* one thread while its stat calls take about as long as the caller's Python beside them (a re-open's frames:
      * ~1.5 ms, ~1 000 calls); two past that */
@@ -1844,6 +1826,13 @@ static PyObject *stat_start(PyObject *mod, PyObject *args) {
         break;
     }
     return (PyObject *)j;
+}
+#else
+static PyObject *stat_sigs(PyObject *mod, PyObject *args) {
+    PyObject *paths, *sides;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &paths, &PyList_Type, &sides)) return NULL;
+    Py_RETURN_NONE;
 }
 #endif
 
@@ -2129,39 +2118,33 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_cdecode", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
+/* the type of ``spec``, made and added to the module as ``name``; kept in ``*keep`` (a reference of its own) when
+ * the C code needs it; 0, or -1 with a Python error */
+static int add_type(PyObject *m, PyType_Spec *spec, const char *name, PyObject **keep) {
+    PyObject *tp = PyType_FromSpec(spec);
+    if (!tp) return -1;
+    if (keep) {
+        *keep = tp;
+        Py_INCREF(tp);
+    }
+    if (PyModule_AddObject(m, name, tp) < 0) { /* steals tp only when it succeeds */
+        Py_DECREF(tp);
+        return -1;
+    }
+    return 0;
+}
+
 PyMODINIT_FUNC PyInit__cdecode(void) {
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
-    PyObject *tp = PyType_FromSpec(&interner_spec);
-    if (!tp || PyModule_AddObject(m, "Interner", tp) < 0) {
-        Py_XDECREF(tp);
-        Py_DECREF(m);
-        return NULL;
-    }
-    buf_type = PyType_FromSpec(&buf_spec);
-    if (!buf_type) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    Py_INCREF(buf_type);
-    if (PyModule_AddObject(m, "Column", buf_type) < 0) {
-        Py_DECREF(buf_type);
-        Py_DECREF(m);
-        return NULL;
-    }
+    if (add_type(m, &interner_spec, "Interner", NULL) < 0 || add_type(m, &buf_spec, "Column", &buf_type) < 0
 #ifndef _WIN32
-    statjob_type = PyType_FromSpec(&statjob_spec);
-    if (!statjob_type) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    Py_INCREF(statjob_type);
-    if (PyModule_AddObject(m, "StatJob", statjob_type) < 0) {
-        Py_DECREF(statjob_type);
-        Py_DECREF(m);
-        return NULL;
-    }
+        || add_type(m, &statjob_spec, "StatJob", &statjob_type) < 0
 #endif
+    ) {
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddIntConstant(m, "FLAG_PROFILE_ROOT", FLAG_PROFILE_ROOT) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_BUILTIN", FLAG_BUILTIN) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_NEGATIVE", FLAG_NEGATIVE) < 0 ||

@@ -692,7 +692,7 @@ def _texts(parts: list[tuple[tuple[bytes, ...], np.ndarray]]) -> tuple[pa.Array,
     chunk's texts (:meth:`_cdecode.Interner.texts`) and the positions of its new functions: gathered in one copy
     (:func:`_cdecode.gather_texts`; Arrow's take and concatenation of each chunk's arrays took 0.8 ms for 10 000
     functions in 12 chunks)."""
-    rows = [pos.astype(np.int64) for _, pos in parts]
+    rows = [pos.astype(np.int64, copy=False) for _, pos in parts]
     columns = []
     for o, d in ((0, 1), (2, 3), (5, 6)):  # names, labels, files
         off, data = decode._cdecode.gather_texts([(t[o], t[d], r) for (t, _), r in zip(parts, rows)])
