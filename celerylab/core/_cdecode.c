@@ -1685,13 +1685,14 @@ done:
 }
 
 #ifndef _WIN32
-/* stat_start(paths, sidecars) -> StatJob: stat_sigs in one or two threads of its own, started now; job.wait() ->
- * the same bytes.  The caller goes on with Python (a re-open maps its cache and builds its frames) while the
+/* stat_start(paths, sidecars) or stat_start(names, n) -> StatJob: stat_sigs in one or two threads of its own,
+ * started now; job.wait() -> the same bytes.  The caller goes on with Python (a re-open maps its cache and builds its frames) while the
  * threads make the system calls: they hold no GIL and touch no Python object (the names are encoded here, first). */
 typedef struct {
     PyObject_HEAD
     PyObject *out;      /* bytes, four int64 a file */
     PyObject **enc;     /* the encoded names, alive until the threads are joined */
+    PyObject *names;    /* or the one bytes object that holds them (stat_start(names, n)) */
     const char **cp;
     Py_ssize_t n;
     pthread_t threads[2];
@@ -1713,6 +1714,7 @@ static void statjob_dealloc(PyObject *self) {
         for (Py_ssize_t i = 0; i < 2 * j->n; i++) Py_XDECREF(j->enc[i]);
     free(j->enc);
     free(j->cp);
+    Py_XDECREF(j->names);
     Py_XDECREF(j->out);
     PyTypeObject *tp = Py_TYPE(self);
     freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
@@ -1746,27 +1748,78 @@ static PyType_Slot statjob_slots[] = {
 static PyType_Spec statjob_spec = {"celerylab.core._cdecode.StatJob", sizeof(StatJob), 0, Py_TPFLAGS_DEFAULT,
                                    statjob_slots};
 
-/* A job for ``paths``/``sidecars`` (lists of str, None for a sidecar known absent), not started: its output
- * allocated and the names encoded as os.stat encodes a str (with the GIL); NULL with a Python error. */
-static StatJob *statjob_new(PyObject *args, const char *what) {
-    PyObject *paths, *sides;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &paths, &PyList_Type, &sides)) return NULL;
-    Py_ssize_t n = PyList_Size(paths);
-    if (n != PyList_Size(sides)) {
-        PyErr_Format(PyExc_ValueError, "%s: paths and sidecars differ in length", what);
-        return NULL;
-    }
+/* A job of n files, its output and its table of 2n names allocated (NULL with a Python error). */
+static StatJob *statjob_alloc(Py_ssize_t n) {
     allocfunc alloc = (allocfunc)PyType_GetSlot((PyTypeObject *)statjob_type, Py_tp_alloc);
     StatJob *j = (StatJob *)alloc((PyTypeObject *)statjob_type, 0);
     if (!j) return NULL;
     j->n = n;
     j->out = PyBytes_FromStringAndSize(NULL, n * 32);
-    j->enc = calloc((size_t)(2 * n + 1), sizeof(PyObject *));
     j->cp = calloc((size_t)(2 * n + 1), sizeof(char *));
-    if (!j->out || !j->enc || !j->cp) {
+    if (!j->out || !j->cp) {
         if (j->out) PyErr_NoMemory();
         Py_DECREF(j);
         return NULL;
+    }
+    return j;
+}
+
+/* A job for the n files whose names are in ``names`` (bytes): each file's name then its sidecar's, as os.stat
+ * encodes them, each ended by a NUL, an empty name for a sidecar known absent (decode.names_blob).  The names are
+ * not copied: the job holds the bytes object (immutable) until it is freed.  NULL with a Python error. */
+static StatJob *statjob_named(PyObject *names, PyObject *count, const char *what) {
+    Py_ssize_t n = PyLong_AsSsize_t(count);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t len = PyBytes_Size(names);
+    if (n < 0 || n > len / 2) { /* each of the 2n names ends with a NUL */
+        PyErr_Format(PyExc_ValueError, "%s: %zd names of %zd bytes cannot hold %zd files", what, len, len, n);
+        return NULL;
+    }
+    StatJob *j = statjob_alloc(n);
+    if (!j) return NULL;
+    Py_INCREF(names);
+    j->names = names;
+    const char *p = PyBytes_AsString(names), *end = p + len;
+    for (Py_ssize_t i = 0; i < 2 * n; i++) {
+        const char *z = memchr(p, 0, (size_t)(end - p));
+        if (!z) {
+            PyErr_Format(PyExc_ValueError, "%s: the names end after %zd of the %zd names of %zd files", what, i,
+                         2 * n, n);
+            Py_DECREF(j);
+            return NULL;
+        }
+        j->cp[i] = z > p ? p : NULL;
+        p = z + 1;
+    }
+    if (p != end) {
+        PyErr_Format(PyExc_ValueError, "%s: more than the %zd names of %zd files", what, 2 * n, n);
+        Py_DECREF(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* A job for ``paths``/``sidecars`` (lists of str, None for a sidecar known absent), not started: its output
+ * allocated and the names encoded as os.stat encodes a str (with the GIL); or for ``names`` (bytes) of ``n``
+ * files (statjob_named).  NULL with a Python error. */
+static StatJob *statjob_new(PyObject *args, const char *what) {
+    PyObject *paths, *sides;
+    if (!PyArg_ParseTuple(args, "OO", &paths, &sides)) return NULL;
+    if (PyBytes_Check(paths) && PyLong_Check(sides)) return statjob_named(paths, sides, what);
+    if (!PyList_Check(paths) || !PyList_Check(sides)) {
+        PyErr_Format(PyExc_TypeError, "%s: (paths, sidecars) lists, or (names, n): bytes and an int", what);
+        return NULL;
+    }
+    Py_ssize_t n = PyList_Size(paths);
+    if (n != PyList_Size(sides)) {
+        PyErr_Format(PyExc_ValueError, "%s: paths and sidecars differ in length", what);
+        return NULL;
+    }
+    StatJob *j = statjob_alloc(n);
+    if (!j) return NULL;
+    if (!(j->enc = calloc((size_t)(2 * n + 1), sizeof(PyObject *)))) {
+        Py_DECREF(j);
+        return (StatJob *)PyErr_NoMemory();
     }
     for (Py_ssize_t i = 0; i < 2 * n; i++) {
         PyObject *p = PyList_GetItem(i % 2 ? sides : paths, i / 2);
@@ -1831,7 +1884,7 @@ static PyObject *stat_start(PyObject *mod, PyObject *args) {
 static PyObject *stat_sigs(PyObject *mod, PyObject *args) {
     PyObject *paths, *sides;
     (void)mod;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &paths, &PyList_Type, &sides)) return NULL;
+    if (!PyArg_ParseTuple(args, "OO", &paths, &sides)) return NULL;
     Py_RETURN_NONE;
 }
 #endif
@@ -2099,7 +2152,9 @@ static PyMethodDef methods[] = {
      "column's buffers"},
 #ifndef _WIN32
     {"stat_start", stat_start, METH_VARARGS,
-     "stat_start(paths, sidecars) -> StatJob: stat_sigs in threads of its own, started now; job.wait() -> bytes"},
+     "stat_start(paths, sidecars) or stat_start(names, n) -> StatJob: stat_sigs in threads of its own, started "
+     "now; job.wait() -> bytes.  names: bytes of each file's name then its sidecar's, each ended by a NUL (an empty "
+     "name: no sidecar)"},
 #endif
     {"merge_rows", merge_rows, METH_VARARGS,
      "merge_rows(dsts, srcs, kinds, maps) -> -1 | j: a parsed chunk's rows into the merged columns, ids mapped, "
@@ -2111,8 +2166,9 @@ static PyMethodDef methods[] = {
      "sort_rows(mat): every row of a C-contiguous float64 matrix sorted in place, NaNs last, the GIL released "
      "(a radix sort; see the source)"},
     {"stat_sigs", stat_sigs, METH_VARARGS,
-     "stat_sigs(paths, sidecars) -> bytes | None: (size, mtime_ns, sidecar size, sidecar mtime_ns) of every file "
-     "as int64, -1 where missing (a sidecar of None: known absent); None on platforms without POSIX stat"},
+     "stat_sigs(paths, sidecars) or stat_sigs(names, n) -> bytes | None: (size, mtime_ns, sidecar size, sidecar "
+     "mtime_ns) of every file as int64, -1 where missing (a sidecar of None: known absent); None on platforms "
+     "without POSIX stat"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -24,6 +24,7 @@ mappings; new or changed files are parsed and merged in; removed files drop out.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import io
@@ -42,11 +43,11 @@ import pandas as pd
 import pyarrow as pa
 
 from .._files import sidecar_path
-from .decode import fits_int32, stat_sigs, stat_sigs_started
-from .frames import frame_of, table
+from .decode import fits_int32, names_blob, stat_sigs, stat_sigs_started
+from .frames import STR, frame_of, names_index, table
 from .parse import Parsed
 from .rules import column_facts
-from .sources import Found, keepable, still_valid
+from .sources import Found, dirs_unchanged, keepable
 
 FORMAT = 9  # 2: the profiler column, negative (unknown) counts and times kept; 3: a foreign path keeps its
 #           celerylab package in the module name (classify.OWN_PACKAGE); 4: Arrow IPC columns, memory-mapped;
@@ -102,6 +103,9 @@ class Store:
     def __init__(self, folder: str) -> None:
         self.folder = folder
         self._gen: str | None = None  # the generation the last load read or wrote
+        # the name of the generation that holds exactly the files of the last load (the list itself, by identity)
+        self.files_gen: str | None = None
+        self.files_gen_of: list[str] | None = None
 
     @classmethod
     def for_source(cls, found: Found, cache: bool | str | os.PathLike[str], pattern: re.Pattern[str] | None) -> Store:
@@ -114,31 +118,51 @@ class Store:
         return cls(os.path.join(cache_root(cache), key))
 
     # ------------------------------------------------------------------------------------------------ the walk
-    def read_walk(self, roots: list[str]) -> Found | None:
+    def read_walk(self, roots: list[str]) -> KeptWalk | None:
         """The walk kept by :meth:`write_walk` for these ``roots``, if every folder it read is unchanged
-        (:func:`sources.still_valid`); None otherwise (walk again)."""
+        (:func:`sources.dirs_unchanged`); None otherwise (walk again)."""
         try:
-            with open(os.path.join(self.folder, _WALK_FILE), "rb") as f:
-                fmt, found = pickle.load(f)
+            fd = os.open(os.path.join(self.folder, _WALK_FILE), os.O_RDONLY)
+            try:
+                raw = os.read(fd, os.fstat(fd).st_size + 1)
+            finally:
+                os.close(fd)
+            fmt, kept = pickle.loads(raw)
         except Exception:  # missing, cut short, or written by another version: walked again
             return None
-        if fmt != FORMAT or not isinstance(found, Found) or found.roots != roots:
+        if fmt != FORMAT or not isinstance(kept, KeptWalk) or kept.roots != roots:
             return None
-        return found if still_valid(found) else None
+        return kept if dirs_unchanged(kept.dirs) else None
 
     def write_walk(self, found: Found) -> None:
-        """Keep ``found`` for the next re-open, when it can be kept (:func:`sources.keepable`)."""
+        """Keep ``found`` for the next re-open, when it can be kept (:func:`sources.keepable`), with the
+        generation that holds its files, when the last :meth:`load` of its files read or wrote one."""
         if not keepable(found):
             return
-        found.sidecars_of(found.files)  # made now, kept with it
+        sides = found.sidecars_of(found.files)  # made now, kept with it
+        gen = self.files_gen if self.files_gen_of is found.files else None
+        kept = KeptWalk(found.roots, found.dirs, gen, len(found.files), names_blob(found.files, sides),
+                        pickle.dumps(found, protocol=5))  # fmt: skip
         tmp = os.path.join(self.folder, f".{_WALK_FILE}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             with open(tmp, "wb") as f:
-                pickle.dump((FORMAT, found), f, protocol=5)
+                pickle.dump((FORMAT, kept), f, protocol=5)
             os.replace(tmp, os.path.join(self.folder, _WALK_FILE))
         except (OSError, pickle.PicklingError):
             with contextlib.suppress(OSError):
                 os.remove(tmp)
+
+    def read_unchanged(self, kept: KeptWalk, sigs_of: Callable[[], np.ndarray]) -> Parsed | None:
+        """The parsed content of the kept walk's files when the current generation holds them (``kept.gen``) and
+        none of them changed (``sigs_of``: their signatures, started); None otherwise (:meth:`load` them).  No
+        Python object is made for any file."""
+        gen = self._gen = self._gen or self._current()
+        if gen is None or kept.gen is None or os.path.basename(gen) != kept.gen:
+            return None
+        core = self._read(gen)
+        if core is None or len(core["sig"]) != kept.n or not np.array_equal(core["sig"], sigs_of()):
+            return None
+        return _parsed(core)
 
     # ----------------------------------------------------------------------------------------------- reading
     def _current(self) -> str | None:
@@ -205,6 +229,7 @@ class Store:
         is not read (it was found damaged): every file is parsed and a new generation written.  ``sigs_of``: the
         files' signatures, already started (:func:`sigs_started`); stat'ed here otherwise."""
         gen = self._gen = None if anew else (self._gen or self._current())
+        self.files_gen = self.files_gen_of = None
         # the one piece of per-file work of a re-open: a stat or two
         sigs = sigs_of() if sigs_of is not None else _sigs(files, found)
         core = self._read(gen) if gen else None
@@ -212,22 +237,12 @@ class Store:
             parsed = parse(files, sigs[:, 0].copy())
             self._save(parsed, files, sigs)
             return parsed, False
-        old = Parsed(
-            funcs=None,
-            paths=core["paths"],
-            n_stats=core["n_stats"],
-            n_edges=core["n_edges"],
-            total_tt=core["total_tt"],
-            profilers=core["profilers"],
-            sidecars=None,
-            stats=core["stats"],
-            edges=core["edges"],
-            errors=list(core["errors"]),
-        )
+        old = _parsed(core)
         cfiles: list[str] = core["files"]
         if cfiles == files and np.array_equal(core["sig"], sigs):
-            old.facts = core["facts"]
+            self.files_gen, self.files_gen_of = os.path.basename(gen), files
             return old, True  # the common case: nothing changed
+        old.facts = None
         # row of every file in the cached generation (-1: not there), then which of them are unchanged
         pos = {p: i for i, p in enumerate(cfiles)}
         rows = np.fromiter((pos.get(p, -1) for p in files), dtype=np.int64, count=len(files))
@@ -317,6 +332,7 @@ class Store:
                 fh.write(gen_name)
             os.replace(tmp, os.path.join(self.folder, "CURRENT"))
             self._gen = gen
+            self.files_gen, self.files_gen_of = gen_name, files
             for entry in os.listdir(self.folder):
                 if entry.startswith("gen-") and entry != gen_name:
                     # a reader that mapped the old generation keeps its pages: unlinking never truncates them
@@ -338,6 +354,43 @@ def _roots_key(roots: tuple[str, ...]) -> str:
     """:func:`_store_key` of a source of folders, kept per process (its JSON and hash took 0.1 ms of a re-open
     after other work)."""
     return _store_key(list(roots), [])
+
+
+def _parsed(core: dict[str, Any]) -> Parsed:
+    """The parsed content a generation's core holds (without the function keys and sidecars: :meth:`Store.complete`
+    reads them when needed)."""
+    return Parsed(
+        funcs=None,
+        paths=core["paths"],
+        n_stats=core["n_stats"],
+        n_edges=core["n_edges"],
+        total_tt=core["total_tt"],
+        profilers=core["profilers"],
+        sidecars=None,
+        stats=core["stats"],
+        edges=core["edges"],
+        errors=list(core["errors"]),
+        facts=core["facts"],
+    )
+
+
+@dataclasses.dataclass
+class KeptWalk:
+    """A walk kept for re-opens (:meth:`Store.write_walk`): what a re-open of unchanged folders needs, with no
+    Python object per file, and the whole walk pickled, unpickled only when something changed."""
+
+    roots: list[str]
+    dirs: list[tuple[str, int, int, int]]  # Found.dirs: what sources.dirs_unchanged checks
+    gen: str | None  # the generation that held exactly these files when the walk was kept
+    n: int  # how many files
+    names: bytes  # their names and their sidecars' (decode.names_blob)
+    pickled: bytes  # the Found
+
+    def found(self) -> Found:
+        found = pickle.loads(self.pickled)
+        if not isinstance(found, Found) or len(found.files) != self.n:
+            raise ValueError("a kept walk that does not hold its Found")
+        return found
 
 
 class CacheDamaged(Exception):
@@ -409,6 +462,9 @@ class _ArrayPickler(pickle.Pickler):
         elif kind is pd.Categorical:
             return _categorical, (self._one_dtype(obj.dtype), obj.codes)
         elif kind is pd.CategoricalDtype and obj.categories is not None:
+            few = _few_categories(obj)
+            if few is not None:
+                return _few_categorical_dtype, few
             return _categorical_dtype, (_index_values(obj.categories), obj.categories.name, obj.ordered)
         elif kind is pd.arrays.ArrowStringArray:
             return _strings_reduced(obj)
@@ -449,7 +505,15 @@ def _frame_reduced(df: pd.DataFrame) -> Any:
     for i in range(df.shape[1]):
         a = df.iloc[:, i].array
         arrays.append(a.to_numpy() if isinstance(a, pd.arrays.NumpyExtensionArray) else a)
+    if arrays and cols.name is None and cols.dtype == STR and all(type(c) is str for c in cols):
+        return _named_frame, (tuple(cols), arrays)
     return _frame, (_index_values(cols), cols.name, len(df), arrays)
+
+
+def _named_frame(names: tuple[str, ...], arrays: list[Any]) -> pd.DataFrame:
+    """A frame whose column index is the ``str`` index of ``names``, its values made once per process
+    (:func:`frames.names_index`: a frame's names come as one tuple, the same ones every load)."""
+    return frame_of(names_index(names), arrays)
 
 
 def _frame(names: Any, name: Any, n: int, arrays: list[Any]) -> pd.DataFrame:
@@ -476,6 +540,34 @@ def _categorical_dtype(categories: Any, name: Any, ordered: bool) -> pd.Categori
         return pd.CategoricalDtype._from_fastpath(index, ordered)
     except AttributeError:  # not in this pandas: the public, checking constructor
         return pd.CategoricalDtype(index, ordered)
+
+
+#: categories of these types, at most this many: pickled as their values and made once per process
+_FEW_TYPES = (str, int, bool)  # not float: 0.0 and -0.0 are equal keys, and would share one dtype
+_FEW = 64
+
+
+def _few_categories(dtype: pd.CategoricalDtype) -> tuple[str, tuple[tuple[type, Any], ...], bool] | None:
+    """``(categories' dtype, ((type, value), ...), ordered)`` of a dtype of a few unnamed categories of plain
+    values, whose dtype its name gives again; None otherwise."""
+    cats = dtype.categories
+    if len(cats) > _FEW or cats.name is not None:
+        return None
+    values = tuple((type(c), c) for c in cats)
+    kind = str(cats.dtype)
+    if any(t not in _FEW_TYPES for t, _ in values) or pd.api.types.pandas_dtype(kind) != cats.dtype:
+        return None
+    return kind, values, dtype.ordered
+
+
+@functools.lru_cache(maxsize=256)
+def _few_categorical_dtype(kind: str, values: tuple[tuple[type, Any], ...], ordered: bool) -> pd.CategoricalDtype:
+    """A categorical dtype of a few categories (:func:`_few_categories`), one object per process for each: the
+    same few come every load (``kind``, ``profiler``, no task names at all), and a dtype made again is ~50 µs in a
+    re-open after other work (dtypes are immutable).  The values' types are in the key: categories ``[1]`` and
+    ``[True]`` are two dtypes."""
+    index = pd.Index([v for _, v in values], dtype=kind)
+    return _categorical_dtype(_index_values(index), None, ordered)
 
 
 def _categorical(dtype: pd.CategoricalDtype, codes: np.ndarray) -> pd.Categorical:
@@ -508,8 +600,11 @@ def _string_dtype(storage: str, na: str) -> pd.StringDtype:
 def _load_mapped(path: str) -> Any:
     """What :func:`_dump_mapped` wrote, its column buffers views of a private (copy-on-write) mapping of the file:
     writable, never written back.  ValueError when the file is cut short or padded."""
-    with open(path, "rb") as f:
-        view = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
+    fd = os.open(path, os.O_RDONLY)  # not open(): its buffered reader was 15-60 µs of a re-open, for nothing
+    try:
+        view = memoryview(mmap.mmap(fd, 0, access=mmap.ACCESS_COPY))
+    finally:
+        os.close(fd)
     n = int.from_bytes(view[:8], "little")
     meta, spans, total = pickle.loads(view[8 : 8 + n])
     start = 8 + n + (-(8 + n) % _ALIGN)

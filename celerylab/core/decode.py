@@ -814,6 +814,28 @@ def stat_sigs_started(paths: list[str], sidecars: list[str | None]) -> Callable[
     return lambda: np.frombuffer(job.wait(), dtype=np.int64).reshape(len(paths), 4)
 
 
+def names_blob(paths: list[str], sidecars: list[str | None]) -> bytes:
+    """The names of ``paths`` and of their sidecars as one bytes object, as :func:`stat_names_started` takes them:
+    each file's name then its sidecar's, encoded as ``os.stat`` encodes a str, each ended by a NUL; a sidecar of
+    None as an empty name."""
+    return b"".join(
+        os.fsencode(p) + b"\0" + (b"" if s is None else os.fsencode(s)) + b"\0" for p, s in zip(paths, sidecars)
+    )
+
+
+def stat_names_started(names: bytes, n: int) -> Callable[[], np.ndarray]:
+    """:func:`stat_sigs_started` of the ``n`` files named in ``names`` (:func:`names_blob`): a kept walk hands
+    the stat calls its files' names without a Python string for each of them."""
+    start = getattr(_cdecode, "stat_start", None)
+    if start is None:
+        parts = names.split(b"\0")
+        paths = [os.fsdecode(p) for p in parts[0 : 2 * n : 2]]
+        sides = [os.fsdecode(s) if s else None for s in parts[1 : 2 * n : 2]]
+        return lambda: stat_sigs(paths, sides)
+    job = start(names, n)
+    return lambda: np.frombuffer(job.wait(), dtype=np.int64).reshape(n, 4)
+
+
 def _stat(path: str | None) -> tuple[int, int]:
     if path is None:
         return -1, -1

@@ -54,7 +54,7 @@ def names_index(names: Sequence[str]) -> pd.Index:
 
 @functools.lru_cache(maxsize=64)
 def _names_array(names: tuple[str, ...]) -> Any:
-    return pd.arrays.ArrowStringArray(pa.array(names, type=pa.large_string()), dtype=_STR)
+    return pd.arrays.ArrowStringArray(pa.array(names, type=pa.large_string()), dtype=STR)
 
 
 # --------------------------------------------------------------------------------------------- frames from parsed
@@ -227,7 +227,7 @@ def _functions(parsed: Parsed, prefixes: set[str]) -> pd.DataFrame:
     if texts is not None:  # made by the decoder: no Python string per function
         name_arr, label_arr, lines, file_arr = texts
         name_col, label_col, file_col = (
-            pd.arrays.ArrowStringArray(a, dtype=_STR) for a in (name_arr, label_arr, file_arr)
+            pd.arrays.ArrowStringArray(a, dtype=STR) for a in (name_arr, label_arr, file_arr)
         )
         enc = pc.dictionary_encode(file_arr)  # the distinct files, in order of first appearance
         c = classify_codes(enc.dictionary.to_pylist(), enc.indices.to_numpy(zero_copy_only=False).astype(np.int32),
@@ -253,7 +253,7 @@ def _functions(parsed: Parsed, prefixes: set[str]) -> pd.DataFrame:
     )
 
 
-_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # what pd.array(values, dtype="str") gives
+STR = pd.StringDtype("pyarrow", na_value=np.nan)  # what pd.array(values, dtype="str") gives
 
 
 def _strings(values: Any, codes: np.ndarray | None = None) -> Any:
@@ -266,7 +266,7 @@ def _strings(values: Any, codes: np.ndarray | None = None) -> Any:
         arr = pa.array([_shown(v) for v in values], type=pa.large_string())
     if codes is not None:
         arr = arr.take(pa.array(codes))
-    return pd.arrays.ArrowStringArray(arr, dtype=_STR)
+    return pd.arrays.ArrowStringArray(arr, dtype=STR)
 
 
 def _shown(text: Any) -> Any:

@@ -19,6 +19,7 @@ from ..errors import LoadError
 from . import cache as _cache
 from . import names as _names
 from .data import ProfileData
+from .decode import stat_names_started
 from .frames import build_frames, frame_of, merge_metadata, names_index, table
 from .parse import Progress, parse
 from .rules import caller_format_clash, column_facts, nullable_counts
@@ -75,40 +76,52 @@ def _load(
     progress: bool | None,
     isolate: bool,
 ) -> ProfileData:
-    store, found = None, None
+    store, found, kept = None, None, None
     if cache:
         roots = folder_roots(source)
         if roots is not None:  # folders only: the last walk is kept in the cache while none of them changes
             store = _cache.Store.for_roots(roots, [], cache)
-            found = store.read_walk(roots)
-    walked = found is None
-    if found is None:
+            kept = store.read_walk(roots)
+    if kept is None:
         found = discover(source)
         store = _cache.Store.for_source(found, cache, pattern) if cache else None
-    bar = Progress(len(found.files), progress)
+    n_files = kept.n if kept is not None else len(found.files)  # type: ignore[union-attr]
+    bar = Progress(n_files, progress)
     pattern_key = pattern.pattern if pattern is not None else ""
-    built = None
+    built, parsed = None, None
     try:
         if store is not None:
             fresh: list[int] = []
 
             def parse_fresh(files: list[str], sizes: Any) -> Any:
                 fresh.append(len(files))
-                return parse(files, jobs, bar, isolate, found.sidecars_of(files), sizes)
+                return parse(files, jobs, bar, isolate, found.sidecars_of(files), sizes)  # type: ignore[union-attr]
 
             # the stat calls run in threads of their own while this one reads the current generation's frames:
             # used if the signatures show nothing changed (a re-open's two longest steps, side by side)
-            sigs_of = _cache.sigs_started(found.files, found)
-            frames_read = store.read_frames(pattern_key)
-            parsed, unchanged = store.load(found.files, parse_fresh, found, sigs_of=sigs_of)
+            if kept is not None:  # no Python object for any file unless something changed
+                sigs_of = stat_names_started(kept.names, kept.n)
+                frames_read = store.read_frames(pattern_key)
+                parsed = store.read_unchanged(kept, sigs_of)
+                unchanged = parsed is not None
+                if parsed is None:
+                    found = kept.found()
+            else:
+                sigs_of = _cache.sigs_started(found.files, found)  # type: ignore[union-attr]
+                frames_read = store.read_frames(pattern_key)
+            if parsed is None:
+                assert found is not None
+                parsed, unchanged = store.load(found.files, parse_fresh, found, sigs_of=sigs_of)
             built = frames_read if unchanged else None
             if built is None:
                 try:
                     store.complete(parsed)  # the keys and sidecars an unchanged re-open did not read
                 except _cache.CacheDamaged:  # they cannot be read: every file parsed again, the cache rewritten
+                    assert found is not None
                     parsed, _ = store.load(found.files, parse_fresh, found, anew=True)
-            bar.cached(len(found.files) - sum(fresh))
+            bar.cached(n_files - sum(fresh))
         else:
+            assert found is not None
             parsed = parse(found.files, jobs, bar, isolate, found.sidecars_of(found.files))
     finally:
         bar.close()
@@ -116,8 +129,8 @@ def _load(
         built = build_frames(parsed, pattern)
         if store is not None:
             store.write_frames(built, pattern_key)
-    if store is not None and walked:
-        store.write_walk(found)
+    if store is not None and found is not None and (kept is None or kept.gen != store.files_gen):
+        store.write_walk(found)  # walked now, or kept with another generation than the one that holds its files
     facts = parsed.facts if parsed.facts is not None else column_facts(parsed.stats, parsed.edges)
     if facts["edges.tottime.nan"]:
         _refuse_what_pstats_refuses(parsed, built["functions"]["label"])
@@ -128,7 +141,8 @@ def _load(
         "edges": _frame(parsed.edges, facts, "edges"),
         "sql": built["sql"],
         "allocations": built["allocations"],
-        "errors": table("errors", found.errors + parsed.errors + _rows(built["sidecar_errors"])),
+        # a kept walk met no error (sources.keepable)
+        "errors": table("errors", (found.errors if found else []) + parsed.errors + _rows(built["sidecar_errors"])),
     }
     report = table("metadata_report", [])
     if metadata is not None:
@@ -146,7 +160,7 @@ def _load(
         if strict:
             lines = "\n".join(f"  {p}: {r}" for p, r in errors.itertuples(index=False))
             raise LoadError(f"{len(errors)} file(s) could not be loaded:\n{lines}", errors=errors)
-        warnings.warn(_error_summary(errors, len(found.files)), stacklevel=4)
+        warnings.warn(_error_summary(errors, n_files), stacklevel=4)
     if not len(frames["profiles"]) and not len(errors):
         warnings.warn(f"celerylab.load: no profile files found in {source!r}", stacklevel=4)
     return ProfileData(**frames, metadata_report=report)

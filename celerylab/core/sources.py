@@ -204,9 +204,12 @@ def still_valid(found: Found) -> bool:
     """Whether a kept walk still lists what a new walk would: every folder it read is still the same folder with
     the same mtime (adding, removing or renaming an entry changes its folder's mtime; a file changed in place is
     the cache's signatures' business, not the walk's)."""
-    if not keepable(found):
-        return False
-    for path, dev, ino, mtime in found.dirs:
+    return keepable(found) and dirs_unchanged(found.dirs)
+
+
+def dirs_unchanged(dirs: list[tuple[str, int, int, int]]) -> bool:
+    """Whether every folder of ``dirs`` (``Found.dirs``) is still the same folder with the same mtime."""
+    for path, dev, ino, mtime in dirs:
         try:
             st = os.stat(path)
         except OSError:
@@ -242,6 +245,7 @@ __all__ = [
     "SKIP_IN_WALK",
     "Found",
     "Source",
+    "dirs_unchanged",
     "discover",
     "folder_roots",
     "keepable",

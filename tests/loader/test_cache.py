@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import pstats
 import time
 from pathlib import Path
@@ -425,21 +426,40 @@ def test_signatures_stat_in_c_equal_os_stat(tmp_path, monkeypatch):
     huge = many * 12
     huge_sides = sides * 12
     assert sum(s is not None for s in huge_sides) + len(huge) > 1024
+    named = decode.names_blob(huge, huge_sides)  # a kept walk's names: one bytes object, no str per file
+    assert named.count(b"\0") == 2 * len(huge) and "p é".encode() in named
     for got, args in (
         (decode.stat_sigs_started(many, sides), (many, sides)),
         (decode.stat_sigs_started(huge, huge_sides), (huge, huge_sides)),
+        (decode.stat_names_started(named, len(huge)), (huge, huge_sides)),
+        (decode.stat_names_started(decode.names_blob(many, sides), len(many)), (many, sides)),
         (cache_mod.sigs_started(files, found), (files, found.sidecars_of(files))),
         (decode.stat_sigs_started([], []), ([], [])),
+        (decode.stat_names_started(b"", 0), ([], [])),
     ):
         first = got()
         assert first.tolist() == decode.stat_sigs(*args).tolist() and got().tolist() == first.tolist()
     for _ in range(20):  # a job dropped unwaited joins its threads (nothing freed under them)
         _cdecode.stat_start(huge, huge_sides)
+        _cdecode.stat_start(named, len(huge))
     with pytest.raises(ValueError, match="differ in length"):
         _cdecode.stat_start(many, sides[:-1])
+    for bad, n, why in (
+        (named[:-1], len(huge), "end after"),
+        (named + b"x\0", len(huge), "more than"),
+        (named, len(named), "cannot hold"),
+        (named, -1, "cannot hold"),
+        (b"a\0", 1, "end after"),
+        (b"a\0", 2, "cannot hold"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            _cdecode.stat_start(bad, n)
+    with pytest.raises(TypeError, match="lists"):
+        _cdecode.stat_start(named, sides)
     monkeypatch.setattr(decode, "_cdecode", None)  # the os.stat path gives the same signatures
     assert cache_mod._sigs(files, found).tolist() == want
     assert cache_mod.sigs_started(files, found)().tolist() == want
+    assert decode.stat_names_started(named, len(huge))().tolist() == decode.stat_sigs(huge, huge_sides).tolist()
 
 
 # --------------------------------------------------------------------------------------------- the kept walk
@@ -467,7 +487,7 @@ def walks(monkeypatch):
 @pytest.mark.parametrize(
     "change", ["none", "add", "delete", "rename", "add sidecar", "add in subfolder", "new subfolder", "touch"]
 )
-def test_a_kept_walk_serves_re_opens_until_a_folder_changes(tmp_path, walks, parsed_files, change):
+def test_a_kept_walk_serves_re_opens_until_a_folder_changes(tmp_path, walks, parsed_files, change, monkeypatch):
     folder = tmp_path / "p"
     paths = make_set(folder, 6, with_sidecars=False)
     sub = make_set(folder / "sub", 2, with_sidecars=False)
@@ -507,6 +527,28 @@ def test_a_kept_walk_serves_re_opens_until_a_folder_changes(tmp_path, walks, par
     if change == "add sidecar":
         row = ps.profiles.set_index("path").loc[target]
         assert row["task_name"] == "late.sidecar" and row["queue"] == "q"
+
+    # the walk is kept with the generation that holds its files (a walk kept before a file changed in place is
+    # kept again with the new one; a changed folder is walked again once it is quiet): a re-open then reads
+    # neither the walk's files nor the generation's as Python objects, and stats only the files the walk names
+    def kept_gen():
+        (kept_file,) = Path(cache).glob("*/walk.pickle")
+        kept = pickle.loads(kept_file.read_bytes())[1]
+        assert kept.n == len(ps)
+        return kept.gen, (kept_file.parent / "CURRENT").read_text()
+
+    if change in ("none", "touch"):
+        assert kept_gen()[0] == kept_gen()[1]
+    _quiet(folder)
+    cl.load(folder, cache=cache)
+    walked, n_parsed = walks[0], len(parsed_files)
+    assert kept_gen()[0] == kept_gen()[1]
+    monkeypatch.setattr(cache_mod.KeptWalk, "found", lambda self: pytest.fail("the kept walk was unpickled"))
+    monkeypatch.setattr(cache_mod.Store, "load", lambda *a, **k: pytest.fail("the files were listed"))
+    fast = cl.load(folder, cache=cache)
+    assert walks[0] == walked and len(parsed_files) == n_parsed
+    for name in FRAMES:
+        pdt.assert_frame_equal(getattr(fast, name), getattr(ps, name))
 
 
 def test_a_walk_of_folders_changed_just_before_it_is_not_kept(tmp_path, walks):
