@@ -132,8 +132,9 @@ def build_frames(parsed: Parsed, pattern: re.Pattern[str] | None) -> dict[str, p
 
     sql = table("sql", sql_rows)
     allocations = table("allocations", alloc_rows)
-    side = table("sidecar_errors", side_errors)
-    return {"profiles": profiles, "functions": funcs, "sql": sql, "allocations": allocations, "sidecar_errors": side}
+    # the sidecars that could not be read, as (path, reason) rows: joined to the load's errors
+    return {"profiles": profiles, "functions": funcs, "sql": sql, "allocations": allocations,
+            "sidecar_errors": side_errors}  # fmt: skip
 
 
 def _profiles(rows: list[dict[str, Any]], parsed: Parsed) -> pd.DataFrame:
@@ -197,7 +198,6 @@ _TABLES: dict[str, tuple[list[str], dict[str, Any]]] = {
                                                                    "time_s": "float64"}),
     "allocations": (["profile_id", "file", "line", "size", "count"], {"profile_id": np.int32, "line": "Int64",
                                                                       "size": "Int64", "count": "Int64"}),
-    "sidecar_errors": (["path", "reason"], {}),
     "errors": (["path", "reason"], {}),
     "metadata_report": (["kind", "key", "column", "profile_value", "metadata_value"], {}),
 }  # fmt: skip

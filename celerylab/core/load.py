@@ -142,7 +142,7 @@ def _load(
         "sql": built["sql"],
         "allocations": built["allocations"],
         # a kept walk met no error (sources.keepable)
-        "errors": table("errors", (found.errors if found else []) + parsed.errors + _rows(built["sidecar_errors"])),
+        "errors": table("errors", (found.errors if found else []) + parsed.errors + built["sidecar_errors"]),
     }
     report = table("metadata_report", [])
     if metadata is not None:
@@ -189,10 +189,6 @@ def _frame(cols: dict[str, Any], facts: dict[str, bool], part: str) -> pd.DataFr
         if facts[f"{part}.{c}.unknown"]:
             cols[c] = nullable_counts(cols[c])
     return frame_of(names_index(list(cols)), list(cols.values()))
-
-
-def _rows(df: pd.DataFrame) -> list[tuple[Any, ...]]:
-    return list(df.itertuples(index=False, name=None)) if len(df) else []
 
 
 def _error_summary(errors: pd.DataFrame, total: int) -> str:

@@ -102,7 +102,7 @@ def parse_chunk(files: list[SourceFile], dataset: str, part: str, storage_option
     pkeys = np.array([ok_keys[p] for p in parsed.paths], dtype=np.int64)
     fkeys = np.array([L.func_key(*k) for k in parsed.funcs], dtype=np.int64)
     frames = build_frames(parsed, None)
-    result.sidecar_errors = list(frames["sidecar_errors"].itertuples(index=False, name=None))
+    result.sidecar_errors = list(frames["sidecar_errors"])
 
     dates, runs, sidecar_text, sidecar_error = [], [], [], []
     for sc in parsed.sidecars:

@@ -25,6 +25,7 @@ import pyarrow.dataset as pads
 from ..analysis.drilldown import TOP_COLUMNS, _with_labels
 from ..core.data import FuncRef, ProfileData
 from ..core.frames import build_frames
+from ..core.frames import table as rows_table
 from ..core.parse import EDGE_COLS, STAT_COLS, Parsed, _concat_columns
 from ..core.rules import UNKNOWN
 from ..errors import ColumnNotFound, UsageError
@@ -236,9 +237,9 @@ class Dataset:
             )  # fmt: skip
         return self._cache["light"]
 
-    def _errors(self, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-        side = frames["sidecar_errors"]
-        return pd.concat([self.errors, side], ignore_index=True) if len(side) else self.errors
+    def _errors(self, frames: dict[str, Any]) -> pd.DataFrame:
+        side = frames["sidecar_errors"]  # (path, reason) rows
+        return pd.concat([self.errors, rows_table("errors", side)], ignore_index=True) if side else self.errors
 
     # ---------------------------------------------------------------------------------------------- functions
     def _functions(self) -> pd.DataFrame:

@@ -353,6 +353,12 @@ def test_frames_are_stored_by_their_columns_and_come_back_identical(tmp_path):
             "cat_one": pd.Categorical([1, None, 1, 1, 1], categories=pd.Index([1], dtype=object)),
             "cat_true": pd.Categorical([True, None, True, True, True], categories=pd.Index([True], dtype=object)),
             "when": pd.to_datetime(["2026-01-01", None, "2026-01-02", "2026-01-03", None], utc=True),
+            "when_s": pd.to_datetime(["2026-01-01", None, "2026-01-02", "2026-01-03", None], utc=True).as_unit("s"),
+            "when_paris": pd.to_datetime(["2026-01-01", None, "2026-07-02", "2026-01-03", None]).tz_localize(
+                "Europe/Paris"
+            ),
+            "when_naive": pd.to_datetime(["2026-01-01", None, "1677-09-22", "2262-04-11", None]).as_unit("ms"),
+            "cat_many": pd.Categorical([f"c{i}" for i in range(5)], categories=[f"c{i}" for i in range(100)]),
             "n": pd.array([1, None, 3, 4, 5], dtype="Int64"),
             "obj": np.array([[1], None, "x", {"k": 1}, 2.5], dtype=object),
             "flag": np.array([True, False, True, True, False]),
@@ -365,9 +371,23 @@ def test_frames_are_stored_by_their_columns_and_come_back_identical(tmp_path):
     with_attrs = frame.copy()
     with_attrs.attrs["source"] = "x"
     multi = pd.DataFrame(np.ones((2, 2)), columns=pd.MultiIndex.from_tuples([("a", 1), ("a", 2)]))
-    back = _round_trip(tmp_path, {"f": frame, "e": empty, "n": no_columns, "o": own_index, "a": with_attrs, "m": multi})
+    plain = frame.copy()
+    plain.columns.name = None  # its column names come as one tuple, their index made once per process
+    frames = {"f": frame, "e": empty, "n": no_columns, "o": own_index, "a": with_attrs, "m": multi, "p": plain}
+    back = _round_trip(tmp_path, frames)
     pdt.assert_frame_equal(back["f"], frame)
     assert back["f"].columns.name == "cols"
+    pdt.assert_frame_equal(back["p"], plain)
+    assert back["p"].columns.dtype == plain.columns.dtype and back["p"].columns.name is None
+    for c in ("when", "when_s", "when_paris", "when_naive"):
+        assert back["f"][c].dtype == frame[c].dtype and str(back["f"][c].dt.tz) == str(frame[c].dt.tz), c
+        assert back["f"][c].isna().tolist() == frame[c].isna().tolist(), c
+    # few categories of plain values: one dtype object per process (they are immutable), read after read
+    again = _round_trip(tmp_path, frames)
+    for c in ("cat", "cat_ordered", "cat_empty", "cat_int", "cat_one", "cat_true"):
+        assert again["f"][c].dtype is back["f"][c].dtype is back["p"][c].dtype, c
+    for c in ("cat_float", "cat_when", "cat_many"):  # made again each time, as pandas makes them
+        assert again["f"][c].dtype is not back["f"][c].dtype, c
     for c in frame.columns:
         assert back["f"][c].dtype == frame[c].dtype, c
         if isinstance(frame[c].dtype, pd.CategoricalDtype):
