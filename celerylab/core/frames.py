@@ -263,16 +263,19 @@ def _strings(values: Any, codes: np.ndarray | None = None) -> Any:
     try:
         arr = pa.array(values, type=pa.large_string())
     except UnicodeEncodeError:  # a name with a lone surrogate (see _rows_frame): shown escaped, "\\udc80"
-        arr = pa.array([_shown(v) for v in values], type=pa.large_string())
+        arr = pa.array([shown(v) for v in values], type=pa.large_string())
     if codes is not None:
         arr = arr.take(pa.array(codes))
     return pd.arrays.ArrowStringArray(arr, dtype=STR)
 
 
-def _shown(text: Any) -> Any:
+def shown(text: Any) -> Any:
     """``text`` with each lone surrogate written as its escape (``"\\udc80"``): what the ``functions`` frame shows
-    of such a name, so that every view can treat it as text (the function is known by its id, its key is kept)."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(text, str) else text
+    of such a name, so that every view can treat it as text (the function is known by its id, its key is kept), and
+    what the scale dataset writes of any text (Parquet's strings are UTF-8)."""
+    if not isinstance(text, str) or text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _lines(values: list[int]) -> np.ndarray:
@@ -328,7 +331,7 @@ def _as_category(values: Any) -> Any:
             try:
                 return pd.Categorical(values)
             except UnicodeEncodeError:  # a lone surrogate (see _rows_frame): shown escaped
-                return pd.Categorical(np.array([_shown(v) for v in values], dtype=object))
+                return pd.Categorical(np.array([shown(v) for v in values], dtype=object))
     return values
 
 

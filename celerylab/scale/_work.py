@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..core.frames import build_frames
+from ..core.frames import build_frames, shown
 from ..core.parse import parse_serial
 from . import _layout as L
 
@@ -59,7 +59,9 @@ def _date_of(sc: Any) -> str | None:
 
 
 def _str(v: Any) -> str | None:
-    return None if v is None else str(v)
+    """A text value as the dataset stores it: Parquet's strings are UTF-8, so a lone surrogate (a file name that is
+    not UTF-8, a name pstats reads with one) is written as its escape, as the loader's frames show it."""
+    return None if v is None else shown(str(v))
 
 
 def _within(pid: np.ndarray) -> np.ndarray:
@@ -114,7 +116,7 @@ def parse_chunk(files: list[SourceFile], dataset: str, part: str, storage_option
     p = frames["profiles"]
     prof = pd.DataFrame({
         "profile_key": pkeys,
-        "path": parsed.paths,
+        "path": [_str(p) for p in parsed.paths],
         "task_name": [_str(v) for v in p["task_name"].astype(object)],
         "task_id": [_str(v) for v in p["task_id"].astype(object)],
         "hostname": [_str(v) for v in p["hostname"].astype(object)],
@@ -145,14 +147,14 @@ def parse_chunk(files: list[SourceFile], dataset: str, part: str, storage_option
     sql = pd.DataFrame({
         "profile_key": pkeys[sql["profile_id"].to_numpy()], "sql": [_str(v) for v in sql["sql"]],
         "count": sql["count"], "time_s": sql["time_s"],
-        "callers": [[str(c) for c in v] if isinstance(v, list) else None for v in sql["callers"]],
+        "callers": [[_str(c) for c in v] if isinstance(v, list) else None for v in sql["callers"]],
     })  # fmt: skip
     al = frames["allocations"]
     allocations = pd.DataFrame({
         "profile_key": pkeys[al["profile_id"].to_numpy()], "file": [_str(v) for v in al["file"]],
         "line": al["line"], "size": al["size"], "count": al["count"],
     })  # fmt: skip
-    funcs = pd.DataFrame(parsed.funcs, columns=["file", "line", "name"])
+    funcs = pd.DataFrame([(shown(f), line, shown(n)) for f, line, n in parsed.funcs], columns=["file", "line", "name"])
     funcs.insert(0, "func_key", fkeys)
 
     fs, root = L.filesystem(dataset, storage_options)

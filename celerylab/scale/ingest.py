@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._files import TEMP_SUFFIXES
+from ..core.frames import shown
 from ..core.parse import CRASH_REASON
 from ..core.sources import SKIP_IN_WALK, discover
 from ..errors import UsageError
@@ -153,7 +154,9 @@ def _commit(fs: Any, root: str, res: ChunkResult, seq: int) -> None:
     rows = [r for r in res.files if not (r[4] and r[4].startswith(TRANSIENT))]
     if not rows:
         return
-    df = pd.DataFrame(rows, columns=["path", "size", "mtime", "profile_key", "reason"])
+    # the manifest's text as the dataset's (frames.shown: a path that is not UTF-8 written with its escapes)
+    df = pd.DataFrame([(shown(p), s, m, k, shown(r)) for p, s, m, k, r in rows],
+                      columns=["path", "size", "mtime", "profile_key", "reason"])  # fmt: skip
     df["profile_key"] = pd.array([r[3] for r in rows], dtype="Int64")  # not through float64: 64-bit keys
     df["part"] = res.part
     df["seq"] = seq
@@ -249,7 +252,7 @@ def ingest(
     manifest = read_manifest(to, storage_options)
     _remove_uncommitted(fs, root, set(manifest["part"]))
     have = set(zip(manifest["path"], manifest["size"].astype(int), manifest["mtime"]))
-    todo = [f for f in files if (f.path, f.size, f.mtime) not in have]
+    todo = [f for f in files if (shown(f.path), f.size, f.mtime) not in have]
     report.new_files = len(todo)
     report.skipped = len(files) - len(todo)
     if not todo:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pstats
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -285,3 +286,54 @@ def test_ingest_shows_a_progress_bar_when_asked(tmp_path, client, capsys):
     make_corpus(tmp_path / "src", 3, extras=False)
     ingest(str(tmp_path / "src"), str(tmp_path / "ds"), scheduler=client, progress=True)
     assert "celerylab ingest" in capsys.readouterr().err
+
+
+def test_names_that_are_not_utf8_are_ingested_and_totals_stay_exact(tmp_path, client):
+    """A file name of bytes that are not UTF-8, a function named with a lone surrogate, a sidecar's run and task name
+    holding one, and a broken file with such a name: Parquet's strings are UTF-8, so the dataset writes each as its
+    escape (as the loader's frames show names); the functions keep their identity and every total equals pstats.
+    They once failed the whole ingest with UnicodeEncodeError."""
+    import json
+    import marshal
+
+    folder = tmp_path / "src"
+    good = make_corpus(folder, 3, extras=False)
+    odd_file = os.fsdecode(os.fsencode(str(folder)) + b"/orders.\xff\xfe.prof")
+    with open(odd_file, "wb") as f:
+        f.write(marshal.dumps({("a.py", 1, "f"): (2, 2, 0.5, 0.75, {})}))
+    odd_name = str(folder / "odd_name.prof")
+    with open(odd_name, "wb") as f:
+        f.write(marshal.dumps({("b.py", 3, "bad\udc80name"): (1, 1, 0.25, 0.25, {("a.py", 1, "f"): (1, 1, 0.1, 0.1)}),
+                               ("a.py", 1, "f"): (1, 1, 0.125, 0.125, {})}))  # fmt: skip
+    side_path = Path(good[0][: -len(".prof")] + ".json")
+    side = json.loads(side_path.read_text())
+    side.update(task_name="odd\udcfftask", run="run\udcfe")
+    side_path.write_text(json.dumps(side))  # json writes the surrogates as \udcff, \udcfe
+    broken = os.fsdecode(os.fsencode(str(folder)) + b"/broken.\xff.prof")
+    with open(broken, "wb") as f:
+        f.write(b"not a profile at all")
+    paths = sorted([*good, odd_file, odd_name])
+
+    def shown(text):
+        return text.encode("utf-8", "backslashreplace").decode()
+
+    dataset = str(tmp_path / "ds")
+    report = ingest(str(folder), dataset, scheduler=client, chunk_size=2)
+    assert report.profiles == len(paths) == 5
+    assert [p for p, _ in report.errors] == [broken]  # the report names the file itself
+    assert sorted(read_manifest(dataset)["path"]) == sorted(shown(p) for p in [*paths, broken])
+    again = ingest(str(folder), dataset, scheduler=client)
+    assert again.new_files == 0 and again.skipped == 6, "the escaped manifest still knows every file"
+    ds = cl.open_dataset(dataset, scheduler=client)
+    got = ds.to_profileset()
+    assert sorted(got.profiles["path"]) == sorted(shown(p) for p in paths)
+    assert "odd\\udcfftask" in set(got.profiles["task_name"].astype(object))
+    assert "run\\udcfe" in set(got.profiles["run"].astype(object))
+    oracle = pstats.Stats(*paths)
+    totals = ds.function_totals().merge(ds._functions(), on="func_key").set_index(["file", "line", "name"])
+    assert len(totals) == len(oracle.stats)
+    for (file, line, name), (_cc, _nc, tt, ct, _callers) in oracle.stats.items():
+        row = totals.loc[(shown(file), line, shown(name))]
+        assert (row["tottime"], row["cumtime"]) == (tt, ct), name
+    loaded = load(folder)  # cl.load shows the same names the same way
+    assert set(loaded.functions["label"]) == set(got.functions["label"])
