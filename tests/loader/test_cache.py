@@ -296,6 +296,18 @@ def test_frames_from_the_cache_are_writable_and_never_written_back(tmp_path):
     pdt.assert_frame_equal(again.functions, first.functions)
     pdt.assert_frame_equal(again.profiles, first.profiles)
     assert ps.functions.loc[0, "line"] == 123456
+    # the empty frames (no SQL, no allocations, no errors, no metadata report) are copies of one template each: an
+    # edit of one set's stays in that set
+    for name in ("sql", "allocations", "errors", "metadata_report"):
+        mine, pristine = getattr(ps, name), getattr(first, name).copy()
+        mine["added"] = 1
+        mine.columns.name = "renamed"
+        mine.index.name = "row"
+        mine.insert(0, "inserted", [])
+        del mine[mine.columns[1]]
+        for other in (getattr(first, name), getattr(cl.load(folder, cache=cache), name), getattr(again, name)):
+            pdt.assert_frame_equal(other, pristine)
+            assert other.columns.name is None and other.index.name is None and not len(other)
 
 
 def test_re_opened_columns_have_numpys_own_dtypes(tmp_path):
