@@ -403,11 +403,13 @@ class KeptWalk:
     names: bytes  # their names and their sidecars' (decode.names_blob)
     pickled: bytes  # the Found
 
-    def found(self) -> Found:
-        found = pickle.loads(self.pickled)
-        if not isinstance(found, Found) or len(found.files) != self.n:
-            raise ValueError("a kept walk that does not hold its Found")
-        return found
+    def found(self) -> Found | None:
+        """The whole walk, or None when it cannot be read back (the source is walked again)."""
+        try:
+            found = pickle.loads(self.pickled)
+        except Exception:  # damaged
+            return None
+        return found if isinstance(found, Found) and len(found.files) == self.n else None
 
 
 class CacheDamaged(Exception):

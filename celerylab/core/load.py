@@ -106,6 +106,10 @@ def _load(
                 unchanged = parsed is not None
                 if parsed is None:
                     found = kept.found()
+                    if found is None:  # the kept walk cannot give its files: walked again, and kept again
+                        found, kept = discover(source), None
+                        n_files = len(found.files)
+                        sigs_of = _cache.sigs_started(found.files, found)
             else:
                 sigs_of = _cache.sigs_started(found.files, found)  # type: ignore[union-attr]
                 frames_read = store.read_frames(pattern_key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -626,6 +627,32 @@ def test_a_damaged_kept_walk_is_walked_again_and_rewritten(tmp_path, walks):
     assert walks[0] == 2
     pdt.assert_frame_equal(cl.load(folder, cache=cache).profiles, first.profiles)
     assert walks[0] == 2, "the walk was kept again"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "another object", "fewer files"])
+def test_a_kept_walk_whose_files_cannot_be_read_back_is_walked_again(tmp_path, walks, parsed_files, damage):
+    """An unchanged re-open reads only the kept walk's names; when a file changed, the whole walk is read back from
+    inside it: damaged there, the source is walked again, the change merged in, and the walk kept again."""
+    folder = tmp_path / "p"
+    paths = make_set(folder, 3, with_sidecars=False)
+    _quiet(folder)
+    cache = tmp_path / "cache"
+    cl.load(folder, cache=cache)
+    (kept_file,) = Path(cache).glob("*/walk.pickle")
+    fmt, kept = pickle.loads(kept_file.read_bytes())
+    found = kept.found()
+    kept.pickled = {"garbage": b"\x80\x05garbage", "another object": pickle.dumps([1, 2]),
+                    "fewer files": pickle.dumps(dataclasses.replace(found, files=found.files[:2]))}[damage]  # fmt: skip
+    kept_file.write_bytes(pickle.dumps((fmt, kept)))
+    parsed_files.clear()
+    _bump_mtime(paths[1])  # a file changed in place: the kept walk's names are stat'ed, then its files wanted
+    ps = cl.load(folder, cache=cache)
+    assert walks[0] == 2 and parsed_files == [paths[1]]
+    kept_again = pickle.loads(kept_file.read_bytes())[1]
+    assert kept_again.found() is not None and kept_again.gen == (kept_file.parent / "CURRENT").read_text()
+    pdt.assert_frame_equal(cl.load(folder, cache=cache).profiles, ps.profiles)
+    assert walks[0] == 2, "the walk was kept again"
+    _same_as_uncached(ps, folder)
 
 
 def test_the_cache_hands_the_parser_the_sizes_its_signatures_stat_ed(tmp_path, monkeypatch):
