@@ -211,6 +211,31 @@ def write_profile(folder: str, stats: dict[Any, Any], *, task_name: str = "app.t
     return path
 
 
+def write_not_utf8(folder: str, sidecar_of: str, **texts: str) -> tuple[list[str], str]:
+    """Text that is not UTF-8, as pstats reads it, added to ``folder``: a profile whose file name holds bytes that
+    are not UTF-8 (``os.fsdecode`` keeps each as a lone surrogate), one whose function is named with a lone
+    surrogate, and a broken file with such a name; the sidecar of ``sidecar_of`` (a profile already there) gets
+    ``texts`` (written by ``json`` as ``\\udcff`` escapes).  Returns the two profiles' paths and the broken one's."""
+    base = os.fsencode(folder)
+    odd_file = os.fsdecode(base + b"/orders.\xff\xfe.prof")
+    with open(odd_file, "wb") as f:
+        f.write(marshal.dumps({("a.py", 1, "f"): (2, 2, 0.5, 0.75, {})}))
+    odd_name = os.path.join(folder, "odd_name.prof")
+    with open(odd_name, "wb") as f:
+        f.write(marshal.dumps({("b.py", 3, "bad\udc80name"): (1, 1, 0.25, 0.25, {("a.py", 1, "f"): (1, 1, 0.1, 0.1)}),
+                               ("a.py", 1, "f"): (1, 1, 0.125, 0.125, {})}))  # fmt: skip
+    side_path = sidecar_of[: -len(".prof")] + ".json"
+    with open(side_path, encoding="utf-8") as f:
+        side = json.load(f)
+    side.update(texts)
+    with open(side_path, "w", encoding="utf-8") as f:
+        json.dump(side, f)
+    broken = os.fsdecode(base + b"/broken.\xff.prof")
+    with open(broken, "wb") as f:
+        f.write(b"not a profile at all")
+    return [odd_file, odd_name], broken
+
+
 def write_corpus(folder: str, n: int, *, n_functions: int = 500, n_edges: int = 1000, seed: int = 0,
                  runs: tuple[str, ...] = ("baseline",), with_sidecars: bool = True) -> list[str]:  # fmt: skip
     """``n`` synthetic profiles (+ sidecars) under ``folder``; returns the profile paths."""

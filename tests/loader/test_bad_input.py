@@ -19,6 +19,7 @@ import pytest
 import celerylab as cl
 from celerylab import LoadError
 from celerylab.core import decode as _pstats
+from celerylab.testing import write_not_utf8
 
 from .conftest import make_set
 
@@ -305,20 +306,8 @@ def test_names_that_are_not_utf8_load_exactly(tmp_path):
     column, a name or category is shown escaped).  They once failed the whole load with UnicodeEncodeError."""
     folder = tmp_path / "p"
     good = make_set(folder, 2)
-    odd_file = os.fsdecode(os.fsencode(str(folder)) + b"/orders.\xff\xfe.prof")
-    with open(odd_file, "wb") as f:
-        f.write(marshal.dumps({("a.py", 1, "f"): (2, 2, 0.5, 0.75, {})}))
-    odd_name = str(folder / "odd_name.prof")
-    with open(odd_name, "wb") as f:
-        f.write(marshal.dumps({("b.py", 3, "bad\udc80name"): (1, 1, 0.25, 0.25, {("a.py", 1, "f"): (1, 1, 0.1, 0.1)}),
-                               ("a.py", 1, "f"): (1, 1, 0.125, 0.125, {})}))  # fmt: skip
-    side = json.loads(Path(good[0]).with_suffix(".json").read_text())
-    side["task_name"] = "odd\udcfftask"
-    Path(good[0]).with_suffix(".json").write_text(json.dumps(side))  # json writes the surrogate as \udcff
-    broken = os.fsdecode(os.fsencode(str(folder)) + b"/broken.\xff.prof")
-    with open(broken, "wb") as f:
-        f.write(b"not a profile at all")
-    paths = sorted([*good, odd_file, odd_name])
+    odd, broken = write_not_utf8(str(folder), good[0], task_name="odd\udcfftask")
+    paths = sorted([*good, *odd])
 
     def shown(text):  # a lone surrogate, as the frames show it
         return text.encode("utf-8", "backslashreplace").decode()

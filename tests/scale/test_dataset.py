@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pstats
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ import pytest
 import celerylab as cl
 from celerylab.scale import ingest
 from celerylab.scale.ingest import read_manifest
+from celerylab.testing import write_not_utf8
 
 from .conftest import make_corpus
 
@@ -293,26 +293,10 @@ def test_names_that_are_not_utf8_are_ingested_and_totals_stay_exact(tmp_path, cl
     holding one, and a broken file with such a name: Parquet's strings are UTF-8, so the dataset writes each as its
     escape (as the loader's frames show names); the functions keep their identity and every total equals pstats.
     They once failed the whole ingest with UnicodeEncodeError."""
-    import json
-    import marshal
-
     folder = tmp_path / "src"
     good = make_corpus(folder, 3, extras=False)
-    odd_file = os.fsdecode(os.fsencode(str(folder)) + b"/orders.\xff\xfe.prof")
-    with open(odd_file, "wb") as f:
-        f.write(marshal.dumps({("a.py", 1, "f"): (2, 2, 0.5, 0.75, {})}))
-    odd_name = str(folder / "odd_name.prof")
-    with open(odd_name, "wb") as f:
-        f.write(marshal.dumps({("b.py", 3, "bad\udc80name"): (1, 1, 0.25, 0.25, {("a.py", 1, "f"): (1, 1, 0.1, 0.1)}),
-                               ("a.py", 1, "f"): (1, 1, 0.125, 0.125, {})}))  # fmt: skip
-    side_path = Path(good[0][: -len(".prof")] + ".json")
-    side = json.loads(side_path.read_text())
-    side.update(task_name="odd\udcfftask", run="run\udcfe")
-    side_path.write_text(json.dumps(side))  # json writes the surrogates as \udcff, \udcfe
-    broken = os.fsdecode(os.fsencode(str(folder)) + b"/broken.\xff.prof")
-    with open(broken, "wb") as f:
-        f.write(b"not a profile at all")
-    paths = sorted([*good, odd_file, odd_name])
+    odd, broken = write_not_utf8(str(folder), good[0], task_name="odd\udcfftask", run="run\udcfe")
+    paths = sorted([*good, *odd])
 
     def shown(text):
         return text.encode("utf-8", "backslashreplace").decode()
