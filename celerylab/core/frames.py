@@ -207,8 +207,8 @@ _EMPTY: dict[str, pd.DataFrame] = {}
 def table(name: str, rows: list[Any]) -> pd.DataFrame:
     """One of :data:`_TABLES` from its rows (an empty one is made once and copied: most loads have no SQL, no
     errors, no metadata report).  The copy is shallow: a frame of no rows has no value to share, and its axes are new
-    views (a column added, a name set or a row appended stays in the copy; tested); a deep copy took ~25 µs more
-    each, four times a re-open, after other work."""
+    views (a column added or removed, an index or column name set stays in the copy; tested); a deep copy took
+    ~25 µs more each, four times a re-open, after other work."""
     if not rows and name in _EMPTY:
         return _EMPTY[name].copy(deep=False)
     columns, dtypes = _TABLES[name]

@@ -48,7 +48,7 @@ class Found:
     #: files added by name or glob rather than by a folder's walk (their folder's listing is not known)
     unlisted: int = 0
     #: every folder the walk read: (path, st_dev, st_ino, st_mtime_ns) as it was before the walk read it, and when
-    #: the walk started (``time.time_ns``): what :func:`still_valid` checks a kept walk against
+    #: the walk started (``time.time_ns``): what :func:`dirs_unchanged` checks a kept walk against
     dirs: list[tuple[str, int, int, int]] = field(default_factory=list)
     walked_ns: int = 0
     #: whether the source was folders only (no glob, no file named, nothing missing): a walk that can be kept
@@ -189,7 +189,7 @@ QUIET_NS = 2_000_000_000
 
 
 def keepable(found: Found) -> bool:
-    """Whether a re-open may use this walk instead of walking again (see :func:`still_valid`): folders only, no
+    """Whether a re-open may use this walk instead of walking again (see :func:`dirs_unchanged`): folders only, no
     error met (a folder it could not read may become readable without its parent changing), and every folder
     quiet for :data:`QUIET_NS` before the walk began."""
     return (
@@ -200,15 +200,11 @@ def keepable(found: Found) -> bool:
     )
 
 
-def still_valid(found: Found) -> bool:
-    """Whether a kept walk still lists what a new walk would: every folder it read is still the same folder with
-    the same mtime (adding, removing or renaming an entry changes its folder's mtime; a file changed in place is
-    the cache's signatures' business, not the walk's)."""
-    return keepable(found) and dirs_unchanged(found.dirs)
-
-
 def dirs_unchanged(dirs: list[tuple[str, int, int, int]]) -> bool:
-    """Whether every folder of ``dirs`` (``Found.dirs``) is still the same folder with the same mtime."""
+    """Whether a kept walk still lists what a new walk would: every folder it read (``dirs``: ``Found.dirs`` of a
+    walk that was :func:`keepable`) is still the same folder with the same mtime (adding, removing or renaming an
+    entry changes its folder's mtime; a file changed in place is the cache's signatures' business, not the
+    walk's)."""
     for path, dev, ino, mtime in dirs:
         try:
             st = os.stat(path)
@@ -251,5 +247,4 @@ __all__ = [
     "keepable",
     "read_sidecar",
     "sidecar_path",
-    "still_valid",
 ]
