@@ -1686,8 +1686,9 @@ done:
 
 #ifndef _WIN32
 /* stat_start(paths, sidecars) or stat_start(names, n) -> StatJob: stat_sigs in one or two threads of its own,
- * started now; job.wait() -> the same bytes.  The caller goes on with Python (a re-open maps its cache and builds its frames) while the
- * threads make the system calls: they hold no GIL and touch no Python object (the names are encoded here, first). */
+ * started now; job.wait() -> the same bytes.  The caller goes on with Python (a re-open maps its cache and builds
+ * its frames) while the threads make the system calls: they hold no GIL and touch no Python object (the names are
+ * encoded here first, or read from the one bytes object the job holds). */
 typedef struct {
     PyObject_HEAD
     PyObject *out;      /* bytes, four int64 a file */
@@ -1772,7 +1773,7 @@ static StatJob *statjob_named(PyObject *names, PyObject *count, const char *what
     if (n == -1 && PyErr_Occurred()) return NULL;
     Py_ssize_t len = PyBytes_Size(names);
     if (n < 0 || n > len / 2) { /* each of the 2n names ends with a NUL */
-        PyErr_Format(PyExc_ValueError, "%s: %zd names of %zd bytes cannot hold %zd files", what, len, len, n);
+        PyErr_Format(PyExc_ValueError, "%s: names of %zd bytes cannot hold %zd files", what, len, n);
         return NULL;
     }
     StatJob *j = statjob_alloc(n);
