@@ -84,7 +84,10 @@ def _walk(root: str, found: Found, seen_dirs: set[tuple[int, int]], seen_files: 
         return
     key = (st.st_dev, st.st_ino)
     if key in seen_dirs:
-        found.errors.append((root, "symlink loop (directory already visited), skipped"))
+        # reached again through a symlink: a loop, or a link to a folder walked already; otherwise the folder was
+        # named twice, or named inside another folder named, and its files are listed already (nothing is lost)
+        if os.path.islink(root):
+            found.errors.append((root, "symlink loop (directory already visited), skipped"))
         return
     seen_dirs.add(key)
     found.dirs.append((os.path.abspath(root), st.st_dev, st.st_ino, st.st_mtime_ns))

@@ -12,6 +12,7 @@ import pickle
 import pstats
 import random
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,29 @@ def test_each_bad_file_has_a_clear_reason_and_good_files_survive(tmp_path):
     assert any("symlink loop" in r for p, r in zip(ps.errors["path"], ps.errors["reason"]) if "again" in p)
     # the good files are complete and exact
     assert ps.where(path=lambda c: ~c.str.contains("/_src/")).to_pstats_dict() == pstats.Stats(*good).stats
+
+
+def test_a_folder_named_twice_or_inside_another_is_loaded_once_without_an_error(tmp_path):
+    """Naming a folder twice, or a folder and one inside it, in either order, loads each file once; nothing is
+    reported (it was once "symlink loop (directory already visited)", with a warning that files could not be
+    loaded), while a real symlink loop still is."""
+    folder = tmp_path / "p"
+    paths = make_set(folder, 3)
+    make_set(folder / "sub", 2)
+    whole = cl.load(folder, cache=False)
+    assert len(whole) == 5 and not len(whole.errors)
+    for source in ([folder, folder], [folder, folder / "sub"], [folder / "sub", folder], [str(folder), paths[0]]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "could not be loaded"
+            ps = cl.load(source, cache=False)
+        assert not len(ps.errors), source
+        assert sorted(ps.profiles["path"]) == sorted(whole.profiles["path"]), source
+        assert ps.to_pstats_dict() == whole.to_pstats_dict()
+    os.symlink(folder, folder / "sub" / "back")  # a link to a folder above: still a loop, still reported
+    with pytest.warns(UserWarning, match="could not be loaded"):
+        ps = cl.load(folder, cache=False)
+    assert [os.path.basename(p) for p in ps.errors["path"]] == ["back"]
+    assert "symlink loop" in ps.errors["reason"].iloc[0] and len(ps) == 5
 
 
 def test_strict_raises_one_error_listing_every_bad_file(tmp_path):
