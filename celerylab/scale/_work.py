@@ -74,6 +74,28 @@ def _within(pid: np.ndarray) -> np.ndarray:
     return (np.arange(n) - np.repeat(starts, lengths)).astype(np.int32)
 
 
+BEYOND_INT64 = (
+    "a line number beyond 64 bits: the dataset's line column is int64, so this profile is left out "
+    "(cl.load reads it, as pstats does)"
+)
+
+
+def _beyond_int64(parsed: Any) -> set[str]:
+    """The paths of the profiles that name a function whose line number does not fit in int64 (only a corrupt or
+    hostile file has one)."""
+    funcs = parsed.funcs or []
+    try:
+        np.fromiter((k[1] for k in funcs), dtype=np.int64, count=len(funcs))
+        return set()
+    except OverflowError:
+        pass
+    big = np.array([not -(2**63) <= k[1] < 2**63 for k in funcs] or [False], dtype=bool)
+    s, e = parsed.stats, parsed.edges
+    pids = np.concatenate([s["profile_id"][big[s["func_id"]]],
+                           e["profile_id"][big[e["caller_id"]] | big[e["callee_id"]]]])  # fmt: skip
+    return {parsed.paths[i] for i in np.unique(pids)}
+
+
 def parse_chunk(files: list[SourceFile], dataset: str, part: str, storage_options: dict[str, Any] | None = None,
                 source_options: dict[str, Any] | None = None) -> ChunkResult:  # fmt: skip
     """Parse ``files`` (all on one filesystem) and write their rows under part ``part`` of ``dataset``."""
@@ -88,7 +110,12 @@ def parse_chunk(files: list[SourceFile], dataset: str, part: str, storage_option
 
         parsed = parse_serial([f.path for f in files], opener)
     else:
+        opener = open  # type: ignore[assignment]
         parsed = parse_serial([f.path for f in files])
+    beyond = _beyond_int64(parsed)
+    if beyond:  # the chunk again without them: the dataset's line column is int64
+        parsed = parse_serial([f.path for f in files if f.path not in beyond], opener)
+        parsed.errors += [(p, BEYOND_INT64) for p in sorted(beyond)]
     bad = dict(parsed.errors)
     ok_keys: dict[str, int] = {}
     for f in files:

@@ -321,3 +321,26 @@ def test_names_that_are_not_utf8_are_ingested_and_totals_stay_exact(tmp_path, cl
         assert (row["tottime"], row["cumtime"]) == (tt, ct), name
     loaded = load(folder)  # cl.load shows the same names the same way
     assert set(loaded.functions["label"]) == set(got.functions["label"])
+
+
+def test_a_line_number_beyond_64_bits_leaves_out_that_profile_with_its_reason(tmp_path, client):
+    """pstats (and cl.load) read a line number beyond 64 bits; the dataset's line column is int64: that profile is
+    left out, named with the reason, and the rest of its chunk is ingested exactly (it was reported as a parser
+    crash, after its whole chunk failed)."""
+    import marshal
+
+    from celerylab.scale._work import BEYOND_INT64
+
+    folder = tmp_path / "src"
+    good = make_corpus(folder, 3, extras=False)
+    huge = str(folder / "huge.prof")
+    with open(huge, "wb") as f:
+        f.write(marshal.dumps({("a.py", 2**70, "f"): (1, 1, 0.5, 0.5, {}), ("a.py", 1, "g"): (1, 1, 0.25, 0.25, {})}))
+    dataset = str(tmp_path / "ds")
+    report = ingest(str(folder), dataset, scheduler=client, chunk_size=10)
+    assert report.profiles == 3 and report.errors == [(huge, BEYOND_INT64)]
+    assert report.chunks == 1
+    ds = cl.open_dataset(dataset, scheduler=client)
+    assert_same(ds.top(None), load_subset(load(folder).where(path=lambda c: c != huge)).top(None))
+    assert ingest(str(folder), dataset, scheduler=client).new_files == 0, "its verdict is kept"
+    assert sorted(ds.to_profileset().profiles["path"]) == sorted(good)
