@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..core.decode import Opener
 from ..core.frames import build_frames, shown
 from ..core.parse import parse_serial
 from . import _layout as L
@@ -102,16 +103,11 @@ def parse_chunk(files: list[SourceFile], dataset: str, part: str, storage_option
     result = ChunkResult(part=part)
     if not files:
         return result
+    opener: Opener = open
     if "://" in files[0].path:
         src_fs, _ = L.filesystem(files[0].path, source_options)
-
-        def opener(path: str, mode: str) -> Any:
-            return src_fs.open(path, mode)
-
-        parsed = parse_serial([f.path for f in files], opener)
-    else:
-        opener = open  # type: ignore[assignment]
-        parsed = parse_serial([f.path for f in files])
+        opener = src_fs.open
+    parsed = parse_serial([f.path for f in files], opener)
     beyond = _beyond_int64(parsed)
     if beyond:  # the chunk again without them: the dataset's line column is int64
         parsed = parse_serial([f.path for f in files if f.path not in beyond], opener)
